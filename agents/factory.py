@@ -1,0 +1,213 @@
+"""The policy-aware chat-model factory: the one place a chat model is built.
+
+`create_chat_model(service, model_id, user_id=...)` resolves the model (policy default when
+omitted), validates it against the service's policy, decides where it is served (routing is
+separate from the catalog), and returns a cached `ChatOpenAI` with the cost callback and
+LangSmith metadata attached. HTTP pools are shared through langchain-openai's own cached default
+httpx clients (one pool per base URL and timeout), so instances never open their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
+
+from agents.costs import CostCallbackHandler, get_ledger
+from agents.models import MODEL_CATALOG, ModelConfig, validate_model
+from agents.settings import Settings, get_settings
+
+RouteKind = Literal["openai", "compatible", "local"]
+_OPENAI_HOST = re.compile(r"^https://api\.openai\.com(/|$)")
+# Keys nobody needs when the endpoint does not check them (llama.cpp, vLLM, Ollama).
+_NO_KEY = SecretStr("not-needed")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where and how a logical catalog model is served."""
+
+    kind: RouteKind
+    base_url: str | None
+    served_model: str
+    api_key: SecretStr
+    stream_usage: bool
+    billed: bool
+    request_flags: ModelConfig  # the served model decides the request shape
+
+    @property
+    def identity(self) -> tuple[str, str | None, str]:
+        return (self.kind, self.base_url, self.served_model)
+
+
+class QuantChatOpenAI(ChatOpenAI):
+    """`ChatOpenAI` that sends system prompts in the role the served model accepts.
+
+    langchain-openai already turns `system` into `developer` for `o<digit>` names; o1-preview
+    takes neither, so its instructions go in as a user message.
+    """
+
+    system_role: Literal["system", "developer", "user"] = "system"
+
+    def _get_request_payload(
+        self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if self.system_role != "system":
+            for message in payload.get("messages", []):
+                if message.get("role") in ("system", "developer"):
+                    message["role"] = self.system_role
+        return payload
+
+
+def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route:
+    """Decide where `model` is served: a configured route, OpenAI(-compatible), or local."""
+    s = settings or get_settings()
+    if model.id in s.model_routes:
+        r = s.model_routes[model.id]
+        kind: RouteKind = "openai" if _OPENAI_HOST.match(r.base_url) else "compatible"
+        return Route(
+            kind=kind,
+            base_url=r.base_url,
+            served_model=r.served_model or model.id,
+            api_key=r.api_key or s.openai_api_key or _NO_KEY,
+            stream_usage=r.stream_usage if r.stream_usage is not None else kind == "openai",
+            billed=r.billed,
+            request_flags=model,
+        )
+    if not model.local and s.uses_openai:
+        base = s.openai_base_url
+        kind = "openai" if base is None or _OPENAI_HOST.match(base) else "compatible"
+        return Route(
+            kind=kind,
+            base_url=base,
+            served_model=model.id,
+            api_key=s.openai_api_key or _NO_KEY,
+            stream_usage=s.stream_usage if s.stream_usage is not None else kind == "openai",
+            billed=kind == "openai" or s.base_url_billed,
+            request_flags=model,
+        )
+    from agents.local_model import LOCAL_MODEL_ID, ensure_server
+
+    local = model if model.local else MODEL_CATALOG[LOCAL_MODEL_ID]
+    server = ensure_server(s)
+    return Route(
+        kind="local",
+        base_url=server.base_url,
+        served_model=local.id,
+        api_key=_NO_KEY,
+        stream_usage=s.stream_usage if s.stream_usage is not None else True,
+        billed=False,
+        request_flags=local,
+    )
+
+
+_cache: dict[tuple[Any, ...], ChatOpenAI] = {}
+_cache_lock = threading.Lock()
+
+
+def create_chat_model(
+    service: str,
+    model_id: str | None = None,
+    *,
+    user_id: str | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> ChatOpenAI:
+    """The chat model for (service, requested model, user), validated against the policy.
+
+    Same arguments → the same instance (no duplicate initialisation). `overrides` are
+    `ChatOpenAI` fields such as `temperature` or `max_tokens`; values a model cannot take are
+    rejected here with the reason rather than by the API after a paid round trip.
+    """
+    model = validate_model(service, model_id)
+    s = settings or get_settings()
+    key = (service, model.id, user_id, id(s), json.dumps(overrides, sort_keys=True, default=repr))
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        route = resolve_route(model, s)
+        chat = _build(service, model, user_id, route, s, overrides)
+        _cache[key] = chat
+        return chat
+
+
+def _build(
+    service: str,
+    model: ModelConfig,
+    user_id: str | None,
+    route: Route,
+    s: Settings,
+    overrides: dict[str, Any],
+) -> ChatOpenAI:
+    flags = route.request_flags
+    _check_overrides(model, flags, overrides)
+    handler = CostCallbackHandler(
+        ledger=get_ledger(s),
+        model=model,
+        service=service,
+        user_id=user_id,
+        served_model=route.served_model,
+        route=route.kind,
+        billed=route.billed,
+    )
+    metadata = {
+        "service": service,
+        "model": model.id,
+        "served_model": route.served_model,
+        "route": route.kind,
+        "user_id": user_id,
+        "tier": model.tier.value,
+    }
+    tags = ["quant-genai", f"service:{service}", f"model:{model.id}"]
+    if user_id is not None:
+        tags.append(f"user:{user_id}")
+    params: dict[str, Any] = {
+        "model": route.served_model,
+        "api_key": route.api_key,
+        "base_url": route.base_url,
+        "timeout": s.request_timeout_s,
+        "max_retries": s.max_retries,
+        "stream_usage": route.stream_usage,
+        "callbacks": [handler],
+        "metadata": metadata,
+        "tags": tags,
+        "system_role": flags.system_role,
+    }
+    if not flags.supports_streaming:
+        params["disable_streaming"] = True
+    params.update(overrides)
+    return QuantChatOpenAI(**params)
+
+
+def _check_overrides(model: ModelConfig, flags: ModelConfig, overrides: dict[str, Any]) -> None:
+    if "temperature" in overrides and not flags.supports_temperature:
+        raise ValueError(
+            f"{model.id} does not accept temperature (reasoning model); leave it unset"
+        )
+    limit = min(model.max_output_tokens, flags.max_output_tokens)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = overrides.get(name)
+        if value is not None and not 0 < int(value) <= limit:
+            raise ValueError(
+                f"{name}={value} is outside 1..{limit} for {model.id} as served by {flags.id}"
+            )
+    for forbidden in ("callbacks", "api_key", "base_url", "model", "model_name"):
+        if forbidden in overrides:
+            raise ValueError(
+                f"{forbidden!r} is set by the factory from the catalog and routing; "
+                "configure routing with QUANT_GENAI_MODEL_ROUTES / OPENAI_BASE_URL instead"
+            )
+
+
+def clear_model_cache() -> None:
+    """Forget built models (tests; after changing settings)."""
+    with _cache_lock:
+        _cache.clear()

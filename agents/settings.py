@@ -1,0 +1,119 @@
+"""Runtime settings, read once from the environment and `.env`.
+
+Everything the runtime needs to know about its surroundings lives here so that no other module
+reads `os.environ` directly: one place to document, validate and override (tests pass a
+`Settings(...)` explicitly).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "openai", "local"]
+
+
+class ModelRoute(BaseModel):
+    """Where one logical catalog model is served when it is not plain OpenAI.
+
+    `served_model` is the name the endpoint knows the model by (e.g. an Ollama tag).
+    """
+
+    base_url: str
+    served_model: str | None = None
+    api_key: SecretStr | None = None
+    stream_usage: bool | None = None
+    billed: bool = Field(
+        default=False, description="True when this endpoint charges catalog prices (a proxy "
+        "to OpenAI); False for self-hosted servers, whose calls cost $0 beside the list price"
+    )
+
+
+class Settings(BaseSettings):
+    """All environment knobs; see README "Configuration" for the full table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    backend: Backend = Field(
+        default="auto",
+        validation_alias="QUANT_GENAI_BACKEND",
+        description="auto: OpenAI(-compatible) when OPENAI_API_KEY is set, else the local model",
+    )
+    model_routes: dict[str, ModelRoute] = Field(
+        default_factory=dict,
+        validation_alias="QUANT_GENAI_MODEL_ROUTES",
+        description="JSON: catalog id -> {base_url, served_model, api_key, stream_usage}",
+    )
+    base_url_billed: bool = Field(
+        default=True,
+        validation_alias="QUANT_GENAI_BASE_URL_BILLED",
+        description="Calls to OPENAI_BASE_URL cost catalog prices (false for a self-hosted server)",
+    )
+    stream_usage: bool | None = Field(
+        default=None,
+        validation_alias="QUANT_GENAI_STREAM_USAGE",
+        description="Ask for usage in streams; default on for OpenAI and the local model, "
+        "off for other OpenAI-compatible base URLs (some reject stream_options)",
+    )
+    request_timeout_s: float = Field(default=60.0, gt=0, validation_alias="QUANT_GENAI_TIMEOUT_S")
+    max_retries: int = Field(default=2, ge=0, validation_alias="QUANT_GENAI_MAX_RETRIES")
+
+    data_dir: Path = Field(default=Path("data"), validation_alias="QUANT_GENAI_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    chromadb_path: Path | None = Field(default=None, validation_alias="CHROMADB_PATH")
+    chroma_host: str | None = Field(default=None, validation_alias="CHROMA_HOST")
+
+    local_model_path: Path | None = Field(
+        default=None,
+        validation_alias="QUANT_GENAI_LOCAL_MODEL_PATH",
+        description="A GGUF to serve instead of assembling the packaged Qwen2.5-Coder-0.5B",
+    )
+    local_model_host: str = Field(default="127.0.0.1", validation_alias="QUANT_GENAI_LOCAL_HOST")
+    local_model_port: int = Field(
+        default=8766, ge=1, le=65535, validation_alias="QUANT_GENAI_LOCAL_PORT"
+    )
+    local_model_ctx: int = Field(default=8192, ge=512, validation_alias="QUANT_GENAI_LOCAL_CTX")
+    local_model_threads: int = Field(default=2, ge=1, validation_alias="QUANT_GENAI_LOCAL_THREADS")
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The ledger URL: DATABASE_URL, else a SQLite file under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'ledger.sqlite3'}"
+
+    @property
+    def resolved_chromadb_path(self) -> Path:
+        return (self.chromadb_path or self.resolved_data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def uses_openai(self) -> bool:
+        """True when calls go to OpenAI or an OpenAI-compatible endpoint rather than local."""
+        if self.backend == "local":
+            return False
+        if self.backend == "openai":
+            return True
+        return self.openai_api_key is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings()

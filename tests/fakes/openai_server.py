@@ -1,0 +1,209 @@
+"""A fake OpenAI-compatible HTTP server with exact, repeatable token counts.
+
+Used by unit/integration tests and by `bench/model_layer.py` so that requests travel over real
+HTTP through `ChatOpenAI` / `openai.AsyncOpenAI` while usage is known in advance.
+
+The last user message may carry directives (space separated, anywhere in the text):
+  #in=N         prompt_tokens (default: number of whitespace words over all messages)
+  #cached=N     prompt_tokens_details.cached_tokens (default 0)
+  #out=N        visible completion tokens (default 3); the reply is N words "w0 w1 ..."
+  #reasoning=N  completion_tokens_details.reasoning_tokens, added to completion_tokens
+  #status=N     answer with HTTP status N and an OpenAI-style error body
+  #sleep=MS     wait MS milliseconds before answering
+Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+_DIRECTIVE = re.compile(r"#(in|cached|out|reasoning|status|sleep)=(\d+)")
+STATS: dict[str, int] = {"chat_completions": 0}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def plan(body: dict[str, Any]) -> dict[str, int]:
+    """The usage the server will report for a request body (also used by tests)."""
+    messages = body.get("messages", [])
+    words = sum(len(_text(m.get("content")).split()) for m in messages)
+    last_user = next(
+        (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    d = {k: int(v) for k, v in _DIRECTIVE.findall(last_user)}
+    return {
+        "in": d.get("in", words),
+        "cached": d.get("cached", 0),
+        "out": d.get("out", 3),
+        "reasoning": d.get("reasoning", 0),
+        "status": d.get("status", 200),
+        "sleep": d.get("sleep", 0),
+    }
+
+
+def _usage(p: dict[str, int]) -> dict[str, Any]:
+    completion = p["out"] + p["reasoning"]
+    return {
+        "prompt_tokens": p["in"],
+        "completion_tokens": completion,
+        "total_tokens": p["in"] + completion,
+        "prompt_tokens_details": {"cached_tokens": p["cached"], "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": p["reasoning"], "audio_tokens": 0},
+    }
+
+
+async def chat_completions(request: Request) -> Response:
+    body = await request.json()
+    STATS["chat_completions"] += 1
+    p = plan(body)
+    if p["sleep"]:
+        await asyncio.sleep(p["sleep"] / 1000)
+    if p["status"] != 200:
+        return JSONResponse(
+            {"error": {"message": f"fake error {p['status']}", "type": "fake", "code": None}},
+            status_code=p["status"],
+        )
+    model = body.get("model", "fake")
+    created = int(time.time())
+    cid = f"chatcmpl-fake{STATS['chat_completions']}"
+    words = [f"w{i}" for i in range(p["out"])]
+    if not body.get("stream"):
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": " ".join(words)},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": _usage(p),
+            }
+        )
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> str:
+        obj: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage:
+            obj["usage"] = usage
+        return f"data: {json.dumps(obj)}\n\n"
+
+    async def events() -> AsyncIterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        for i, w in enumerate(words):
+            yield chunk({"content": w if i == 0 else " " + w})
+        yield chunk({}, finish="stop")
+        if include_usage:
+            yield chunk({}, usage=_usage(p))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def stats(request: Request) -> Response:
+    return JSONResponse(STATS)
+
+
+async def models(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", models),
+        Route("/_stats", stats),
+    ]
+)
+
+
+@dataclass
+class FakeServer:
+    port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def requests_served(self) -> int:
+        import httpx
+
+        return int(httpx.get(f"http://127.0.0.1:{self.port}/_stats").json()["chat_completions"])
+
+
+@contextlib.contextmanager
+def run_fake_server() -> Iterator[FakeServer]:
+    """Start the server in a subprocess (so it never shares the client's GIL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"fake OpenAI server did not start: {line!r}")
+        yield FakeServer(int(line.split()[1]), proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    import uvicorn
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", args.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        print(f"READY {port}", flush=True)
+        await task
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
