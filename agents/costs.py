@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Literal
 from uuid import UUID
 
@@ -49,7 +48,7 @@ class TokenUsage(BaseModel):
     reasoning_tokens: int = 0
 
     @classmethod
-    def from_usage_metadata(cls, usage: Mapping[str, Any]) -> TokenUsage:
+    def from_usage_metadata(cls, usage: Mapping[str, Any], *, check: bool = True) -> TokenUsage:
         inp = usage.get("input_token_details") or {}
         out = usage.get("output_token_details") or {}
         u = cls(
@@ -58,13 +57,24 @@ class TokenUsage(BaseModel):
             output_tokens=int(usage.get("output_tokens") or 0),
             reasoning_tokens=int(out.get("reasoning") or 0),
         )
-        if min(u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens) < 0:
-            raise ValueError(f"negative token count in usage: {dict(usage)}")
-        if u.cached_input_tokens > u.input_tokens:
-            raise ValueError("cached input tokens exceed input tokens (they are a subset)")
-        if u.reasoning_tokens > u.output_tokens:
-            raise ValueError("reasoning tokens exceed output tokens (they are a subset)")
+        if check:
+            u.check()
         return u
+
+    def check(self) -> None:
+        """Reject usage that cannot be priced consistently (details are subsets of totals)."""
+        counts = (
+            self.input_tokens,
+            self.cached_input_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+        )
+        if min(counts) < 0:
+            raise ValueError(f"negative token count in usage: {self}")
+        if self.cached_input_tokens > self.input_tokens:
+            raise ValueError("cached input tokens exceed input tokens (they are a subset)")
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError("reasoning tokens exceed output tokens (they are a subset)")
 
 
 def _nano_rate(rate: Decimal) -> int:
@@ -399,7 +409,11 @@ class CostCallbackHandler(BaseCallbackHandler):
         self._lock = threading.Lock()
 
     def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
         **kwargs: Any,
     ) -> None:
         with self._lock:
@@ -421,8 +435,9 @@ class CostCallbackHandler(BaseCallbackHandler):
         usage_md = _first_usage(response)
         cache_hit = usage_md is not None and usage_md.get("total_cost") == 0
         usage = TokenUsage()
+        error = None
         if usage_md is not None and not cache_hit:
-            usage = TokenUsage.from_usage_metadata(usage_md)
+            usage = TokenUsage.from_usage_metadata(usage_md, check=False)
         cost: int | None
         list_price: int | None
         if cache_hit:
@@ -431,11 +446,13 @@ class CostCallbackHandler(BaseCallbackHandler):
             cost = list_price = None  # the endpoint reported no usage: unpriced, not $0
         else:
             try:
+                usage.check()
                 list_price = cost_nanousd(self.model, usage)
-            except UnpricedModelError:
+            except ValueError as e:  # unpriced model or inconsistent usage: keep the row
                 list_price = None
-            cost = list_price if self.billed else 0
-        self._write(run_id, usage, cost, list_price, latency, cache_hit, None)
+                error = None if isinstance(e, UnpricedModelError) else f"usage: {e}"
+            cost = list_price if self.billed or list_price is None else 0
+        self._write(run_id, usage, cost, list_price, latency, cache_hit, error)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         latency = self._latency_ms(run_id)

@@ -3,18 +3,20 @@
 `create_chat_model(service, model_id, user_id=...)` resolves the model (policy default when
 omitted), validates it against the service's policy, decides where it is served (routing is
 separate from the catalog), and returns a cached `ChatOpenAI` with the cost callback and
-LangSmith metadata attached. HTTP pools are shared through langchain-openai's own cached default
-httpx clients (one pool per base URL and timeout), so instances never open their own.
+LangSmith metadata attached. Every instance shares one sync and one async HTTP client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 from langchain_core.language_models import LanguageModelInput
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
@@ -108,6 +110,52 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
     )
 
 
+# The openai SDK's own pool sizes.
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class PerLoopTransport(httpx.AsyncBaseTransport):
+    """One connection pool per event loop behind one shared `httpx.AsyncClient`.
+
+    Async connections belong to the loop that opened them. langchain-openai's process-wide
+    cached client breaks on the second `asyncio.run()` ("Event loop is closed", langchain#35783)
+    and the SDK's retry then re-sends the request: a double charge. Pools keyed by loop (weakly,
+    so a finished loop's pool goes with it) keep sharing without crossing loops.
+    """
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport]
+        self._pools = weakref.WeakKeyDictionary()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = httpx.AsyncHTTPTransport(limits=_LIMITS)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+
+_http_lock = threading.Lock()
+_http_clients: tuple[httpx.Client, httpx.AsyncClient] | None = None
+
+
+def shared_http_clients() -> tuple[httpx.Client, httpx.AsyncClient]:
+    """The process-wide HTTP clients every factory-built model uses."""
+    global _http_clients
+    with _http_lock:
+        if _http_clients is None:
+            _http_clients = (
+                httpx.Client(limits=_LIMITS, follow_redirects=True),
+                httpx.AsyncClient(transport=PerLoopTransport(), follow_redirects=True),
+            )
+        return _http_clients
+
+
 _cache: dict[tuple[Any, ...], ChatOpenAI] = {}
 _cache_lock = threading.Lock()
 
@@ -166,6 +214,7 @@ def _build(
         "user_id": user_id,
         "tier": model.tier.value,
     }
+    sync_client, async_client = shared_http_clients()
     tags = ["quant-genai", f"service:{service}", f"model:{model.id}"]
     if user_id is not None:
         tags.append(f"user:{user_id}")
@@ -180,6 +229,8 @@ def _build(
         "metadata": metadata,
         "tags": tags,
         "system_role": flags.system_role,
+        "http_client": sync_client,
+        "http_async_client": async_client,
     }
     if not flags.supports_streaming:
         params["disable_streaming"] = True

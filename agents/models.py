@@ -143,8 +143,7 @@ class ModelNotAllowedError(ValueError):
 def _load() -> tuple[dict[str, ModelConfig], dict[str, ServicePolicy]]:
     raw = tomllib.loads(resources.files(__package__).joinpath("catalog.toml").read_text("utf-8"))
     catalog = {
-        mid: ModelConfig.model_validate({"id": mid, **spec})
-        for mid, spec in raw["models"].items()
+        mid: ModelConfig.model_validate({"id": mid, **spec}) for mid, spec in raw["models"].items()
     }
     policies = {
         name: ServicePolicy.model_validate({"service": name, **spec})
@@ -191,7 +190,11 @@ def get_policy(service: str) -> ServicePolicy:
 
 def _price_key(m: ModelConfig) -> tuple[Decimal, Decimal, str]:
     big = Decimal("1e9")
-    return (m.input if m.input is not None else big, m.output if m.output is not None else big, m.id)
+    return (
+        m.input if m.input is not None else big,
+        m.output if m.output is not None else big,
+        m.id,
+    )
 
 
 def available_models(service: str, tier: ModelTier | str | None = None) -> list[ModelConfig]:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["auto", "openai", "local"]
@@ -28,8 +28,9 @@ class ModelRoute(BaseModel):
     api_key: SecretStr | None = None
     stream_usage: bool | None = None
     billed: bool = Field(
-        default=False, description="True when this endpoint charges catalog prices (a proxy "
-        "to OpenAI); False for self-hosted servers, whose calls cost $0 beside the list price"
+        default=False,
+        description="True when this endpoint charges catalog prices (a proxy "
+        "to OpenAI); False for self-hosted servers, whose calls cost $0 beside the list price",
     )
 
 

@@ -1,0 +1,63 @@
+"""Shared fixtures: isolated settings per test, the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents import factory
+from agents.settings import Settings, get_settings
+from tests.fakes.openai_server import FakeServer, run_fake_server
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees a developer's key, .env or data directory."""
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "DATABASE_URL",
+        "QUANT_GENAI_BACKEND",
+        "QUANT_GENAI_MODEL_ROUTES",
+        "QUANT_GENAI_STREAM_USAGE",
+        "CHROMADB_PATH",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("QUANT_GENAI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LANGSMITH_TRACING", "false")
+    get_settings.cache_clear()
+    factory.clear_model_cache()
+    yield
+    factory.clear_model_cache()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeServer]:
+    with run_fake_server() as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings on a per-test data dir; keyword arguments use the env var names."""
+
+    def make(**env: Any) -> Settings:
+        env.setdefault("QUANT_GENAI_DATA_DIR", str(tmp_path / "data"))
+        return Settings(_env_file=None, **env)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def fake_settings(make_settings: Callable[..., Settings], fake_openai: FakeServer) -> Settings:
+    """OpenAI-compatible routing to the fake server, billed like OpenAI, usage in streams."""
+    return make_settings(
+        OPENAI_API_KEY="sk-test-secret-123",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_STREAM_USAGE=True,
+        QUANT_GENAI_MAX_RETRIES=0,
+    )
