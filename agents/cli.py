@@ -64,16 +64,15 @@ def models(
     except ValueError as e:
         _fail(str(e))
     if as_json:
-        out = {
+        out: dict[str, Any] = {
             s: {
                 "policy": get_policy(s).model_dump(mode="json"),
                 "models": [model_json(m) for m in ms],
             }
             for s, ms in listing.items()
         }
-        if service:
-            out = out[service]
-        typer.echo(json.dumps(out, indent=2, sort_keys=True, default=sorted))
+        typer.echo(json.dumps(out[service] if service else out, indent=2, sort_keys=True,
+                              default=sorted))
         return
     for s, ms in listing.items():
         pol = SERVICE_MODEL_POLICIES[s]

@@ -60,7 +60,7 @@ def run_demo(console: Console) -> None:
         t0 = time.perf_counter()
         reply = chat.invoke([("system", system), ("user", prompt)])
         dt = time.perf_counter() - t0
-        usage = reply.usage_metadata or {}
+        usage: dict[str, object] = dict(reply.usage_metadata or {})
         console.print(
             Panel(
                 str(reply.content).strip(),

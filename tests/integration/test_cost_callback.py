@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -162,9 +163,14 @@ def test_self_hosted_route_records_zero_cost_and_list_price(
     fake_openai: FakeServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    routes = (
-        '{"gpt-4o-mini": {"base_url": "%s", "served_model": "llama3", "stream_usage": true}}'
-        % fake_openai.base_url
+    routes = json.dumps(
+        {
+            "gpt-4o-mini": {
+                "base_url": fake_openai.base_url,
+                "served_model": "llama3",
+                "stream_usage": True,
+            }
+        }
     )
     monkeypatch.setenv("QUANT_GENAI_MODEL_ROUTES", routes)  # JSON, as a user would write it
     s = make_settings(OPENAI_API_KEY="sk-x")

@@ -55,7 +55,7 @@ def test_async_calls_survive_successive_event_loops(
 
 
 def test_policy_is_enforced_before_anything_is_built(fake_settings: Settings) -> None:
-    with pytest.raises(ModelNotAllowedError, match="allowed: .*gpt-4o-mini"):
+    with pytest.raises(ModelNotAllowedError, match=r"allowed: .*gpt-4o-mini"):
         create_chat_model("prompt_governance", "gpt-4o", settings=fake_settings)
     with pytest.raises(UnknownModelError, match="gpt-4o"):
         create_chat_model("strategy_builder", "gpt-99", settings=fake_settings)

@@ -197,7 +197,7 @@ def test_defaults() -> None:
 
 
 def test_errors_name_the_valid_choices() -> None:
-    with pytest.raises(UnknownServiceError, match="narrative_report.*strategy_builder"):
+    with pytest.raises(UnknownServiceError, match=r"narrative_report.*strategy_builder"):
         validate_model("nonsense", "gpt-4o")
     with pytest.raises(UnknownModelError, match="gpt-4o-mini") as e:
         validate_model("prompt_governance", "gpt-9")

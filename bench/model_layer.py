@@ -1,0 +1,201 @@
+"""What the model layer adds per call over a bare `openai.AsyncOpenAI` call.
+
+Both sides call the same fake OpenAI-compatible server (a separate process, so it never shares
+the client's GIL) in the same process run, interleaved call by call so drift hits both equally:
+
+* baseline: `AsyncOpenAI.chat.completions.create(...)`
+* ours: `create_chat_model(...)` → `ChatOpenAI.ainvoke` with the cost callback writing one
+  SQLite ledger row per call (committed before the call returns).
+
+Also: the share of the ledger write alone, and throughput with 200 calls in flight.
+Run: `python -m bench.model_layer [--calls 2000] [--concurrency 200]`.
+Writes `bench/results/model_layer.json`; README's table is made from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from langchain_openai import ChatOpenAI
+from openai import AsyncOpenAI
+
+from agents.costs import Ledger, LedgerRow, get_ledger
+from agents.factory import create_chat_model
+from agents.settings import Settings
+from tests.fakes.openai_server import run_fake_server
+
+RESULTS = Path(__file__).parent / "results"
+PROMPT = "Summarise the backtest in one line. #in=200 #cached=64 #out=20"
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(pct(ms, 50), 3),
+        "p95_ms": round(pct(ms, 95), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+async def sequential(base_url: str, settings: Settings, calls: int) -> dict[str, Any]:
+    bare = AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    plain = ChatOpenAI(model="gpt-4o-mini", base_url=base_url, api_key="sk-bench", max_retries=0)
+    chat = create_chat_model("narrative_report", user_id="bench", settings=settings)
+    for _ in range(50):  # warm every path: connections, imports, prepared statements
+        await bare.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        await plain.ainvoke(PROMPT)
+        await chat.ainvoke(PROMPT)
+    base_ms: list[float] = []
+    plain_ms: list[float] = []
+    ours_ms: list[float] = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        await bare.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        t1 = time.perf_counter()
+        await plain.ainvoke(PROMPT)
+        t2 = time.perf_counter()
+        await chat.ainvoke(PROMPT)
+        t3 = time.perf_counter()
+        base_ms.append((t1 - t0) * 1000)
+        plain_ms.append((t2 - t1) * 1000)
+        ours_ms.append((t3 - t2) * 1000)
+    await bare.close()
+    added = [o - b for o, b in zip(ours_ms, base_ms, strict=True)]
+    b, p, o = summary(base_ms), summary(plain_ms), summary(ours_ms)
+    return {
+        "calls": calls,
+        "baseline_openai_sdk": b,
+        "plain_chatopenai_no_callbacks": p,
+        "model_layer": o,
+        "langchain_share_p50_ms": round(p["p50_ms"] - b["p50_ms"], 3),
+        "ours_over_plain_chatopenai_p50_ms": round(o["p50_ms"] - p["p50_ms"], 3),
+        "added_p50_ms": round(o["p50_ms"] - b["p50_ms"], 3),
+        "added_p95_ms": round(o["p95_ms"] - b["p95_ms"], 3),
+        "added_paired_median_ms": round(statistics.median(added), 3),
+        "ratio_p50": round(o["p50_ms"] / b["p50_ms"], 3),
+    }
+
+
+async def throughput(
+    base_url: str, settings: Settings, concurrency: int, rounds: int
+) -> dict[str, Any]:
+    bare = AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    chat = create_chat_model("chatops_advanced", user_id="bench-load", settings=settings)
+
+    async def burst_bare() -> None:
+        await asyncio.gather(
+            *(
+                bare.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+                for _ in range(concurrency)
+            )
+        )
+
+    async def burst_ours() -> None:
+        await asyncio.gather(*(chat.ainvoke(PROMPT) for _ in range(concurrency)))
+
+    await burst_bare()
+    await burst_ours()
+    totals = {"baseline_openai_sdk": 0.0, "model_layer": 0.0}
+    for _ in range(rounds):
+        for name, fn in (("baseline_openai_sdk", burst_bare), ("model_layer", burst_ours)):
+            t0 = time.perf_counter()
+            await fn()
+            totals[name] += time.perf_counter() - t0
+    await bare.close()
+    n = concurrency * rounds
+    out = {k: {"calls_per_s": round(n / v, 1)} for k, v in totals.items()}
+    return {
+        "concurrency": concurrency,
+        "calls": n,
+        **out,
+        "ratio": round(
+            out["model_layer"]["calls_per_s"] / out["baseline_openai_sdk"]["calls_per_s"], 3
+        ),
+    }
+
+
+def ledger_write(path: Path, n: int) -> dict[str, float]:
+    ledger = Ledger(f"sqlite:///{path}")
+    ms = []
+    for i in range(n):
+        row = LedgerRow(
+            request_id=f"bench-{i}",
+            user_id="u",
+            service="narrative_report",
+            model="gpt-4o-mini",
+            served_model="gpt-4o-mini",
+            route="openai",
+            input_tokens=200,
+            cached_input_tokens=64,
+            output_tokens=20,
+            reasoning_tokens=0,
+            cost_nanousd=3000,
+            list_price_nanousd=3000,
+            latency_ms=1.0,
+            cache_hit=False,
+            error=None,
+        )
+        t0 = time.perf_counter()
+        ledger.record(row)
+        ms.append((time.perf_counter() - t0) * 1000)
+    ledger.dispose()
+    return summary(ms)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=RESULTS / "model_layer.json")
+    args = ap.parse_args()
+    with run_fake_server() as server, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            _env_file=None,
+            QUANT_GENAI_DATA_DIR=tmp,  # type: ignore[call-arg]
+            OPENAI_API_KEY="sk-bench",
+            OPENAI_BASE_URL=server.base_url,
+            QUANT_GENAI_MAX_RETRIES=0,
+        )
+        seq = asyncio.run(sequential(server.base_url, settings, args.calls))
+        thr = asyncio.run(throughput(server.base_url, settings, args.concurrency, args.rounds))
+        rows = len(get_ledger(settings).rows())
+        write = ledger_write(Path(tmp) / "write.sqlite3", 2000)
+    result = {
+        "benchmark": "model_layer",
+        "goal": "added p50 <= 2 ms per call over a bare AsyncOpenAI call",
+        "sequential": seq,
+        "throughput": thr,
+        "ledger_write_sqlite": write,
+        "ledger_rows_written": rows,
+        "environment": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "langchain_core": version("langchain-core"),
+            "langchain_openai": version("langchain-openai"),
+            "openai": version("openai"),
+            "sqlalchemy": version("sqlalchemy"),
+        },
+        "reproduce": "python -m bench.model_layer",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
