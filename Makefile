@@ -11,7 +11,7 @@ export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install model demo test lint unit integration e2e bench clean
+.PHONY: install model demo test lint unit bench clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,15 @@ lint: install
 	$(BIN)/ruff format --check agents graphs tools tests bench
 	$(BIN)/mypy agents graphs tools bench tests
 
+## PostgreSQL server binaries for the ledger's Postgres tests (the tests start their own cluster).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "install Debian's postgresql package (the Postgres ledger tests need initdb)"; exit 1; fi
+
 ## Everything CI runs: lint, types, then all tests (unit, integration, e2e with the real model).
-test: lint model
+test: lint model postgres
 	$(BIN)/python -m pytest
 
 unit: install

@@ -71,8 +71,9 @@ def models(
             }
             for s, ms in listing.items()
         }
-        typer.echo(json.dumps(out[service] if service else out, indent=2, sort_keys=True,
-                              default=sorted))
+        typer.echo(
+            json.dumps(out[service] if service else out, indent=2, sort_keys=True, default=sorted)
+        )
         return
     for s, ms in listing.items():
         pol = SERVICE_MODEL_POLICIES[s]

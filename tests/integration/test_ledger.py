@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +20,15 @@ from tests.fakes.openai_server import FakeServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_1000_concurrent_async_calls_lose_nothing(fake_settings: Settings) -> None:
+def test_1000_concurrent_async_calls_lose_nothing(
+    make_settings: Callable[..., Settings], fake_openai: FakeServer, ledger_url: str
+) -> None:
+    fake_settings = make_settings(
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_MAX_RETRIES=0,
+        DATABASE_URL=ledger_url,
+    )
     chat = create_chat_model("chatops_advanced", user_id="load", settings=fake_settings)
     n = 1000
 
@@ -67,8 +76,8 @@ WORKER = textwrap.dedent(
     import sys
     from agents.factory import create_chat_model
     from agents.settings import Settings
-    data_dir, base_url, worker, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    s = Settings(_env_file=None, QUANT_GENAI_DATA_DIR=data_dir, OPENAI_API_KEY="sk-x",
+    url, base_url, worker, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    s = Settings(_env_file=None, DATABASE_URL=url, OPENAI_API_KEY="sk-x",
                  OPENAI_BASE_URL=base_url, QUANT_GENAI_MAX_RETRIES=0)
     chat = create_chat_model("narrative_report", user_id="w" + worker, settings=s)
     for i in range(calls):
@@ -77,13 +86,15 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_four_processes_write_one_ledger(fake_settings: Settings, fake_openai: FakeServer) -> None:
-    data_dir = str(fake_settings.resolved_data_dir)
+def test_four_processes_write_one_ledger(
+    make_settings: Callable[..., Settings], fake_openai: FakeServer, ledger_url: str
+) -> None:
+    fake_settings = make_settings(DATABASE_URL=ledger_url)
     get_ledger(fake_settings)  # create the schema first, as a deployed app would
     calls = 150
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, data_dir, fake_openai.base_url, str(w), str(calls)],
+            [sys.executable, "-c", WORKER, ledger_url, fake_openai.base_url, str(w), str(calls)],
             cwd=ROOT,
         )
         for w in range(4)
@@ -117,8 +128,8 @@ CRASHER = textwrap.dedent(
 )
 
 
-def test_acknowledged_rows_survive_kill_9(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+def test_acknowledged_rows_survive_kill_9(ledger_url: str) -> None:
+    url = ledger_url
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASHER, url], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -132,3 +143,44 @@ def test_acknowledged_rows_survive_kill_9(tmp_path: Path) -> None:
     proc.wait()
     ids = {r["request_id"] for r in Ledger(url).rows()}
     assert set(acked) <= ids  # every acknowledged row is there after the crash
+
+
+def test_reports_on_both_backends(ledger_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from agents.costs import LedgerRow
+
+    ledger = Ledger(ledger_url)
+    days = [datetime(2026, 11, 20, 23, 59, tzinfo=UTC), datetime(2026, 11, 21, 0, 1, tzinfo=UTC)]
+    for i, ts in enumerate(days * 2):
+        ledger.record(
+            LedgerRow(
+                request_id=f"r{i}",
+                user_id=f"u{i % 2}",
+                service="narrative_report",
+                model="gpt-4o" if i < 2 else "gpt-4o-mini",
+                served_model=None,
+                route="openai",
+                input_tokens=10,
+                cached_input_tokens=2,
+                output_tokens=5,
+                reasoning_tokens=1,
+                cost_nanousd=None if i == 3 else 1000 + i,
+                list_price_nanousd=1000 + i,
+                latency_ms=1.0,
+                cache_hit=i == 2,
+                error="boom" if i == 1 else None,
+                ts=ts,
+            )
+        )
+    by_day = {r.day: r for r in ledger.report(group_by="day")}
+    assert set(by_day) == {"2026-11-20", "2026-11-21"}
+    assert by_day["2026-11-20"].calls == 2
+    assert by_day["2026-11-20"].cost_usd == Decimal("0.000002002")
+    assert by_day["2026-11-21"].unpriced_calls == 1
+    (total,) = ledger.report(group_by="route")
+    assert (total.calls, total.cache_hits, total.errors, total.unpriced_calls) == (4, 1, 1, 1)
+    assert total.input_tokens == 40 and total.reasoning_tokens == 4
+    since = ledger.report(since=datetime(2026, 11, 21, tzinfo=UTC), group_by="user")
+    assert sum(r.calls for r in since) == 2
+    ledger.dispose()
