@@ -184,3 +184,14 @@ def test_reports_on_both_backends(ledger_url: str) -> None:
     since = ledger.report(since=datetime(2026, 11, 21, tzinfo=UTC), group_by="user")
     assert sum(r.calls for r in since) == 2
     ledger.dispose()
+
+
+def test_threads_sharing_one_model_lose_nothing(fake_settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat = create_chat_model("narrative_report", user_id="threads", settings=fake_settings)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: chat.invoke(f"t{i} #in=20 #out=2"), range(200)))
+    (rep,) = usage_report(settings=fake_settings)
+    assert (rep.calls, rep.input_tokens, rep.output_tokens) == (200, 4000, 400)
+    assert all(r["latency_ms"] is not None for r in get_ledger(fake_settings).rows())
