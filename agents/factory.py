@@ -102,7 +102,7 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
     return Route(
         kind="local",
         base_url=server.base_url,
-        served_model=local.id,
+        served_model=server.served_model,  # what answers (a custom GGUF has its own name)
         api_key=_NO_KEY,
         stream_usage=s.stream_usage if s.stream_usage is not None else True,
         billed=False,
