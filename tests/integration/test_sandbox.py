@@ -1,0 +1,546 @@
+"""The strategy sandbox, layer by layer, on real backtests.
+
+Each runtime layer is proved *alone*: the other layers are switched off through the private
+`_layers` argument, so a hostile snippet that the AST checks would have stopped reaches the
+layer under test. Subprocess runs are batched through a thread pool to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import textwrap
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.backtests import BacktestResult, load_ohlcv, run_backtest
+from agents.sandbox import (
+    ALL_LAYERS,
+    Layer,
+    SandboxResult,
+    network_isolation_available,
+    run_in_sandbox,
+    validate_strategy_code,
+)
+
+SMA_CROSS = '''\
+"""Trend following with two simple moving averages."""
+from backtesting import Strategy
+from backtesting.lib import crossover
+import pandas as pd
+
+
+def sma(values, n):
+    return pd.Series(values).rolling(n).mean().to_numpy()
+
+
+class SmaCross(Strategy):
+    fast = 10
+    slow = 30
+
+    def init(self):
+        self.a = self.I(sma, self.data.Close, self.fast)
+        self.b = self.I(sma, self.data.Close, self.slow)
+
+    def next(self):
+        if crossover(self.a, self.b):
+            self.buy()
+        elif crossover(self.b, self.a):
+            self.position.close()
+'''
+
+
+def strategy(body: str, *, imports: str = "", where: str = "init") -> str:
+    """A valid strategy with `body` placed in `init` or `next` (or at module level)."""
+    body = textwrap.dedent(body).strip()
+    init = next_ = "pass"
+    top = ""
+    if where == "init":
+        init = textwrap.indent(body, " " * 8).strip()
+    elif where == "next":
+        next_ = textwrap.indent(body, " " * 8).strip()
+    else:
+        top = body + "\n"
+    return (
+        f"from backtesting import Strategy\n{textwrap.dedent(imports).strip()}\n{top}\n"
+        "class Hostile(Strategy):\n"
+        "    def init(self):\n"
+        f"        {init}\n\n"
+        "    def next(self):\n"
+        f"        {next_}\n"
+    )
+
+
+def where_line(code: str, needle: str) -> int:
+    return next(i for i, line in enumerate(code.splitlines(), 1) if needle in line)
+
+
+# --------------------------------------------------------------------------------------------
+# Happy path
+# --------------------------------------------------------------------------------------------
+
+
+def test_valid_strategy_runs_and_matches_an_in_process_backtest() -> None:
+    report = validate_strategy_code(SMA_CROSS)
+    assert report.ok, report.summary()
+    assert report.strategy_class == "SmaCross"
+    assert report.parameters == {"fast": 10, "slow": 30}
+
+    out = run_in_sandbox(SMA_CROSS, user_id="alice", parameters={"fast": 5}, timeout_s=10)
+    assert out.ok, out.error
+    assert isinstance(out.result, BacktestResult)
+    res = out.result
+    assert res.symbol == "GOOG" and res.user_id == "alice" and res.strategy_name == "SmaCross"
+    assert res.parameters == {"fast": 5, "slow": 30}
+    assert res.num_trades > 0 and res.equity_curve
+
+    # The same code run in-process (trusted here) gives the same deterministic id and numbers:
+    # the data crossed the process boundary exactly.
+    namespace: dict[str, Any] = {}
+    exec(compile(SMA_CROSS, "<trusted>", "exec"), namespace)
+    direct = run_backtest(
+        namespace["SmaCross"],
+        "GOOG",
+        user_id="alice",
+        strategy_code=SMA_CROSS,
+        parameters={"fast": 5},
+    )
+    assert res.id == direct.id
+    assert res.total_return_pct == pytest.approx(direct.total_return_pct)
+    assert res.sharpe == pytest.approx(direct.sharpe)
+
+
+def corpus_code(name: str) -> str:
+    """A corpus strategy as a self-contained module, like the code a model would write."""
+    from agents import corpus
+
+    helpers: list[Callable[..., Any]] = [corpus.sma, corpus.ema, corpus.rsi, corpus.bollinger]
+    helpers += [corpus.macd]
+    helpers += [corpus.rolling_max, corpus.rolling_min, corpus.roc]
+    header = (
+        "from typing import Any\n\nimport numpy as np\nimport pandas as pd\n"
+        "from backtesting import Strategy\nfrom backtesting.lib import crossover\n\n"
+    )
+    parts = [inspect.getsource(f) for f in helpers]
+    return header + "\n\n".join([*parts, inspect.getsource(corpus.STRATEGIES[name])])
+
+
+def test_every_corpus_strategy_passes_validation() -> None:
+    """No false positives on realistic strategies (e.g. MACD's `signal` parameter)."""
+    from agents.corpus import STRATEGIES
+
+    for name in STRATEGIES:
+        report = validate_strategy_code(corpus_code(name))
+        assert report.ok and report.strategy_class == name, (name, report.summary())
+
+
+def test_user_csv_and_date_range(tmp_path: Path) -> None:
+    csv = tmp_path / "acme.csv"
+    load_ohlcv("GOOG").iloc[:400].to_csv(csv)
+    out = run_in_sandbox(SMA_CROSS, user_id="bob", csv_path=str(csv), start="2004-10-01")
+    assert out.ok, out.error
+    assert out.result is not None
+    assert out.result.symbol == "ACME"
+    assert out.result.start >= date(2004, 10, 1)
+
+
+def test_bad_data_is_the_callers_error_not_the_models() -> None:
+    with pytest.raises(ValueError, match="bundled symbols"):
+        run_in_sandbox(SMA_CROSS, user_id="u", symbol="NOPE")
+    with pytest.raises(ValueError, match="Not enough bars"):
+        run_in_sandbox(SMA_CROSS, user_id="u", start="2030-01-01")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer 1: static validation (no process is started)
+# --------------------------------------------------------------------------------------------
+
+HOSTILE_STATIC: dict[str, tuple[str, str]] = {
+    # network
+    "socket": (
+        strategy('socket.create_connection(("1.1.1.1", 80))', imports="import socket"),
+        "forbidden-import",
+    ),
+    "urllib": (
+        strategy('urllib.request.urlopen("http://x")', imports="import urllib.request"),
+        "forbidden-import",
+    ),
+    "requests": (
+        strategy('requests.get("http://x")', imports="import requests"),
+        "forbidden-import",
+    ),
+    "http.client": (
+        strategy(
+            'HTTPConnection("x").request("GET", "/")',
+            imports="from http.client import HTTPConnection",
+        ),
+        "forbidden-import",
+    ),
+    # files
+    "open-write": (strategy('open("/tmp/pwn", "w").write("x")'), "forbidden-name"),
+    "pathlib": (
+        strategy('Path("/tmp/pwn").write_text("x")', imports="from pathlib import Path"),
+        "forbidden-import",
+    ),
+    "to_csv": (strategy('self.data.df.to_csv("/tmp/pwn.csv")'), "forbidden-attribute"),
+    "to_pickle": (strategy('self.data.df.to_pickle("/tmp/pwn.pkl")'), "forbidden-attribute"),
+    "np.save": (
+        strategy('np.save("/tmp/pwn.npy", np.zeros(3))', imports="import numpy as np"),
+        "forbidden-attribute",
+    ),
+    "read_csv": (
+        strategy('pd.read_csv("/etc/passwd")', imports="import pandas as pd"),
+        "forbidden-attribute",
+    ),
+    "fromfile": (
+        strategy('np.fromfile("/etc/passwd")', imports="import numpy as np"),
+        "forbidden-attribute",
+    ),
+    # processes
+    "subprocess": (
+        strategy('subprocess.run(["id"])', imports="import subprocess"),
+        "forbidden-import",
+    ),
+    "os.system": (strategy('os.system("id")', imports="import os"), "forbidden-import"),
+    "os.popen": (strategy('os.popen("id").read()', imports="import os"), "forbidden-import"),
+    "os.fork": (strategy("os.fork()", imports="import os", where="next"), "forbidden-import"),
+    "multiprocessing": (
+        strategy("Process(target=print).start()", imports="from multiprocessing import Process"),
+        "forbidden-import",
+    ),
+    "threading": (
+        strategy("threading.Thread(target=print).start()", imports="import threading"),
+        "forbidden-import",
+    ),
+    # import tricks and escapes
+    "__import__": (strategy('__import__("os").system("id")'), "forbidden-name"),
+    "importlib": (
+        strategy('importlib.import_module("os").system("id")', imports="import importlib"),
+        "forbidden-import",
+    ),
+    "getattr-builtins": (strategy('getattr(__builtins__, "ev" + "al")("1")'), "dynamic-attribute"),
+    "subclasses": (strategy("().__class__.__bases__[0].__subclasses__()"), "dunder"),
+    "globals-builtins": (strategy('globals()["__builtins__"]["eval"]("1")'), "forbidden-name"),
+    "string-built-name": (strategy('name = "sys"\nvars()[name]'), "forbidden-name"),
+    "exec-compile": (strategy('exec(compile("import os", "x", "exec"))'), "forbidden-name"),
+    "eval": (strategy('eval("1 + 1")'), "forbidden-name"),
+    "star-import": (strategy("pass", imports="from os import *"), "star-import"),
+    "sys.modules": (
+        strategy('sys.modules["os"].system("id")', imports="import sys"),
+        "forbidden-import",
+    ),
+    "module-via-attribute": (
+        strategy('pd.io.common.os.system("id")', imports="import pandas as pd"),
+        "forbidden-attribute",
+    ),
+    "getattr-dunder-literal": (strategy('getattr(self, "__class__")'), "dunder"),
+    "code-object": (strategy("(lambda: 0).__code__"), "dunder"),
+    "ctypes": (
+        strategy('ctypes.CDLL(None).system(b"id")', imports="import ctypes"),
+        "forbidden-import",
+    ),
+    "pickle": (strategy('pickle.loads(b"")', imports="import pickle"), "forbidden-import"),
+    "breakpoint": (strategy("breakpoint()"), "forbidden-name"),
+    "relative-import": (strategy("pass", imports="from . import x"), "forbidden-import"),
+    "frame-walk": (strategy("self.next.__func__"), "dunder"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_STATIC))
+def test_ast_layer_rejects_hostile_code(name: str) -> None:
+    code, expected = HOSTILE_STATIC[name]
+    report = validate_strategy_code(code)
+    assert not report.ok
+    assert expected in report.codes, report.summary()
+    assert all(e.line for e in report.errors if e.code == expected)
+
+
+def test_at_least_twenty_hostile_snippets() -> None:
+    assert len(HOSTILE_STATIC) >= 20
+
+
+def test_ast_rejection_explains_and_never_runs() -> None:
+    out = run_in_sandbox(strategy('os.system("id")', imports="import os"), user_id="u")
+    assert not out.ok and out.error_kind == "validation" and out.result is None
+    assert out.error is not None
+    assert "import of 'os' is not allowed" in out.error
+    assert "allowed modules: backtesting" in out.error
+    assert out.line == 2
+    assert out.duration_s < 0.5  # no process was started
+
+
+CONTRACT: dict[str, tuple[str, str]] = {
+    "syntax": ("class X(:\n    pass\n", "syntax"),
+    "no-strategy": ("import pandas as pd\n\nclass X:\n    def init(self): pass\n", "no-strategy"),
+    "own-Strategy-class": (
+        "class Strategy: pass\n\nclass X(Strategy):\n"
+        "    def init(self): pass\n    def next(self): pass\n",
+        "no-strategy",
+    ),
+    "missing-next": (
+        "from backtesting import Strategy\n\nclass X(Strategy):\n    def init(self): pass\n",
+        "missing-method",
+    ),
+    "missing-init": (
+        "from backtesting import Strategy\n\nclass X(Strategy):\n    def next(self): pass\n",
+        "missing-method",
+    ),
+    "bad-signature": (
+        "from backtesting import Strategy\n\nclass X(Strategy):\n"
+        "    def init(self): pass\n    def next(self, bar): pass\n",
+        "bad-signature",
+    ),
+    "computed-parameter": (
+        "from backtesting import Strategy\n\nclass X(Strategy):\n    n = len('abc')\n"
+        "    def init(self): pass\n    def next(self): pass\n",
+        "bad-parameter",
+    ),
+    "two-strategies": (
+        "from backtesting import Strategy\n\nclass A(Strategy):\n"
+        "    def init(self): pass\n    def next(self): pass\n\n"
+        "class B(Strategy):\n    def init(self): pass\n    def next(self): pass\n",
+        "ambiguous-strategy",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_interface_contract(name: str) -> None:
+    code, expected = CONTRACT[name]
+    report = validate_strategy_code(code)
+    assert not report.ok and expected in report.codes, report.summary()
+
+
+def test_contract_details() -> None:
+    syntax = validate_strategy_code("x = 1\nclass X(:\n    pass\n")
+    assert syntax.errors[0].line == 2
+    two = CONTRACT["two-strategies"][0]
+    assert validate_strategy_code(two, class_name="B").strategy_class == "B"
+    missing = validate_strategy_code(CONTRACT["missing-next"][0])
+    assert "def next(self)" in missing.summary()
+    inherited = (
+        "import backtesting\n\nclass Base(backtesting.Strategy):\n    n = 3\n"
+        "    def init(self): pass\n\nclass Leaf(Base):\n    m = (1, 2)\n    def next(self): pass\n"
+    )
+    report = validate_strategy_code(inherited)
+    assert report.ok and report.strategy_class == "Leaf", report.summary()
+    assert report.parameters == {"n": 3, "m": (1, 2)}
+    unknown = validate_strategy_code(SMA_CROSS, parameters={"fats": 5})
+    assert unknown.codes == {"unknown-parameter"} and "fast, slow" in unknown.summary()
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime layers, each alone (validation skipped on purpose: these snippets are "obfuscated")
+#
+# Every sandboxed run of the section below is submitted at once to one pool (fixture `runs`):
+# the runs are separate processes, and the timeout cases mostly wait, so they overlap well.
+# --------------------------------------------------------------------------------------------
+
+AUDIT_ONLY: frozenset[Layer] = frozenset({"audit"})
+BUILTINS_ONLY: frozenset[Layer] = frozenset({"builtins"})
+RLIMITS_ONLY: frozenset[Layer] = frozenset({"rlimits"})
+NO_LAYERS: frozenset[Layer] = frozenset()
+
+SUBCLASS_ESCAPE = """
+wrap = [c for c in ().__class__.__bases__[0].__subclasses__() if c.__name__ == "_wrap_close"][0]
+wrap.__init__.__globals__["system"]("touch /tmp/qg-sandbox-pwned")
+"""
+
+AUDIT_CASES: dict[str, tuple[str, str]] = {
+    # name: (snippet in init, expected fragment of the blocked operation)
+    "socket": ('import socket\nsocket.create_connection(("127.0.0.1", 9))', "socket."),
+    "urllib": ('import urllib.request\nurllib.request.urlopen("http://example.com")', "urllib"),
+    "http.client": ('import http.client\nhttp.client.HTTPConnection("x").connect()', "http"),
+    "open-write": ('open("out.txt", "w")', "for writing"),
+    "pathlib-write": ('import pathlib\npathlib.Path("out.txt").write_text("x")', "for writing"),
+    "to_csv": ('self.data.df.to_csv("out.csv")', "for writing"),
+    "np.save": ('import numpy as np\nnp.save("out.npy", np.zeros(3))', "for writing"),
+    "read-secrets": ('open("/etc/passwd").read()', "outside the Python installation"),
+    "os.system": ('import os\nos.system("true")', "os.system"),
+    "os.popen": ('import os\nos.popen("true").read()', "subprocess.Popen"),
+    "subprocess": ('import subprocess\nsubprocess.run(["true"])', "subprocess.Popen"),
+    "fork-bomb": ("import os\nwhile True:\n    os.fork()", "os.fork"),
+    "ctypes": ('import ctypes\nctypes.CDLL(None).system(b"true")', "ctypes"),
+    "listdir": ('import os\nos.listdir("/")', "os.listdir"),
+    "subclasses-escape": (SUBCLASS_ESCAPE, "os.system"),
+    "eval-built-name": (
+        "import builtins\ngetattr(builtins, 'ev' + 'al')(\"__import__('os').system('true')\")",
+        "os.system",
+    ),
+    "sys.modules": ('import sys\nsys.modules["os"].system("true")', "os.system"),
+    "swallowed": (
+        "import socket\ntry:\n    socket.socket()\nexcept Exception:\n    pass",
+        "socket.",
+    ),
+}
+
+STRING_LOOP = 's = "x" * 1_000_000\nwhile True:\n    s = s + s'
+MEMORY_MB = 768
+RUNTIME_ERROR = strategy("x = len(self.data)\nratio = x / 0", where="next")
+ENV_PROBE = strategy("import os\nprint(sorted(os.environ), os.getcwd())")
+
+
+def _network_probe(port: int) -> str:
+    return strategy(
+        f'import socket\nsocket.create_connection(("127.0.0.1", {port}), timeout=2)\n'
+        'print("connected")'
+    )
+
+
+def _jobs(port: int) -> dict[str, tuple[str, frozenset[Layer], dict[str, Any]]]:
+    jobs: dict[str, tuple[str, frozenset[Layer], dict[str, Any]]] = {
+        f"audit:{name}": (strategy(body), AUDIT_ONLY, {}) for name, (body, _) in AUDIT_CASES.items()
+    }
+    builtins_cases = {
+        "__import__": strategy('__import__("os").system("true")'),
+        "eval": strategy('eval("1")'),
+        "open": strategy('open("out.txt", "w")'),
+        "getattr-dunder": strategy('getattr(self, "__cl" + "ass__")'),
+        "builtins-dict": strategy('__builtins__["exec"]("1")'),
+    }
+    jobs |= {f"builtins:{k}": (v, BUILTINS_ONLY, {}) for k, v in builtins_cases.items()}
+    limits = {"memory_mb": MEMORY_MB}
+    rlimit_cases = {
+        "list": strategy("x = [0] * 10**10"),
+        "bytearray": strategy("x = bytearray(10**10)"),
+        "numpy": strategy("x = np.ones(10**9)", imports="import numpy as np"),
+        "string-loop": strategy(STRING_LOOP, where="next"),
+        "write": strategy('with open("out.txt", "w") as f:\n    f.write("x" * 100)'),
+    }
+    jobs |= {f"rlimits:{k}": (v, RLIMITS_ONLY, limits) for k, v in rlimit_cases.items()}
+    loops = {
+        "next": strategy("while True:\n    pass", where="next"),
+        "init": strategy("x = 0\nwhile True:\n    x += 1"),
+        "module": strategy("while True:\n    pass", where="module"),
+    }
+    jobs |= {f"timeout:{k}": (v, ALL_LAYERS, {"timeout_s": 2}) for k, v in loops.items()}
+    jobs["all:memory"] = (strategy("x = bytearray(10**10)"), ALL_LAYERS, {})
+    jobs["all:runtime-error"] = (RUNTIME_ERROR, ALL_LAYERS, {})
+    jobs["env"] = (ENV_PROBE, NO_LAYERS, {})
+    jobs["crash"] = (strategy("import ctypes\nctypes.string_at(0)"), NO_LAYERS, {})
+    jobs["corpus:MacdCross"] = (corpus_code("MacdCross"), ALL_LAYERS, {"symbol": "BTCUSD"})
+    if network_isolation_available():
+        jobs["netns:isolated"] = (_network_probe(port), frozenset({"netns"}), {})
+        jobs["netns:control"] = (_network_probe(port), NO_LAYERS, {})
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[dict[str, SandboxResult]]:
+    """All runtime-layer runs, concurrently; a host listener proves the network probe is real."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OPENAI_API_KEY", "sk-must-not-leak")  # the child must not inherit it
+    mp.setenv("HTTPS_PROXY", "http://proxy:3128")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        jobs = _jobs(int(server.getsockname()[1]))
+
+        def one(name: str) -> tuple[str, SandboxResult]:
+            code, layers, extra = jobs[name]
+            extra = {"timeout_s": 10, **extra}
+            return name, run_in_sandbox(code, user_id="u-test", _layers=layers, **extra)
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            yield dict(pool.map(one, jobs))
+    mp.undo()
+
+
+@pytest.mark.parametrize("name", sorted(AUDIT_CASES))
+def test_audit_hook_alone_blocks(name: str, runs: dict[str, SandboxResult]) -> None:
+    out = runs[f"audit:{name}"]
+    assert not out.ok and out.error_kind == "runtime", out
+    assert out.blocked is not None and AUDIT_CASES[name][1] in out.blocked, out
+    assert out.error is not None and "forbidden operation" in out.error
+    assert not Path("/tmp/qg-sandbox-pwned").exists()
+
+
+def test_restricted_builtins_alone(runs: dict[str, SandboxResult]) -> None:
+    expected = {
+        "__import__": "import of 'os' is not allowed",
+        "eval": "name 'eval' is not defined",
+        "open": "name 'open' is not defined",
+        "getattr-dunder": "'__class__' is not allowed",
+        "builtins-dict": "KeyError: 'exec'",
+    }
+    for name, message in expected.items():
+        out = runs[f"builtins:{name}"]
+        assert not out.ok and out.error_kind == "runtime" and out.blocked is None, out
+        assert message in (out.error or ""), out
+
+
+@pytest.mark.parametrize("name", ["list", "bytearray", "numpy", "string-loop"])
+def test_rlimits_alone_cap_memory(name: str, runs: dict[str, SandboxResult]) -> None:
+    out = runs[f"rlimits:{name}"]
+    assert out.error_kind == "memory", out
+    assert f"{MEMORY_MB} MB" in (out.error or "")
+
+
+def test_rlimits_alone_stop_file_writes(runs: dict[str, SandboxResult]) -> None:
+    out = runs["rlimits:write"]
+    assert out.error_kind == "runtime" and "File too large" in (out.error or ""), out
+
+
+@pytest.mark.skipif(not network_isolation_available(), reason="unshare -n needs root here")
+def test_network_namespace_alone(runs: dict[str, SandboxResult]) -> None:
+    control = runs["netns:control"]
+    assert control.ok and "connected" in control.output, control  # the probe is real
+    isolated = runs["netns:isolated"]
+    assert not isolated.ok and isolated.error_kind == "runtime", isolated
+    assert "Network is unreachable" in (isolated.error or ""), isolated
+
+
+def test_corpus_strategy_runs_with_all_layers(runs: dict[str, SandboxResult]) -> None:
+    out = runs["corpus:MacdCross"]
+    assert out.ok and out.result is not None, out.error
+    assert out.result.symbol == "BTCUSD" and out.result.num_trades > 0
+    assert out.result.parameters == {"fast": 12, "slow": 26, "signal": 9}
+
+
+def test_a_dying_interpreter_is_reported_as_a_crash(runs: dict[str, SandboxResult]) -> None:
+    out = runs["crash"]  # a segfault: what a C-level escape or bug looks like from outside
+    assert not out.ok and out.error_kind == "crash", out
+    assert "SIGSEGV" in (out.error or "")
+
+
+def test_environment_is_minimal(runs: dict[str, SandboxResult]) -> None:
+    out = runs["env"]
+    assert out.ok, out.error
+    assert "OPENAI_API_KEY" not in out.output and "HTTPS_PROXY" not in out.output
+    assert "qg-sandbox-" in out.output  # cwd is a fresh temp dir
+
+
+# --------------------------------------------------------------------------------------------
+# All layers on: timeouts, memory, readable runtime errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["next", "init", "module"])
+def test_infinite_loops_are_killed_by_the_timeout(
+    where: str, runs: dict[str, SandboxResult]
+) -> None:
+    out = runs[f"timeout:{where}"]
+    assert out.error_kind == "timeout", out
+    assert "2 s" in (out.error or "")
+    assert out.duration_s < 15
+
+
+def test_memory_bomb_with_all_layers(runs: dict[str, SandboxResult]) -> None:
+    out = runs["all:memory"]
+    assert not out.ok and out.error_kind == "memory", out
+
+
+def test_runtime_error_cites_the_users_line(runs: dict[str, SandboxResult]) -> None:
+    out = runs["all:runtime-error"]
+    assert not out.ok and out.error_kind == "runtime", out
+    line = where_line(RUNTIME_ERROR, "ratio = x / 0")
+    assert out.line == line
+    assert out.error is not None
+    assert f"line {line}, in next" in out.error and "ZeroDivisionError" in out.error
+    assert "ratio = x / 0" in out.error
+    assert "site-packages" not in out.error  # engine frames are trimmed
