@@ -42,6 +42,7 @@ class Route:
     stream_usage: bool
     billed: bool
     request_flags: ModelConfig  # the served model decides the request shape
+    timeout_s: float = 60.0
 
     @property
     def identity(self) -> tuple[str, str | None, str]:
@@ -82,6 +83,7 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
             stream_usage=r.stream_usage if r.stream_usage is not None else kind == "openai",
             billed=r.billed,
             request_flags=model,
+            timeout_s=s.request_timeout_s,
         )
     if not model.local and s.uses_openai:
         base = s.openai_base_url
@@ -94,6 +96,7 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
             stream_usage=s.stream_usage if s.stream_usage is not None else kind == "openai",
             billed=kind == "openai" or s.base_url_billed,
             request_flags=model,
+            timeout_s=s.request_timeout_s,
         )
     from agents.local_model import LOCAL_MODEL_ID, ensure_server
 
@@ -107,6 +110,7 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
         stream_usage=s.stream_usage if s.stream_usage is not None else True,
         billed=False,
         request_flags=local,
+        timeout_s=s.local_timeout_s,
     )
 
 
@@ -222,7 +226,7 @@ def _build(
         "model": route.served_model,
         "api_key": route.api_key,
         "base_url": route.base_url,
-        "timeout": s.request_timeout_s,
+        "timeout": route.timeout_s,
         "max_retries": s.max_retries,
         "stream_usage": route.stream_usage,
         "callbacks": [handler],

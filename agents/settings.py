@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         "off for other OpenAI-compatible base URLs (some reject stream_options)",
     )
     request_timeout_s: float = Field(default=60.0, gt=0, validation_alias="QUANT_GENAI_TIMEOUT_S")
+    local_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="QUANT_GENAI_LOCAL_TIMEOUT_S",
+        description="Request timeout for the embedded model: CPU inference on a busy machine "
+        "can take minutes where a hosted API takes seconds",
+    )
     max_retries: int = Field(default=2, ge=0, validation_alias="QUANT_GENAI_MAX_RETRIES")
 
     data_dir: Path = Field(default=Path("data"), validation_alias="QUANT_GENAI_DATA_DIR")

@@ -34,6 +34,7 @@ def test_no_key_routes_every_model_to_the_local_model(local_settings: Settings) 
     for mid in ("gpt-4o-mini", "gpt-4o", "o3", "gpt-5"):
         route = resolve_route(MODEL_CATALOG[mid], local_settings)
         assert (route.kind, route.served_model, route.billed) == ("local", LOCAL_MODEL_ID, False)
+        assert route.timeout_s == local_settings.local_timeout_s == 300
 
 
 def test_real_call_records_zero_cost_and_the_list_price(local_settings: Settings) -> None:

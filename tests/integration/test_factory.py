@@ -174,3 +174,12 @@ def test_secrets_never_in_repr_logs_or_ledger(
     assert secret not in repr(m)
     assert secret not in caplog.text
     assert all(secret not in str(r) for r in get_ledger(fake_settings).rows())
+
+
+def test_timeouts_per_route(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(
+        OPENAI_API_KEY="sk-a", QUANT_GENAI_TIMEOUT_S=12, QUANT_GENAI_LOCAL_TIMEOUT_S=345
+    )
+    assert resolve_route(MODEL_CATALOG["gpt-4o"], s).timeout_s == 12
+    m = create_chat_model("narrative_report", settings=s)
+    assert m.request_timeout == 12
