@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -86,3 +87,45 @@ def test_usage_json_rows(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServe
     assert [r["model"] for r in only_u1] == ["gpt-4o-mini"]
     table = runner.invoke(app, ["usage", "--by", "service"])
     assert "strategy_builder" in table.output and "total" in table.output
+
+
+def test_index_a_json_file_then_search(tmp_path: Path) -> None:
+    from agents.backtests import run_backtest
+    from agents.corpus import BuyAndHold, SmaCross, corpus_to_json
+    from agents.retrieval import reset_retriever
+
+    reset_retriever()
+    results = [
+        run_backtest(SmaCross, "GOOG", user_id="alice"),
+        run_backtest(BuyAndHold, "BTCUSD", user_id="alice"),
+        run_backtest(SmaCross, "EURUSD", user_id="bob"),
+    ]
+    path = corpus_to_json(results, tmp_path / "results.json")
+    res = runner.invoke(app, ["index", "--file", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "indexed 3 backtests" in res.output and "docs/s" in res.output
+    hits = json.loads(
+        runner.invoke(
+            app, ["search", "--user", "alice", "--k", "5", "--json", "buy and hold bitcoin"]
+        ).output
+    )
+    assert {h["id"] for h in hits} == {results[0].id, results[1].id}  # never bob's
+    assert hits[0]["id"] == results[1].id  # the BTCUSD buy-and-hold ranks first
+    assert all(set(h) >= {"id", "score", "content", "metadata"} for h in hits)
+    assert all(0 <= h["score"] <= 1 for h in hits)
+    assert hits[0]["score"] >= hits[1]["score"]
+    reset_retriever()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--user", " ", "x"], "user"),
+        (["index", "--file", "/nonexistent/results.json"], "cannot read backtest results"),
+        (["index", "--users", "0"], "--users must be at least 1"),
+    ],
+)
+def test_index_and_search_bad_input(args: list[str], message: str) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
