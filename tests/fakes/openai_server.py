@@ -10,6 +10,10 @@ The last user message may carry directives (space separated, anywhere in the tex
   #reasoning=N  completion_tokens_details.reasoning_tokens, added to completion_tokens
   #status=N     answer with HTTP status N and an OpenAI-style error body
   #sleep=MS     wait MS milliseconds before answering
+  #tool=NAME:{JSON}  answer with a structured tool call NAME(JSON args), `finish_reason`
+                "tool_calls" (streamed as OpenAI does) — only while the last message is the
+                user's, so once the tool result comes back the model answers in text
+GET /_last returns the last chat-completions request body (tests check what reached a model).
 Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening.
 """
 
@@ -34,7 +38,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 _DIRECTIVE = re.compile(r"#(in|cached|out|reasoning|status|sleep)=(\d+)")
+_TOOL_DIRECTIVE = re.compile(r"#tool=([A-Za-z_][\w-]*):")
 STATS: dict[str, int] = {"chat_completions": 0}
+LAST: dict[str, Any] = {}
 
 
 def _text(content: Any) -> str:
@@ -63,6 +69,22 @@ def plan(body: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def planned_tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, JSON arguments) when the last message is the user's and asks for a tool call."""
+    messages = body.get("messages", [])
+    if not messages or messages[-1].get("role") != "user":
+        return None
+    text = _text(messages[-1].get("content"))
+    m = _TOOL_DIRECTIVE.search(text)
+    if m is None:
+        return None
+    try:
+        args, _ = json.JSONDecoder().raw_decode(text, m.end())
+    except ValueError:
+        args = {}
+    return m.group(1), json.dumps(args)
+
+
 def _usage(p: dict[str, int]) -> dict[str, Any]:
     completion = p["out"] + p["reasoning"]
     return {
@@ -77,6 +99,8 @@ def _usage(p: dict[str, int]) -> dict[str, Any]:
 async def chat_completions(request: Request) -> Response:
     body = await request.json()
     STATS["chat_completions"] += 1
+    LAST.clear()
+    LAST.update(body)
     p = plan(body)
     if p["sleep"]:
         await asyncio.sleep(p["sleep"] / 1000)
@@ -89,7 +113,21 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     cid = f"chatcmpl-fake{STATS['chat_completions']}"
     words = [f"w{i}" for i in range(p["out"])]
+    call = planned_tool_call(body)
+    if call is not None:
+        words = []
+    tool_calls = None
+    if call is not None:
+        function = {"name": call[0], "arguments": call[1]}
+        tool_calls = [{"id": f"call_{cid}", "type": "function", "function": function}]
+    finish_reason = "tool_calls" if call is not None else "stop"
     if not body.get("stream"):
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if call else " ".join(words),
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
         return JSONResponse(
             {
                 "id": cid,
@@ -99,8 +137,8 @@ async def chat_completions(request: Request) -> Response:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": _usage(p),
@@ -124,7 +162,9 @@ async def chat_completions(request: Request) -> Response:
         yield chunk({"role": "assistant", "content": ""})
         for i, w in enumerate(words):
             yield chunk({"content": w if i == 0 else " " + w})
-        yield chunk({}, finish="stop")
+        if tool_calls:
+            yield chunk({"tool_calls": [{"index": 0, **tool_calls[0]}]})
+        yield chunk({}, finish=finish_reason)
         if include_usage:
             yield chunk({}, usage=_usage(p))
         yield "data: [DONE]\n\n"
@@ -136,6 +176,10 @@ async def stats(request: Request) -> Response:
     return JSONResponse(STATS)
 
 
+async def last(request: Request) -> Response:
+    return JSONResponse(LAST)
+
+
 async def models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
@@ -145,6 +189,7 @@ app = Starlette(
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models),
         Route("/_stats", stats),
+        Route("/_last", last),
     ]
 )
 
@@ -162,6 +207,12 @@ class FakeServer:
         import httpx
 
         return int(httpx.get(f"http://127.0.0.1:{self.port}/_stats").json()["chat_completions"])
+
+    def last_request(self) -> dict[str, Any]:
+        import httpx
+
+        body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.port}/_last").json()
+        return body
 
 
 @contextlib.contextmanager

@@ -1,0 +1,86 @@
+"""Market-data tool: a compact summary of the bundled OHLCV data, never the raw series."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from langchain.tools import tool
+
+from agents.backtests import SYMBOLS, load_ohlcv
+
+RECENT_BARS = 5
+
+
+def _day(ts: Any) -> str:
+    t = pd.Timestamp(ts)
+    return t.isoformat() if (t.hour or t.minute) else t.date().isoformat()
+
+
+def summarize_ohlcv(frame: pd.DataFrame, symbol: str, recent: int = RECENT_BARS) -> dict[str, Any]:
+    """First/last date, last close, return and volatility, plus the last few bars.
+
+    Volatility is annualised with the data's own bar rate (bars per year over the span), so it
+    means the same for daily GOOG, hourly EURUSD and monthly BTCUSD.
+    """
+    close = frame["Close"].astype(float)
+    first, last = frame.index[0], frame.index[-1]
+    years = max((pd.Timestamp(last) - pd.Timestamp(first)).days / 365.25, 1e-9)
+    rets = close.pct_change().dropna()
+    per_bar = float(rets.std()) if len(rets) > 1 else 0.0
+    bars_per_year = len(frame) / years
+    vol = per_bar * math.sqrt(bars_per_year) * 100
+    tail = frame.tail(recent)
+    return {
+        "symbol": symbol,
+        "first_date": _day(first),
+        "last_date": _day(last),
+        "bars": len(frame),
+        "first_close": round(float(close.iloc[0]), 4),
+        "last_close": round(float(close.iloc[-1]), 4),
+        "return_pct": round((float(close.iloc[-1]) / float(close.iloc[0]) - 1) * 100, 2),
+        "annualized_volatility_pct": round(vol, 2),
+        "high": round(float(frame["High"].max()), 4),
+        "low": round(float(frame["Low"].min()), 4),
+        "recent_bars": [
+            {
+                "date": _day(ts),
+                **{c.lower(): round(float(row[c]), 4) for c in ("Open", "High", "Low", "Close")},
+            }
+            for ts, row in tail.iterrows()
+        ],
+    }
+
+
+@tool
+def market_data(
+    symbol: str, start: str | None = None, end: str | None = None
+) -> dict[str, Any] | str:
+    """Summarise bundled market data for a symbol: GOOG (daily 2004-2013), EURUSD (hourly
+    2017-2018) or BTCUSD (monthly 2012-2024).
+
+    start / end: optional dates "YYYY-MM-DD" (inclusive). Returns first/last date, number of
+    bars, first and last close, return %, annualised volatility %, high, low, and recent bars.
+    """
+    sym = symbol.strip().upper()
+    if sym not in SYMBOLS:
+        return f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}."
+    frame = load_ohlcv(sym)
+    try:
+        lo = pd.Timestamp(start) if start else None
+        hi = pd.Timestamp(end) if end else None
+    except (ValueError, TypeError):
+        return f"Could not read the dates start={start!r} end={end!r}; use YYYY-MM-DD."
+    if hi is not None and end and len(end.strip()) <= 10:
+        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)  # whole end day
+    window = frame.loc[lo:hi]
+    if len(window) < 2:
+        return (
+            f"Not enough {sym} data between {start} and {end}; available: "
+            f"{_day(frame.index[0])} to {_day(frame.index[-1])}."
+        )
+    return summarize_ohlcv(window, sym)
+
+
+MARKET_DATA_TOOLS = [market_data]

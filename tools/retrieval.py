@@ -1,0 +1,73 @@
+"""Retrieval tools: RAG over the user's own backtests and strategies (per-user Chroma stores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain.tools import ToolRuntime, tool
+
+from agents.corpus import STRATEGIES
+from agents.retrieval import RetrievalUnavailableError, get_retriever
+from graphs.context import Context
+from tools.backtests import SEARCH_UNAVAILABLE, user_of
+
+MAX_K = 10
+
+
+@tool
+def search_my_backtests(
+    query: str,
+    runtime: ToolRuntime[Context, Any],
+    k: int = 5,
+    symbol: str | None = None,
+    min_sharpe: float | None = None,
+) -> dict[str, Any] | str:
+    """Search the user's past backtests by meaning, best match first.
+
+    query: what to look for, e.g. "momentum on GOOG" or "low drawdown trend following".
+    k: how many results (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD).
+    min_sharpe: only backtests with at least this Sharpe ratio.
+    Each result has a backtest_id (for get_backtest), a summary and a similarity score.
+    """
+    user = user_of(runtime)
+    k = max(1, min(int(k), MAX_K))
+    try:
+        hits = get_retriever().search_similar_backtests(
+            user,
+            query,
+            k,
+            symbol=symbol.strip().upper() if symbol else None,
+            min_sharpe=min_sharpe,
+        )
+    except RetrievalUnavailableError:
+        return SEARCH_UNAVAILABLE
+    return {
+        "results": [
+            {"backtest_id": h.id, "score": round(h.score, 3), "summary": h.content} for h in hits
+        ],
+        "count": len(hits),
+    }
+
+
+@tool
+def list_my_strategies(runtime: ToolRuntime[Context, Any]) -> dict[str, Any] | str:
+    """List the user's saved strategies, and the named strategies run_backtest can run."""
+    user = user_of(runtime)
+    try:
+        saved = get_retriever().list_strategies(user)
+    except RetrievalUnavailableError:
+        return SEARCH_UNAVAILABLE + f" Runnable named strategies: {', '.join(STRATEGIES)}."
+    return {
+        "my_strategies": [
+            {
+                k: v
+                for k, v in s.items()
+                if k in ("strategy_name", "strategy_id", "symbol", "backtest_id")
+            }
+            for s in saved
+        ],
+        "runnable_named_strategies": list(STRATEGIES),
+    }
+
+
+RETRIEVAL_TOOLS = [search_my_backtests, list_my_strategies]
