@@ -199,3 +199,28 @@ def with_text_tool_calls(message: AIMessage, tool_names: Collection[str]) -> AIM
             "invalid_tool_calls": [],
         }
     )
+
+
+_ANSWER_KEYS = ("answer", "result", "response", "content", "message", "text", "output", "reply")
+
+
+def unwrap_json_answer(message: AIMessage) -> AIMessage:
+    """A final answer the small model wrapped as JSON (`{"result": "..."}`), as plain text.
+
+    Only a reply that is *entirely* one JSON object (optionally fenced) with a single string
+    under an answer-like key is unwrapped; anything else is left exactly as written.
+    """
+    if message.tool_calls:
+        return message
+    text = message_text(message.content).strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
+    body = fenced.group(1) if fenced else text
+    if not (body.startswith("{") and body.endswith("}")):
+        return message
+    value = _loads(body)
+    if not isinstance(value, dict) or len(value) != 1:
+        return message
+    ((key, inner),) = value.items()
+    if str(key).lower() not in _ANSWER_KEYS or not isinstance(inner, str) or not inner.strip():
+        return message
+    return message.model_copy(update={"content": inner.strip()})

@@ -46,7 +46,7 @@ from langgraph.runtime import Runtime
 from agents.factory import create_chat_model
 from agents.governance import check_text
 from agents.models import MODEL_CATALOG, validate_model
-from agents.tool_calls import message_text, with_text_tool_calls
+from agents.tool_calls import message_text, unwrap_json_answer, with_text_tool_calls
 from graphs.context import Context as BaseContext
 from tools import TOOLS
 
@@ -204,6 +204,8 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     assert isinstance(reply, AIMessage)
     if mode == "json_text" and not answering:
         reply = with_text_tool_calls(reply, names)
+    if mode == "json_text" and not reply.tool_calls:
+        reply = unwrap_json_answer(reply)  # the 0.5B model often answers as {"result": "..."}
     elif mode == "none":
         reply = reply.model_copy(update={"tool_calls": []})
     if reply.tool_calls and state.model_calls + 1 >= ctx.max_steps:

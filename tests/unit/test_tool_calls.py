@@ -139,3 +139,25 @@ def test_message_helper_leaves_answers_and_native_calls_alone() -> None:
         [{"type": "text", "text": '{"name": "market_data", "arguments": {"symbol": "EURUSD"}}'}]
     )
     assert with_text_tool_calls(blocks, NAMES).tool_calls[0]["args"] == {"symbol": "EURUSD"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"result": "You have no strategies yet."}', "You have no strategies yet."),
+        ('```json\n{"answer": "GOOG closed at 757.23."}\n```', "GOOG closed at 757.23."),
+        ('{"Response": " ok "}', "ok"),
+        # left alone: not only JSON, several keys, not an answer key, not a string
+        ('Here: {"result": "x"}', 'Here: {"result": "x"}'),
+        ('{"result": "a", "score": 1}', '{"result": "a", "score": 1}'),
+        ('{"symbol": "GOOG"}', '{"symbol": "GOOG"}'),
+        ('{"result": 42}', '{"result": 42}'),
+        ('{"result": "unterminated', '{"result": "unterminated'),
+    ],
+)
+def test_unwrap_json_answer(text: str, expected: str) -> None:
+    from langchain_core.messages import AIMessage
+
+    from agents.tool_calls import unwrap_json_answer
+
+    assert unwrap_json_answer(AIMessage(content=text)).content == expected
