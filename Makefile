@@ -11,7 +11,7 @@ export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install model demo test lint unit bench clean postgres
+.PHONY: install model demo serve test lint unit bench clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ model: install
 ## The main job on embedded defaults.
 demo: model
 	$(BIN)/quant-genai demo
+
+## The LangGraph server (the four graphs + the REST API) on embedded defaults, for Studio and
+## REST clients. Demo API key on embedded defaults: `x-api-key: demo-key` (user demo-user).
+serve: model
+	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2024
 
 lint: install
 	$(BIN)/ruff check agents graphs tools tests bench

@@ -91,6 +91,31 @@ class Settings(BaseSettings):
     local_model_ctx: int = Field(default=8192, ge=512, validation_alias="QUANT_GENAI_LOCAL_CTX")
     local_model_threads: int = Field(default=2, ge=1, validation_alias="QUANT_GENAI_LOCAL_THREADS")
 
+    # -- the REST / LangGraph server (agents/auth.py, agents/api.py) ---------------------------
+    api_keys: dict[str, str] | None = Field(
+        default=None,
+        repr=False,  # the keys are secrets: never in a repr, log or trace
+        validation_alias="QUANT_GENAI_API_KEYS",
+        description='JSON {"api key": "user id"}; unset on embedded defaults = the demo key',
+    )
+    admin_users: list[str] = Field(
+        default_factory=list,
+        validation_alias="QUANT_GENAI_ADMIN_USERS",
+        description="JSON list of user ids who may read every user's usage report",
+    )
+    rate_per_min: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="QUANT_GENAI_RATE_PER_MIN",
+        description="Model-calling REST requests per user per minute (0 = no limit)",
+    )
+    rate_burst: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="QUANT_GENAI_RATE_BURST",
+        description="Requests a user may make at once before the per-minute rate applies",
+    )
+
     @field_validator("openai_api_key", mode="before")
     @classmethod
     def _blank_key_is_none(cls, v: object) -> object:
