@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -215,8 +215,8 @@ def govern(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"masked_request": report.masked_text}
 
 
-def route_after_governance(state: State) -> Literal["load", "__end__"]:
-    return "__end__" if state.blocked else "load"
+def route_after_governance(state: State) -> Literal["load", "respond"]:
+    return "respond" if state.blocked else "load"
 
 
 def load(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -288,6 +288,11 @@ def chart(state: State) -> dict[str, Any]:
     return {"chart_png": base64.b64encode(equity_chart_png(result)).decode("ascii")}
 
 
+def respond(state: State) -> dict[str, Any]:
+    """Every output field, on every path (LangGraph returns only channels that were written)."""
+    return {f.name: getattr(state, f.name) for f in fields(OutputState)}
+
+
 builder = StateGraph(
     State, context_schema=Context, input_schema=InputState, output_schema=OutputState
 )
@@ -297,11 +302,13 @@ builder.add_node(narrate)
 builder.add_node(check_numbers)
 builder.add_node(fallback)
 builder.add_node(chart)
+builder.add_node(respond)
 builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_governance)
 builder.add_edge("load", "narrate")
 builder.add_edge("narrate", "check_numbers")
 builder.add_conditional_edges("check_numbers", route_after_check)
 builder.add_edge("fallback", "chart")
-builder.add_edge("chart", END)
+builder.add_edge("chart", "respond")
+builder.add_edge("respond", END)
 graph = builder.compile(name="narrative_report")
