@@ -397,7 +397,9 @@ class Retriever:
         progress: bool = False,
     ) -> BulkIndexStats:
         """Index many backtests, embedding `batch_size` texts per model call (the slow part)."""
-        items = list(results)
+        # Grouped by user (stable), so a batch upserts a few large runs into a few collections
+        # rather than one record into each of hundreds: Chroma pays per upsert call.
+        items = sorted(results, key=lambda r: r.user_id)
         t0 = time.perf_counter()
         embed_s = 0.0
         bar = None
