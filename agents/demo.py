@@ -74,7 +74,10 @@ def run_demo(console: Console) -> None:
     console.rule("[bold]3. Real backtests, indexed per user, and RAG over them")
     show_retrieval(console)
 
-    console.rule("[bold]4. Usage and cost from the ledger (this run)")
+    console.rule("[bold]4. The four services end to end (LangGraph graphs)")
+    show_services(console)
+
+    console.rule("[bold]5. Usage and cost from the ledger (this run)")
     print_usage_table(
         usage_report(user_id=DEMO_USER, since=started, group_by="service"),
         by="service",
@@ -129,3 +132,73 @@ def show_retrieval(console: Console) -> None:
     console.print(table)
     prompt = retriever.build_rag_prompt(RAG_USER, RAG_QUERY, k=3, max_context_tokens=600)
     console.print(Panel(prompt, title="RAG prompt (top-3, ≤ 600 context tokens)"))
+
+
+def show_services(console: Console) -> None:
+    """Each service graph once, for the demo user, on whatever backend is configured."""
+    from agents.retrieval import get_retriever
+    from graphs.chatops import chat
+    from graphs.narrative_report import Context as ReportContext
+    from graphs.narrative_report import InputState as ReportInput
+    from graphs.narrative_report import graph as report_graph
+    from graphs.prompt_governance import check_prompt
+    from graphs.strategy_builder import build_strategy
+
+    text = "Backtest my idea; mail results to kim.minsu@example.com, card 4111 1111 1111 1111"
+    t0 = time.perf_counter()
+    gov = check_prompt(text, user_id=DEMO_USER)
+    console.print(
+        Panel(
+            f"verdict: {gov.verdict}\nmasked: {gov.masked_text}\n"
+            f"reasons: {', '.join(r.code for r in gov.reasons)}",
+            title="prompt_governance",
+            subtitle=f"{time.perf_counter() - t0:.1f} s",
+        )
+    )
+
+    t0 = time.perf_counter()
+    built = build_strategy(
+        "an SMA crossover strategy with fast 10 and slow 30", user_id=DEMO_USER, max_repairs=2
+    )
+    if built.ok and built.metrics is not None:
+        m = built.metrics
+        outcome = (
+            f"return {m.total_return_pct:.1f}%, Sharpe {m.sharpe}, "
+            f"{m.num_trades} trades on {m.symbol}; indexed as {m.id}"
+        )
+    else:
+        outcome = f"failed at {built.failed_stage}: {built.error}"
+    console.print(
+        Panel(
+            f"{built.code}\n\n{outcome}",
+            title=f"strategy_builder · {built.model_used} · repairs {built.repairs}",
+            subtitle=f"{time.perf_counter() - t0:.1f} s · {built.input_tokens} in / "
+            f"{built.output_tokens} out tokens · list price ${built.list_price_usd}",
+        )
+    )
+
+    latest = get_retriever().list_backtests(DEMO_USER, limit=1)
+    if latest:
+        t0 = time.perf_counter()
+        out = report_graph.invoke(
+            ReportInput(backtest_id=latest[0].id),
+            context=ReportContext(user_id=DEMO_USER, max_tokens=200),
+        )
+        how = "template (the model invented numbers)" if out["used_fallback"] else "model prose"
+        console.print(
+            Panel(
+                out["report"],
+                title=f"narrative_report · {how}",
+                subtitle=f"{time.perf_counter() - t0:.1f} s · every number checked",
+            )
+        )
+
+    t0 = time.perf_counter()
+    answer = chat("List my strategies.", user_id=DEMO_USER, thread_id="demo", max_tokens=160)
+    console.print(
+        Panel(
+            answer,
+            title="chatops_advanced · tool call + answer",
+            subtitle=f"{time.perf_counter() - t0:.1f} s",
+        )
+    )
