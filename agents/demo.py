@@ -163,7 +163,7 @@ def show_services(console: Console) -> None:
     if built.ok and built.metrics is not None:
         m = built.metrics
         outcome = (
-            f"return {m.total_return_pct:.1f}%, Sharpe {m.sharpe}, "
+            f"return {m.total_return_pct:.1f}%, Sharpe {m.sharpe or 0:.2f}, "
             f"{m.num_trades} trades on {m.symbol}; indexed as {m.id}"
         )
     else:

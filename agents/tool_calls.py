@@ -205,22 +205,40 @@ _ANSWER_KEYS = ("answer", "result", "response", "content", "message", "text", "o
 
 
 def unwrap_json_answer(message: AIMessage) -> AIMessage:
-    """A final answer the small model wrapped as JSON (`{"result": "..."}`), as plain text.
+    """A final answer the small model wrote as JSON, as plain text.
 
-    Only a reply that is *entirely* one JSON object (optionally fenced) with a single string
-    under an answer-like key is unwrapped; anything else is left exactly as written.
+    Only a reply that is *entirely* JSON (optionally fenced) is touched: a single string under an
+    answer-like key (`{"result": "..."}`) is unwrapped; any other object or list (an echoed tool
+    result) becomes readable `key: value` lines. Anything else is left exactly as written.
     """
     if message.tool_calls:
         return message
     text = message_text(message.content).strip()
     fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
     body = fenced.group(1) if fenced else text
-    if not (body.startswith("{") and body.endswith("}")):
+    if (body[:1], body[-1:]) not in (("{", "}"), ("[", "]")):
         return message
     value = _loads(body)
-    if not isinstance(value, dict) or len(value) != 1:
-        return message
-    ((key, inner),) = value.items()
-    if str(key).lower() not in _ANSWER_KEYS or not isinstance(inner, str) or not inner.strip():
-        return message
-    return message.model_copy(update={"content": inner.strip()})
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if str(key).lower() in _ANSWER_KEYS and isinstance(inner, str) and inner.strip():
+            return message.model_copy(update={"content": inner.strip()})
+    if isinstance(value, dict | list) and value:
+        # The small model echoed a tool result as its answer: show it as readable lines.
+        return message.model_copy(update={"content": _readable(value)})
+    return message
+
+
+def _readable(value: Any, indent: str = "") -> str:
+    """JSON data as short `key: value` lines (lists as bullets) for a person to read."""
+    if isinstance(value, dict):
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, dict | list) and v:
+                lines.append(f"{indent}{k}:\n{_readable(v, indent + '  ')}")
+            else:
+                lines.append(f"{indent}{k}: {v}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        return "\n".join(f"{indent}- " + _readable(v, indent + "  ").lstrip() for v in value)
+    return f"{indent}{value}"

@@ -31,9 +31,12 @@ NARRATIVE_SYSTEM = (
 )
 NARRATIVE_USER = "Facts:\n{facts}\n\n{request}Write the report."
 RETRY_NOTE = (
-    "\n\nYour previous draft used numbers that are not in the facts: {bad}. "
-    "Rewrite it using only the numbers in the facts."
+    "\n\nYour previous draft was rejected: {problems}. Rewrite it in at most 4 sentences, "
+    "citing the total return, Sharpe ratio and max drawdown exactly as given in the facts."
 )
+# A report must cite at least this many of these facts (a draft with no numbers says nothing).
+HEADLINE_FACTS = ("total return", "Sharpe ratio", "max drawdown", "trades")
+MIN_CITED_FACTS = 2
 BLOCKED_REPORT = "This request was blocked by prompt governance: {reasons}."
 
 
@@ -81,6 +84,8 @@ class OutputState:
 class State(InputState, OutputState):
     masked_request: str = ""
     draft: str = ""
+    draft_truncated: bool = False
+    problems: list[str] = field(default_factory=list)
     attempts: int = 0
 
 
@@ -162,6 +167,39 @@ def unsupported_numbers(prose: str, allowed: set[Decimal]) -> list[str]:
         if not any(abs(a - d) <= half_ulp for a in allowed):
             bad.append(tok.rstrip(".,"))
     return bad
+
+
+def cited_facts(prose: str, facts: dict[str, str]) -> list[str]:
+    """Which headline facts the prose states (as the fact's number, or a rounding of it)."""
+    text = _LIST_MARKER.sub(" ", prose).replace("-", " ").replace("–", " ")
+    said = [abs(d) for d in (_parse(t) for t in _NUMBER.findall(text)) if d is not None]
+    cited = []
+    for key in HEADLINE_FACTS:
+        values = allowed_numbers({key: facts.get(key, "")})
+        if any(
+            abs(v - d) <= Decimal(5) * Decimal(10) ** (_exponent(d) - 1)
+            for v in values
+            for d in said
+        ):
+            cited.append(key)
+    return cited
+
+
+def draft_problems(
+    draft: str, facts: dict[str, str], request: str = "", truncated: bool = False
+) -> list[str]:
+    """Why a draft cannot be the report (empty list: it can)."""
+    if not draft.strip():
+        return ["the draft is empty"]
+    problems = []
+    bad = unsupported_numbers(draft, allowed_numbers(facts, request))
+    if bad:
+        problems.append("numbers not in the facts: " + ", ".join(bad))
+    if len(cited_facts(draft, facts)) < MIN_CITED_FACTS:
+        problems.append(f"it cites fewer than {MIN_CITED_FACTS} of: " + ", ".join(HEADLINE_FACTS))
+    if truncated:
+        problems.append("it was cut off at the token limit")
+    return problems
 
 
 def template_report(facts: dict[str, str]) -> str:
@@ -250,22 +288,26 @@ def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     facts = "\n".join(f"- {k}: {v}" for k, v in state.metrics.items())
     request = f"Focus: {state.masked_request}\n\n" if state.masked_request.strip() else ""
     prompt = NARRATIVE_USER.format(facts=facts, request=request)
-    if state.rejected_numbers:
-        prompt += RETRY_NOTE.format(bad=", ".join(state.rejected_numbers))
+    if state.problems:
+        prompt += RETRY_NOTE.format(problems="; ".join(state.problems))
     reply = model.invoke([SystemMessage(NARRATIVE_SYSTEM), HumanMessage(prompt)])
     return {
         "draft": str(reply.content).strip(),
+        "draft_truncated": reply.response_metadata.get("finish_reason") == "length",
         "attempts": state.attempts + 1,
         "model_used": model.metadata.get("model") if model.metadata else ctx.model,
     }
 
 
 def check_numbers(state: State) -> dict[str, Any]:
-    """Reject a draft with any number that is not in the facts."""
+    """Reject a draft with a number not in the facts, too few facts cited, or cut off."""
+    problems = draft_problems(
+        state.draft, state.metrics, state.masked_request, state.draft_truncated
+    )
+    if not problems:
+        return {"report": state.draft, "faithful": True, "rejected_numbers": [], "problems": []}
     bad = unsupported_numbers(state.draft, allowed_numbers(state.metrics, state.masked_request))
-    if state.draft and not bad:
-        return {"report": state.draft, "faithful": True, "rejected_numbers": []}
-    return {"rejected_numbers": bad or ["(empty draft)"]}
+    return {"rejected_numbers": bad, "problems": problems}
 
 
 def route_after_check(

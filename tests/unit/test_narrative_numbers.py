@@ -100,3 +100,20 @@ def test_output_is_complete_on_every_path() -> None:
     )
     assert set(out) == {f.name for f in fields(OutputState)}
     assert out["blocked"] and not out["used_fallback"] and out["chart_png"] is None
+
+
+def test_a_draft_must_cite_the_headline_facts_and_be_complete() -> None:
+    from graphs.narrative_report import cited_facts, draft_problems
+
+    facts = compute_facts(result())
+    assert draft_problems("", facts) == ["the draft is empty"]
+    vague = "GOOG is a popular stock with high returns; this backtest is reliable."
+    assert any("cites fewer than 2" in p for p in draft_problems(vague, facts))
+    good = "It returned 405.0% with a Sharpe ratio of 0.76 and a max drawdown of -31.4%."
+    assert cited_facts(good, facts) == ["total return", "Sharpe ratio", "max drawdown"]
+    assert draft_problems(good, facts) == []
+    assert draft_problems(good, facts, truncated=True) == ["it was cut off at the token limit"]
+    assert draft_problems("It returned 999% with 33 trades and Sharpe 0.76.", facts) == [
+        "numbers not in the facts: 999"
+    ]
+    assert draft_problems(template_report(facts), facts) == []

@@ -149,9 +149,15 @@ def test_message_helper_leaves_answers_and_native_calls_alone() -> None:
         ('{"Response": " ok "}', "ok"),
         # left alone: not only JSON, several keys, not an answer key, not a string
         ('Here: {"result": "x"}', 'Here: {"result": "x"}'),
-        ('{"result": "a", "score": 1}', '{"result": "a", "score": 1}'),
-        ('{"symbol": "GOOG"}', '{"symbol": "GOOG"}'),
-        ('{"result": 42}', '{"result": 42}'),
+        ('{"result": "a", "score": 1}', "result: a\nscore: 1"),
+        ('{"symbol": "GOOG"}', "symbol: GOOG"),
+        ('{"result": 42}', "result: 42"),
+        (
+            '[{"name": "SmaCross", "symbol": "GOOG"}, {"name": "Rsi"}]',
+            "- name: SmaCross\n  symbol: GOOG\n- name: Rsi",
+        ),
+        ('{"strategies": ["A", "B"]}', "strategies:\n  - A\n  - B"),
+        ("{}", "{}"),
         ('{"result": "unterminated', '{"result": "unterminated'),
     ],
 )
