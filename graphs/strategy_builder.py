@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import TypeAdapter
 
 from agents import corpus
 from agents.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
@@ -546,25 +546,9 @@ def finish(state: State) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-class StrategyBuildResult(BaseModel):
-    """What a caller of the service gets back."""
-
-    ok: bool = False
-    blocked: bool = False
-    code: str = ""
-    strategy_class: str | None = None
-    metrics: BacktestResult | None = None
-    error: str | None = None
-    error_line: int | None = None
-    failed_stage: Literal["validation", "backtest", "model"] | None = None
-    repairs: int = 0
-    model_used: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    list_price_usd: float = 0.0
-    rag_used: bool = False
-    notes: list[str] = Field(default_factory=list)
+# The service function returns the graph's own output type, validated (metrics → BacktestResult).
+StrategyBuildResult = OutputState
+_RESULT: TypeAdapter[OutputState] = TypeAdapter(OutputState)
 
 
 def build_strategy(
@@ -591,7 +575,7 @@ def build_strategy(
         use_rag=use_rag,
     )
     inp = InputState(request=request, csv_path=csv_path, start=start, end=end)
-    return StrategyBuildResult.model_validate(graph.invoke(inp, context=ctx))
+    return _RESULT.validate_python(graph.invoke(inp, context=ctx))
 
 
 # --------------------------------------------------------------------------------------------
