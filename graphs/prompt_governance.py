@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from agents.factory import create_chat_model
 from agents.governance import GovernanceReport, Reason, SecondOpinion, Verdict, check_text
 from agents.models import validate_model
+from agents.tool_calls import message_text
 from graphs.context import Context as BaseContext
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,6 @@ def parse_second_opinion(reply: str) -> SecondOpinion:
     return "INJECTION" if m["bad"] else "SAFE"
 
 
-def _reply_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content blocks
-        return " ".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    return str(content)
-
-
 # --------------------------------------------------------------------------------------------
 # Nodes
 # --------------------------------------------------------------------------------------------
@@ -149,7 +142,7 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"second_opinion": "ERROR"}
     route = (chat.metadata or {}).get("route")
     return {
-        "second_opinion": parse_second_opinion(_reply_text(reply.content)),
+        "second_opinion": parse_second_opinion(message_text(reply.content)),
         "opinion_can_clear": route != "local",
     }
 

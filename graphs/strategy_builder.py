@@ -35,6 +35,7 @@ from agents.governance import check_text
 from agents.models import validate_model
 from agents.retrieval import RetrievedContext, count_tokens
 from agents.sandbox import ALLOWED_IMPORTS, validate_strategy_code
+from agents.tool_calls import message_text
 from graphs.context import Context as BaseContext
 
 log = logging.getLogger(__name__)
@@ -312,14 +313,6 @@ def repair_prompt(request: str, code: str, stage: str, error: str, line: int | N
     )
 
 
-def _reply_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content blocks
-        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    return str(content)
-
-
 # --------------------------------------------------------------------------------------------
 # Nodes
 # --------------------------------------------------------------------------------------------
@@ -399,7 +392,7 @@ def _ask(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
             "failed_stage": "model",
         }
     return {
-        "code": extract_code(_reply_text(reply.content)),
+        "code": extract_code(message_text(reply.content)),
         "call_ids": [str(call_id)],
         "model_used": metadata.get("model", runtime.context.model),
     }
