@@ -102,3 +102,14 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     from tests.pg import fresh_database
 
     return fresh_database(request.getfixturevalue("postgres_admin_url"))
+
+
+@pytest.fixture
+def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
+    """Process settings that route every model to this session's embedded model server."""
+    from agents.retrieval import reset_retriever
+
+    monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
+    monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
+    get_settings.cache_clear()
+    reset_retriever()

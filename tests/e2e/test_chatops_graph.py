@@ -3,47 +3,16 @@ tool and answers, memory holds across turns, PII is masked before the model, cos
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-from uuid import UUID
-
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.costs import get_ledger
-from agents.retrieval import reset_retriever
-from agents.settings import get_settings
 from graphs.chatops import Context, InputState, graph, graph_with_memory, thread_config
+from tests.fakes.spies import PromptSpy
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
-    get_settings.cache_clear()
-    reset_retriever()
-
-
-class PromptSpy(BaseCallbackHandler):
-    """Records every prompt a chat model is sent (what would leave the process)."""
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        **kwargs: Any,
-    ) -> None:
-        self.prompts.extend("\n".join(str(m.content) for m in batch) for batch in messages)
 
 
 @pytest.mark.usefixtures("local_env")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
 
 from agents.backtests import run_backtest
 from agents.corpus import SmaCross
 from agents.costs import get_ledger
-from agents.retrieval import get_retriever, reset_retriever
-from agents.settings import get_settings
+from agents.retrieval import get_retriever
 from graphs.narrative_report import (
     BacktestNotFoundError,
     Context,
@@ -22,14 +20,6 @@ from graphs.narrative_report import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
-    get_settings.cache_clear()
-    reset_retriever()
 
 
 @pytest.mark.usefixtures("local_env")

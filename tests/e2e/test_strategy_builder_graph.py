@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from agents.costs import get_ledger
 from agents.models import ModelNotAllowedError
-from agents.retrieval import get_retriever, reset_retriever
+from agents.retrieval import get_retriever
 from agents.sandbox import validate_strategy_code
-from agents.settings import get_settings
 from graphs.strategy_builder import Context, InputState, build_strategy, graph
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
-    monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
-    get_settings.cache_clear()
-    reset_retriever()
 
 
 def _rows() -> list[dict[str, object]]:
