@@ -14,6 +14,15 @@ named from a hash of the user id:
   metadata, every query filters on it positively, record ids are prefixed with the user's hash,
   and results whose metadata names another user are dropped.
 
+Persistence (`HNSW_CONFIG`): Chroma's embedded server keeps every write in a log table
+(`embeddings_queue`, one table for all collections) until the collection's HNSW index is
+persisted, which by default happens only every 1,000 records. Per-user collections rarely reach
+1,000, so nothing was ever purged, and the first query of a collection after start-up replayed its
+log by scanning the whole shared table: measured 42 ms at 10k records and growing with the total.
+With `sync_threshold = batch_size = 1` each write persists its (small) index and lets the log be
+purged; the first query then costs ~11 ms and a warm one ~2 ms at 10k (`bench/retrieval.py`
+reports cold and warm). Collections created with other values are updated when opened.
+
 User ids: None, non-strings, empty or whitespace-only ids, and ids with surrounding whitespace
 are rejected (`ValueError`) rather than stripped, so " u1" can never alias "u1". Ids are
 case-sensitive: "U1" and "u1" are two users.
@@ -42,7 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, Field
@@ -51,10 +60,15 @@ from agents.backtests import BacktestResult
 from agents.embeddings import embedding_model_id, get_embeddings
 from agents.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from chromadb.api.collection_configuration import CreateHNSWConfiguration
+
 log = logging.getLogger(__name__)
 
 Store = Literal["backtests", "strategies"]
 _STORE_PREFIX: dict[Store, str] = {"backtests": "bt", "strategies": "st"}
+HNSW_CONFIG: CreateHNSWConfiguration = {"space": "cosine", "sync_threshold": 1, "batch_size": 1}
+"""Collection index settings (see "Persistence" above); space cannot change after creation."""
 CHUNK_CHARS = 800
 """MiniLM reads at most 256 word pieces; ~800 chars of Python stays inside that."""
 
@@ -320,8 +334,9 @@ class Retriever:
                         collection_name=collection_name(store, self.model_id, user_id),
                         embedding_function=self.embeddings,
                         client=self.client,
-                        collection_configuration={"hnsw": {"space": "cosine"}},
+                        collection_configuration={"hnsw": HNSW_CONFIG.copy()},
                     )
+                    _persist_every_write(found._collection)
                 self._stores[key] = found
             return found
 
@@ -573,6 +588,17 @@ class Retriever:
         with self._unavailable_as_error():
             got = getattr(scope, store)._collection.get(where=scope.where, include=[])
         return len(got["ids"])
+
+
+def _persist_every_write(collection: Any) -> None:
+    """Bring a collection created with Chroma's default sync settings to `HNSW_CONFIG`."""
+    hnsw = (collection.configuration or {}).get("hnsw") or {}
+    if hnsw.get("sync_threshold") != HNSW_CONFIG["sync_threshold"]:  # batch_size isn't reported
+        wanted = {
+            "sync_threshold": HNSW_CONFIG["sync_threshold"],
+            "batch_size": HNSW_CONFIG["batch_size"],
+        }
+        collection.modify(configuration={"hnsw": wanted})
 
 
 def _as_date(value: date | datetime) -> date:

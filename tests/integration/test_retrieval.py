@@ -335,6 +335,35 @@ def test_bulk_index_batches_and_reports(retriever: Retriever) -> None:
     assert retriever.count("user0") == 10
 
 
+def _chroma_log_rows(retriever: Retriever) -> int:
+    import sqlite3
+
+    db = retriever.settings.resolved_chromadb_path / "chroma.sqlite3"
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0])
+
+
+def test_writes_persist_the_index_so_chromas_log_is_purged(retriever: Retriever) -> None:
+    # With Chroma's default sync_threshold (1,000) every record stayed in the shared log and the
+    # first query of each collection scanned it whole; HNSW_CONFIG persists on every write.
+    for i in range(30):
+        retriever.index_backtest_result(f"log{i % 3}", make_bt(f"b{i}", f"log{i % 3}"))
+    assert retriever.count("log0") == 10
+    assert _chroma_log_rows(retriever) <= 3 * 2  # at most the last write per collection
+
+
+def test_collection_with_default_sync_settings_is_updated_when_opened(
+    retriever: Retriever,
+) -> None:
+    name = collection_name("backtests", retriever.model_id, "legacy")
+    retriever.client.create_collection(name, configuration={"hnsw": {"space": "cosine"}})
+    assert retriever.client.get_collection(name).configuration["hnsw"]["sync_threshold"] == 1000
+    for i in range(12):
+        retriever.index_backtest_result("legacy", make_bt(f"b{i}", "legacy"))
+    assert retriever.client.get_collection(name).configuration["hnsw"]["sync_threshold"] == 1
+    assert _chroma_log_rows(retriever) <= 2
+
+
 def test_persists_across_process_restart(
     make_settings: Callable[..., Settings], embeddings: Embeddings, tmp_path: Path
 ) -> None:
