@@ -35,6 +35,7 @@ from starlette.responses import Response
 
 from agents.auth import is_admin, key_from_headers, user_for_key
 from agents.backtests import SYMBOLS, BacktestResult
+from agents.limits import QuotaExceededError, count_tokens
 from agents.models import (
     SERVICES,
     ModelConfig,
@@ -202,8 +203,6 @@ def context_window(model: ModelConfig) -> int:
 
 def check_fits(service: str, model: ModelConfig, text: str, max_tokens: int) -> None:
     """413 before any model call when the prompt plus the output cap cannot fit."""
-    from agents.retrieval import count_tokens
-
     window = context_window(model)
     need = count_tokens(text) + PROMPT_OVERHEAD[service] + max_tokens
     if need > window:
@@ -390,6 +389,14 @@ app = FastAPI(
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.type, exc.message, exc.allowed, exc.headers)
+
+
+@app.exception_handler(QuotaExceededError)
+async def _quota_error(request: Request, exc: QuotaExceededError) -> JSONResponse:
+    """Over the user's daily budget (counting calls in flight): 429, nothing was sent."""
+    return error_response(
+        429, "quota_exceeded", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 @app.exception_handler(RequestValidationError)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -26,6 +26,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import BaseModel
 
+from agents.limits import (
+    QuotaExceededError,
+    seconds_to_next_window,
+    window_start,
+    worst_case_tokens,
+)
 from agents.models import ModelConfig, get_model_config
 from agents.settings import Settings, get_settings
 
@@ -137,6 +143,15 @@ llm_calls = sa.Table(
     sa.Column("error", sa.Text()),
 )
 
+quota_reservations = sa.Table(
+    "quota_reservations",
+    _meta,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("amount_nanousd", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class LedgerRow:
@@ -182,6 +197,10 @@ class UsageRow(BaseModel):
     cache_hits: int
     errors: int
     unpriced_calls: int
+
+
+RETRY_WHILE_IN_FLIGHT_S = 2
+"""Retry-After when only calls in flight hold the budget: they settle within seconds."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -241,8 +260,87 @@ class Ledger:
             "cache_hit": row.cache_hit,
             "error": row.error,
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:  # the row replaces the call's reservation atomically
             conn.execute(llm_calls.insert(), values)
+            conn.execute(
+                quota_reservations.delete().where(quota_reservations.c.request_id == row.request_id)
+            )
+
+    def reserve(
+        self,
+        *,
+        request_id: str,
+        user_id: str,
+        amount_nanousd: int,
+        budget_nanousd: int,
+        ttl_s: float,
+    ) -> None:
+        """Hold `amount` of the user's budget for one call, or raise `QuotaExceededError`.
+
+        Check and insert run under a lock held to commit (SQLite: BEGIN IMMEDIATE, the
+        database's write lock; Postgres: a transaction-scoped advisory lock per user), so two
+        concurrent calls can never both fit into the same remaining budget.
+        """
+        now = datetime.now(UTC).replace(tzinfo=None)
+        r = quota_reservations.c
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"quota:{user_id}"},
+                )
+            conn.execute(quota_reservations.delete().where(r.expires_at < now))
+            spent = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(llm_calls.c.cost_nanousd), 0)).where(
+                    llm_calls.c.user_id == user_id, llm_calls.c.ts >= window_start(now)
+                )
+            ).scalar_one()
+            held = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(r.amount_nanousd), 0)).where(
+                    r.user_id == user_id
+                )
+            ).scalar_one()
+            spent, held = int(spent), int(held)
+            if spent + held + amount_nanousd > budget_nanousd:
+                conn.rollback()
+                settles = spent + amount_nanousd <= budget_nanousd
+                raise QuotaExceededError(
+                    user_id=user_id,
+                    budget_nanousd=budget_nanousd,
+                    spent_nanousd=spent,
+                    held_nanousd=held,
+                    needed_nanousd=amount_nanousd,
+                    retry_after_s=RETRY_WHILE_IN_FLIGHT_S if settles else seconds_to_next_window(),
+                )
+            conn.execute(
+                quota_reservations.insert(),
+                {
+                    "request_id": request_id,
+                    "user_id": user_id,
+                    "amount_nanousd": amount_nanousd,
+                    "expires_at": now + timedelta(seconds=ttl_s),
+                },
+            )
+            conn.commit()
+
+    def release(self, request_id: str) -> None:
+        """Drop a reservation whose call never produced a row (it expires anyway)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                quota_reservations.delete().where(quota_reservations.c.request_id == request_id)
+            )
+
+    def held_nanousd(self, user_id: str) -> int:
+        """Budget held right now by the user's calls in flight."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        r = quota_reservations.c
+        q = sa.select(sa.func.coalesce(sa.func.sum(r.amount_nanousd), 0)).where(
+            r.user_id == user_id, r.expires_at >= now
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
 
     def rows(self, **filters: Any) -> list[dict[str, Any]]:
         """Raw rows, newest last (for tests, exports and the dashboard)."""
@@ -385,7 +483,9 @@ class CostCallbackHandler(BaseCallbackHandler):
     """
 
     run_inline = True
-    raise_error = False
+    # Lets QuotaExceededError from on_chat_model_start stop the call before it is sent; ledger
+    # write failures never escape (`_write` logs them), so nothing else is raised.
+    raise_error = True
 
     def __init__(
         self,
@@ -397,6 +497,8 @@ class CostCallbackHandler(BaseCallbackHandler):
         served_model: str,
         route: str,
         billed: bool = True,
+        budget_nanousd: int | None = None,
+        reservation_ttl_s: float = 600.0,
     ):
         self.ledger = ledger
         self.model = model
@@ -405,6 +507,8 @@ class CostCallbackHandler(BaseCallbackHandler):
         self.served_model = served_model
         self.route = route
         self.billed = billed
+        self.budget_nanousd = budget_nanousd
+        self.reservation_ttl_s = reservation_ttl_s
         self._starts: dict[UUID, float] = {}
         self._lock = threading.Lock()
 
@@ -416,6 +520,18 @@ class CostCallbackHandler(BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
+        if self.budget_nanousd is not None and self.billed and self.user_id is not None:
+            prompt, output = worst_case_tokens(
+                self.model, messages[0] if messages else [], kwargs.get("invocation_params")
+            )
+            worst = cost_nanousd(self.model, TokenUsage(input_tokens=prompt, output_tokens=output))
+            self.ledger.reserve(
+                request_id=str(run_id),
+                user_id=self.user_id,
+                amount_nanousd=worst,
+                budget_nanousd=self.budget_nanousd,
+                ttl_s=self.reservation_ttl_s,
+            )
         with self._lock:
             self._starts[run_id] = time.perf_counter()
 

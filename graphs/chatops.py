@@ -43,7 +43,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
-from agents.factory import create_chat_model
+from agents.factory import create_chat_model_with_fallback
 from agents.governance import check_text
 from agents.models import MODEL_CATALOG, validate_model
 from agents.tool_calls import message_text, unwrap_json_answer, with_text_tool_calls
@@ -187,7 +187,7 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens}
     if config.supports_temperature:
         overrides["temperature"] = 0
-    chat = create_chat_model(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
+    chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
     mode = tool_calling_mode(chat, SERVICE, ctx.model)
     system = ctx.system_prompt.format(time=datetime.now(UTC).isoformat(timespec="seconds"))
     history: list[BaseMessage] = list(state.messages)

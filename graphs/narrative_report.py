@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from agents.backtests import BacktestResult
-from agents.factory import create_chat_model
+from agents.factory import create_chat_model_with_fallback, model_used
 from graphs.context import Context as BaseContext
 
 NARRATIVE_SYSTEM = (
@@ -282,7 +282,7 @@ def load(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model draft from the facts (streams through the `messages` stream mode)."""
     ctx = runtime.context
-    model = create_chat_model(
+    model = create_chat_model_with_fallback(
         "narrative_report", ctx.model, user_id=ctx.user_id, max_tokens=ctx.max_tokens
     )
     facts = "\n".join(f"- {k}: {v}" for k, v in state.metrics.items())
@@ -295,7 +295,7 @@ def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "draft": str(reply.content).strip(),
         "draft_truncated": reply.response_metadata.get("finish_reason") == "length",
         "attempts": state.attempts + 1,
-        "model_used": model.metadata.get("model") if model.metadata else ctx.model,
+        "model_used": model_used(reply) or ctx.model,
     }
 
 

@@ -18,8 +18,9 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agents.factory import create_chat_model
+from agents.factory import create_chat_model_with_fallback, route_used
 from agents.governance import GovernanceReport, Reason, SecondOpinion, Verdict, check_text
+from agents.limits import QuotaExceededError
 from agents.models import validate_model
 from agents.tool_calls import message_text
 from graphs.context import Context as BaseContext
@@ -129,7 +130,7 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if config.supports_temperature:  # not a reasoning model: one word is enough
         overrides = {"temperature": 0, "max_tokens": 8}
-    chat = create_chat_model(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
+    chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
     text = state.rules_report.masked_text[: ctx.max_model_chars]
     messages = [
         SystemMessage(SECOND_OPINION_SYSTEM),
@@ -137,13 +138,14 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ]
     try:
         reply = chat.invoke(messages)
+    except QuotaExceededError:
+        raise  # the caller hears 429 with when to retry, not a silent verdict
     except Exception as exc:  # endpoint down or timing out: decide without it, fail closed
         log.warning("prompt_governance second opinion failed: %s", type(exc).__name__)
         return {"second_opinion": "ERROR"}
-    route = (chat.metadata or {}).get("route")
     return {
         "second_opinion": parse_second_opinion(message_text(reply.content)),
-        "opinion_can_clear": route != "local",
+        "opinion_can_clear": route_used(reply) != "local",
     }
 
 

@@ -18,11 +18,12 @@ import logging
 import operator
 import re
 import textwrap
-import uuid
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import sqlalchemy as sa
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -30,8 +31,9 @@ from pydantic import TypeAdapter
 
 from agents import corpus
 from agents.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
-from agents.factory import create_chat_model
+from agents.factory import create_chat_model_with_fallback, model_used
 from agents.governance import check_text
+from agents.limits import QuotaExceededError
 from agents.models import validate_model
 from agents.retrieval import RetrievedContext, count_tokens
 from agents.sandbox import ALLOWED_IMPORTS, validate_strategy_code
@@ -371,30 +373,44 @@ def _chat(runtime: Runtime[Context]) -> Any:
     overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens}
     if validate_model(SERVICE, ctx.model).supports_temperature:
         overrides["temperature"] = ctx.temperature
-    return create_chat_model(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
+    return create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
+
+
+class _ChatRunIds(BaseCallbackHandler):
+    """Collects the run id of every chat-model call made under one invocation."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: Any, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        self.ids.append(str(run_id))
 
 
 def _ask(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
-    """One model call under a fresh run id (its ledger row's request id)."""
+    """One model call (and its fallback's, if any); their run ids are their ledger rows' ids."""
     chat = _chat(runtime)
-    call_id = uuid.uuid4()
+    calls = _ChatRunIds()
     messages = [SystemMessage(STRATEGY_SYSTEM), HumanMessage(prompt)]
-    metadata = chat.metadata or {}
+    requested = validate_model(SERVICE, runtime.context.model).id
     try:
-        reply = chat.invoke(messages, config={"run_id": call_id})
+        reply = chat.invoke(messages, config={"callbacks": [calls]})
+    except QuotaExceededError:
+        raise  # the caller hears 429 with when to retry; nothing was sent
     except Exception as exc:  # endpoint down or timing out after the client's retries
         log.warning("strategy_builder: model call failed: %s", type(exc).__name__)
         return {
-            "call_ids": [str(call_id)],  # a failed call still has its ledger row
-            "model_used": metadata.get("model", runtime.context.model),
+            "call_ids": calls.ids,  # a failed call still has its ledger row
+            "model_used": requested,
             "error": f"model call failed: {type(exc).__name__}: {exc}",
             "error_line": None,
             "failed_stage": "model",
         }
     return {
         "code": extract_code(message_text(reply.content)),
-        "call_ids": [str(call_id)],
-        "model_used": metadata.get("model", runtime.context.model),
+        "call_ids": calls.ids,
+        "model_used": model_used(reply) or requested,
     }
 
 

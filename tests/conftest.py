@@ -23,6 +23,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         "QUANT_GENAI_BACKEND",
         "QUANT_GENAI_MODEL_ROUTES",
         "QUANT_GENAI_STREAM_USAGE",
+        "QUANT_GENAI_FALLBACK",
+        "QUANT_GENAI_DAILY_BUDGET_USD",
+        "QUANT_GENAI_USER_BUDGETS_USD",
         "CHROMADB_PATH",
     ):
         monkeypatch.delenv(var, raising=False)

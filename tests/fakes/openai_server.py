@@ -10,6 +10,8 @@ The last user message may carry directives (space separated, anywhere in the tex
   #reasoning=N  completion_tokens_details.reasoning_tokens, added to completion_tokens
   #status=N     answer with HTTP status N and an OpenAI-style error body
   #sleep=MS     wait MS milliseconds before answering
+  #down=MODEL   answer 503 when the request is for MODEL (an endpoint outage of one model, so
+                a fallback to another model succeeds); repeatable
   #tool=NAME:{JSON}  answer with a structured tool call NAME(JSON args), `finish_reason`
                 "tool_calls" (streamed as OpenAI does) — only while the last message is the
                 user's, so once the tool result comes back the model answers in text
@@ -39,6 +41,7 @@ from starlette.routing import Route
 
 _DIRECTIVE = re.compile(r"#(in|cached|out|reasoning|status|sleep)=(\d+)")
 _TOOL_DIRECTIVE = re.compile(r"#tool=([A-Za-z_][\w-]*):")
+_DOWN_DIRECTIVE = re.compile(r"#down=([\w.-]+)")
 STATS: dict[str, int] = {"chat_completions": 0}
 LAST: dict[str, Any] = {}
 
@@ -59,6 +62,8 @@ def plan(body: dict[str, Any]) -> dict[str, int]:
         (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     d = {k: int(v) for k, v in _DIRECTIVE.findall(last_user)}
+    if body.get("model") in _DOWN_DIRECTIVE.findall(last_user):
+        d["status"] = 503
     return {
         "in": d.get("in", words),
         "cached": d.get("cached", 0),

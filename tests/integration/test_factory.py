@@ -6,12 +6,23 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+import openai
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableWithFallbacks
+from langchain_core.tools import tool
 
 from agents.costs import get_ledger
-from agents.factory import create_chat_model, resolve_route, shared_http_clients
-from agents.models import MODEL_CATALOG, ModelNotAllowedError, UnknownModelError
+from agents.factory import (
+    QuantChatOpenAI,
+    create_chat_model,
+    create_chat_model_with_fallback,
+    fallback_model,
+    model_used,
+    resolve_route,
+    shared_http_clients,
+)
+from agents.models import MODEL_CATALOG, ModelNotAllowedError, UnknownModelError, available_models
 from agents.settings import Settings
 from tests.fakes.openai_server import FakeServer
 
@@ -183,3 +194,93 @@ def test_timeouts_per_route(make_settings: Callable[..., Settings]) -> None:
     assert resolve_route(MODEL_CATALOG["gpt-4o"], s).timeout_s == 12
     m = create_chat_model("narrative_report", settings=s)
     assert m.request_timeout == 12
+
+
+# ---- fallback after endpoint errors ------------------------------------------------------
+
+
+def test_fallback_is_another_allowed_model_served_elsewhere(
+    make_settings: Callable[..., Settings], fake_openai: FakeServer
+) -> None:
+    s = make_settings(OPENAI_API_KEY="sk-a", OPENAI_BASE_URL=fake_openai.base_url)
+    backup = fallback_model("strategy_builder", "gpt-4o", settings=s)
+    assert backup is not None and backup.id != "gpt-4o"
+    assert backup.id in {m.id for m in available_models("strategy_builder")}
+    # the service default comes first when it is not the failing model
+    assert fallback_model("strategy_builder", "gpt-4.1", settings=s) == MODEL_CATALOG["gpt-4o"]
+    assert fallback_model("prompt_governance", "gpt-4o-mini", settings=s) is not None
+    off = make_settings(
+        OPENAI_API_KEY="sk-a", OPENAI_BASE_URL=fake_openai.base_url, QUANT_GENAI_FALLBACK=False
+    )
+    assert fallback_model("strategy_builder", "gpt-4o", settings=off) is None
+    # every allowed model routed to one served model: falling back would repeat the failure
+    same = {
+        m.id: {"base_url": fake_openai.base_url, "served_model": "one"}
+        for m in MODEL_CATALOG.values()
+    }
+    routed = make_settings(OPENAI_API_KEY="sk-a", QUANT_GENAI_MODEL_ROUTES=same)
+    assert fallback_model("narrative_report", "gpt-4o-mini", settings=routed) is None
+
+
+def test_endpoint_outage_falls_back_and_the_ledger_has_both_calls(
+    fake_settings: Settings,
+) -> None:
+    chat = create_chat_model_with_fallback(
+        "narrative_report", "gpt-4o-mini", user_id="fb", settings=fake_settings, temperature=0
+    )
+    reply = chat.invoke("hello #down=gpt-4o-mini #out=4")
+    backup = fallback_model("narrative_report", "gpt-4o-mini", settings=fake_settings)
+    assert backup is not None
+    assert model_used(reply) == backup.id
+    assert reply.content == "w0 w1 w2 w3"
+    rows = get_ledger(fake_settings).rows(user_id="fb")
+    assert [(r["model"], r["error"] is None) for r in rows] == [
+        ("gpt-4o-mini", False),
+        (backup.id, True),
+    ]
+    assert (
+        "503" in rows[0]["error"] and rows[1]["output_tokens"] == 4 and rows[1]["cost_nanousd"] > 0
+    )
+
+
+def test_streaming_and_tools_survive_the_fallback(fake_settings: Settings) -> None:
+    @tool
+    def ping(x: int) -> int:
+        """Echo x."""
+        return x
+
+    chat = create_chat_model_with_fallback("chatops_advanced", "gpt-4o", settings=fake_settings)
+    chunks = [c for c in chat.stream("hi #down=gpt-4o #out=3") if isinstance(c, AIMessageChunk)]
+    merged = chunks[0]
+    for c in chunks[1:]:
+        merged = merged + c
+    assert merged.content == "w0 w1 w2"
+    assert model_used(merged) == "gpt-4o-mini"  # the service default
+    reply = chat.bind_tools([ping]).invoke('go #down=gpt-4o #tool=ping:{"x": 7}')
+    assert reply.tool_calls[0]["args"] == {"x": 7} and model_used(reply) == "gpt-4o-mini"
+
+
+def test_request_errors_do_not_fall_back(fake_settings: Settings) -> None:
+    chat = create_chat_model_with_fallback(
+        "narrative_report", "gpt-4o-mini", user_id="bad", settings=fake_settings
+    )
+    with pytest.raises(openai.BadRequestError, match="400"):
+        chat.invoke("x #status=400")
+    assert len(get_ledger(fake_settings).rows(user_id="bad")) == 1
+
+
+def test_overrides_are_adapted_to_the_fallback(make_settings: Callable[..., Settings]) -> None:
+    routes = {"gpt-4o": {"base_url": "http://127.0.0.1:9/v1"}}
+    s = make_settings(OPENAI_API_KEY="sk-a", QUANT_GENAI_MODEL_ROUTES=routes)
+    chat = create_chat_model_with_fallback(
+        "strategy_builder", "gpt-4o", settings=s, temperature=0.2, max_tokens=16000
+    )
+    assert isinstance(chat, RunnableWithFallbacks)
+    primary, (second,) = chat.runnable, chat.fallbacks
+    assert isinstance(primary, QuantChatOpenAI) and isinstance(second, QuantChatOpenAI)
+    assert second.catalog_model is not None
+    assert primary.max_tokens == 16000 and primary.temperature == 0.2
+    backup = MODEL_CATALOG[second.catalog_model]
+    assert second.max_tokens is not None and second.max_tokens <= backup.max_output_tokens
+    if not backup.supports_temperature:
+        assert second.temperature is None

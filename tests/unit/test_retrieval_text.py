@@ -7,12 +7,11 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.limits import _encoder, count_tokens
 from agents.retrieval import (
     RetrievedContext,
-    _encoder,
     _score,
     chunk_code,
-    count_tokens,
     format_rag_prompt,
     validate_user_id,
 )
