@@ -6,7 +6,7 @@ server's event loop. Every error is `{"error": {"type", "message", "allowed"?}}`
 400 bad input (unknown service, model, tier, symbol, group), 422 a body or query that fails its
 schema, 401 no or bad key, 403 a model the policy forbids or another user's data, 404 a missing
 backtest, 413 a prompt over the model's context window (checked before any model call),
-429 over the per-user rate (with Retry-After), 503 the vector store down.
+429 over the per-user rate or daily budget (with Retry-After), 503 the vector store down.
 
 `/metrics` is Prometheus text from the global registry: calls, tokens and cost by service and
 model from the ledger, plus request counters. Under `langgraph dev` the server's own `/metrics`

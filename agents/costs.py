@@ -547,6 +547,12 @@ class CostCallbackHandler(BaseCallbackHandler):
         return None if start is None else (time.perf_counter() - start) * 1000
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._on_end(response, run_id)
+        except Exception:  # raise_error is on (for the quota): a paid call must never fail here
+            log.exception("cost callback failed on a finished call %s", run_id)
+
+    def _on_end(self, response: LLMResult, run_id: UUID) -> None:
         latency = self._latency_ms(run_id)
         usage_md = _first_usage(response)
         cache_hit = usage_md is not None and usage_md.get("total_cost") == 0

@@ -94,7 +94,38 @@ REPAIR_USER = (
     "Request: {request}\n\n"
     "This strategy code failed {stage}:\n```python\n{code}\n```\n\n"
     "Error{where}:\n{error}\n\n"
+    "{hint}"
     "Fix the error and reply with the complete corrected code in one ```python block."
+)
+# The mistakes the embedded 0.5B model repeats (bench/results/services.json), each with the
+# concrete fix: measured, the bare error alone made it resend the same code.
+REPAIR_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        "must be a simple literal",
+        "Class attributes are tunable parameters and must be plain numbers (`fast = 5`). "
+        "Compute indicators inside `def init(self):`, e.g. "
+        "`self.ema_fast = self.I(ema, self.data.Close, self.fast)`.",
+    ),
+    (
+        "same length as `data`",
+        "The function given to `self.I` must return an array exactly as long as its input: "
+        "use pandas rolling windows, e.g. "
+        "`return pd.Series(values).rolling(n).max().to_numpy()`, never a single number.",
+    ),
+    (
+        "'Position' object has no attribute",
+        "`self.position` only has `size`, `pl`, `pl_pct`, `is_long`, `is_short` and `close()`. "
+        "For a stop loss pass it when buying: `self.buy(sl=self.data.Close[-1] * 0.95)`.",
+    ),
+    (
+        "object has no attribute",
+        "Every `self.<name>` you read must be a class parameter (`name = 20`) or be assigned "
+        "in `init()` before it is used.",
+    ),
+    (
+        "no Python code",
+        "Reply with Python code only: one ```python block containing the whole class.",
+    ),
 )
 BLOCKED_NOTE = "blocked by prompt governance: {reasons}"
 NO_CODE_ERROR = "the reply contained no Python code defining a backtesting.Strategy subclass"
@@ -306,12 +337,14 @@ def repair_prompt(request: str, code: str, stage: str, error: str, line: int | N
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         where = f" at line {line}" + (f" (`{text}`)" if text else "")
     stage_text = "static validation" if stage == "validation" else "when backtested"
+    hint = next((h for marker, h in REPAIR_HINTS if marker in error), "")
     return REPAIR_USER.format(
         request=request,
         stage=stage_text,
         code=code.rstrip() or "# (no code)",
         where=where,
         error=error[:MAX_ERROR_CHARS],
+        hint=f"Hint: {hint}\n\n" if hint else "",
     )
 
 

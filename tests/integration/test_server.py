@@ -25,10 +25,13 @@ from langgraph_sdk.client import SyncLangGraphClient
 from agents.api import TokenBucket
 from agents.backtests import run_backtest
 from agents.corpus import SmaCross
+from tests.fakes.openai_server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGGRAPH = Path(sys.executable).parent / "langgraph"
-KEYS = {"key-alice": "alice", "key-bob": "bob", "key-root": "root"}
+KEYS = {"key-alice": "alice", "key-bob": "bob", "key-root": "root", "key-carol": "carol"}
+CAROL = {"x-api-key": "key-carol"}
+BILLED_MODEL = "gpt-4.1-nano"  # the one model routed to the fake OpenAI server, billed
 ALICE = {"x-api-key": "key-alice"}
 BOB = {"x-api-key": "key-bob"}
 ROOT_USER = {"Authorization": "Bearer key-root"}
@@ -55,7 +58,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(
-    local_gguf: Path, local_port: int, tmp_path_factory: pytest.TempPathFactory
+    local_gguf: Path,
+    local_port: int,
+    fake_openai: FakeServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     import json
 
@@ -70,7 +76,10 @@ def server(
         OPENAI_BASE_URL="",
         DATABASE_URL="",
         CHROMA_HOST="",
-        QUANT_GENAI_MODEL_ROUTES="{}",
+        QUANT_GENAI_MODEL_ROUTES=json.dumps(
+            {BILLED_MODEL: {"base_url": fake_openai.base_url, "billed": True}}
+        ),
+        QUANT_GENAI_USER_BUDGETS_USD=json.dumps({"carol": 0.000001}),
         QUANT_GENAI_BACKEND="local",
         QUANT_GENAI_LOCAL_MODEL_PATH=str(local_gguf),
         QUANT_GENAI_LOCAL_PORT=str(local_port),
@@ -378,6 +387,29 @@ def test_usage_is_the_callers_and_admins_see_all(http: httpx.Client) -> None:
     err = _error(http.get("/v1/usage", params={"group_by": "colour"}, headers=ALICE), 400)
     assert "model" in err["allowed"]
     _error(http.get("/v1/usage", params={"since": "yesterday"}, headers=ALICE), 422)
+
+
+def test_over_budget_is_429_with_retry_after_and_nothing_sent(
+    http: httpx.Client, fake_openai: FakeServer
+) -> None:
+    served = fake_openai.requests_served()
+    r = http.post(
+        "/v1/chat",
+        json={"message": "hello", "thread_id": "q1", "model": BILLED_MODEL},
+        headers=CAROL,
+    )
+    err = _error(r, 429)
+    assert err["type"] == "quota_exceeded" and "daily budget" in err["message"]
+    assert int(r.headers["Retry-After"]) > 0
+    assert fake_openai.requests_served() == served
+    # alice has no budget set: the same billed model answers her (through the fake server)
+    r = http.post(
+        "/v1/chat",
+        json={"message": "hello", "thread_id": "q1", "model": BILLED_MODEL},
+        headers=ALICE,
+    )
+    assert r.status_code == 200, r.text
+    assert fake_openai.requests_served() == served + 1
 
 
 def test_metrics(http: httpx.Client) -> None:

@@ -291,3 +291,24 @@ def test_model_failure_ends_the_run_with_the_error(monkeypatch: pytest.MonkeyPat
     out = sb.graph.invoke(sb.InputState(request="an SMA crossover"), context=Context(use_rag=False))
     assert not out["ok"] and out["failed_stage"] == "model" and "timed out" in out["error"]
     assert len(chat.prompts) == 1 and out["repairs"] == 0  # no repair against a down endpoint
+
+
+def test_repair_prompt_adds_the_fix_for_known_mistakes() -> None:
+    # the validator's own message for an indicator assigned as a class attribute
+    code = GOOD.replace("    fast = 10\n", "    fast = sma([1.0], 1)\n")
+    report = validate_strategy_code(code)
+    assert not report.ok
+    prompt = repair_prompt("ema cross", code, "validation", report.summary(), None)
+    assert "Hint: Class attributes are tunable parameters" in prompt
+    # backtesting.py's messages from the embedded model's failed benchmark runs
+    for error, fix in [
+        (
+            "ValueError: Indicators must return (optionally a tuple of) numpy.arrays of same "
+            "length as `data`",
+            "rolling(n).max()",
+        ),
+        ("AttributeError: 'Position' object has no attribute 'stop'", "self.buy(sl="),
+        ("AttributeError: 'SmaCross' object has no attribute 'high'", "assigned in `init()`"),
+    ]:
+        assert fix in repair_prompt("x", GOOD, "backtest", error, 3)
+    assert "Hint" not in repair_prompt("x", GOOD, "backtest", "ZeroDivisionError", 3)
