@@ -21,7 +21,8 @@ persisted, which by default happens only every 1,000 records. Per-user collectio
 log by scanning the whole shared table: a bare top-k query took 42 ms at 10k records, growing
 with the total. With `sync_threshold = batch_size = 1` each write persists its (small) index and
 lets the log be purged; the same first query then took ~11 ms, and a warm one ~2 ms
-(`bench/retrieval.py` reports cold and warm figures of the full query). Collections created with other values are updated when opened.
+(`bench/retrieval.py` reports cold and warm figures of the full query). Collections created
+with other values are updated when opened.
 
 User ids: None, non-strings, empty or whitespace-only ids, and ids with surrounding whitespace
 are rejected (`ValueError`) rather than stripped, so " u1" can never alias "u1". Ids are
