@@ -325,13 +325,6 @@ class Ledger:
             )
             conn.commit()
 
-    def release(self, request_id: str) -> None:
-        """Drop a reservation whose call never produced a row (it expires anyway)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                quota_reservations.delete().where(quota_reservations.c.request_id == request_id)
-            )
-
     def held_nanousd(self, user_id: str) -> int:
         """Budget held right now by the user's calls in flight."""
         now = datetime.now(UTC).replace(tzinfo=None)

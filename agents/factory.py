@@ -212,6 +212,7 @@ def shared_http_clients() -> tuple[httpx.Client, httpx.AsyncClient]:
 
 _cache: dict[tuple[Any, ...], ChatOpenAI] = {}
 _cache_lock = threading.Lock()
+_with_fallback: dict[tuple[Any, ...], ChatOpenAI | RunnableWithFallbacks[Any, BaseMessage]] = {}
 
 
 def create_chat_model(
@@ -230,7 +231,7 @@ def create_chat_model(
     """
     model = validate_model(service, model_id)
     s = settings or get_settings()
-    key = (service, model.id, user_id, id(s), json.dumps(overrides, sort_keys=True, default=repr))
+    key = _cache_key(service, model.id, user_id, s, overrides)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -350,9 +351,17 @@ def create_chat_model_with_fallback(
     """
     s = settings or get_settings()
     primary = create_chat_model(service, model_id, user_id=user_id, settings=s, **overrides)
+    # Choosing the fallback resolves every candidate's route (a health check of the local
+    # server each): once per (service, model, user, overrides), not on every graph step.
+    key = _cache_key(service, validate_model(service, model_id).id, user_id, s, overrides)
+    with _cache_lock:
+        cached = _with_fallback.get(key)
+    if cached is not None:
+        return cached
     backup = fallback_model(service, model_id, settings=s)
     if backup is None:
-        return primary
+        with _cache_lock:
+            return _with_fallback.setdefault(key, primary)
     adapted = dict(overrides)
     flags = resolve_route(backup, s).request_flags
     if not flags.supports_temperature:
@@ -362,7 +371,15 @@ def create_chat_model_with_fallback(
         if adapted.get(name) is not None:
             adapted[name] = min(int(adapted[name]), limit)
     second = create_chat_model(service, backup.id, user_id=user_id, settings=s, **adapted)
-    return primary.with_fallbacks([second], exceptions_to_handle=ENDPOINT_ERRORS)
+    chained = primary.with_fallbacks([second], exceptions_to_handle=ENDPOINT_ERRORS)
+    with _cache_lock:
+        return _with_fallback.setdefault(key, chained)
+
+
+def _cache_key(
+    service: str, model_id: str | None, user_id: str | None, s: Settings, overrides: Any
+) -> tuple[Any, ...]:
+    return (service, model_id, user_id, id(s), json.dumps(overrides, sort_keys=True, default=repr))
 
 
 def _check_overrides(model: ModelConfig, flags: ModelConfig, overrides: dict[str, Any]) -> None:
@@ -389,3 +406,4 @@ def clear_model_cache() -> None:
     """Forget built models (tests; after changing settings)."""
     with _cache_lock:
         _cache.clear()
+        _with_fallback.clear()

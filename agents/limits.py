@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
 
 from agents.models import ModelConfig
 from agents.settings import Settings
+
+T = TypeVar("T")
 
 MESSAGE_OVERHEAD_TOKENS = 4
 """Per-message framing tokens in OpenAI chat formats (role, separators)."""
@@ -58,6 +60,23 @@ def count_tokens(text: str) -> int:
     if enc is not None:
         return enc(text)
     return math.ceil(len(text.encode("utf-8")) / 2)
+
+
+def keep_within_budget(
+    items: Iterable[T], render: Callable[[int, T], str], max_tokens: int, *, used: int = 0
+) -> list[str]:
+    """Render items best first (`render(n, item)`, n = 1-based among those kept) while the
+    running token count stays within `max_tokens`; an item that does not fit is skipped, since a
+    shorter later one may still fit."""
+    kept: list[str] = []
+    for item in items:
+        text = render(len(kept) + 1, item)
+        cost = count_tokens(text)
+        if used + cost > max_tokens:
+            continue
+        kept.append(text)
+        used += cost
+    return kept
 
 
 def _message_text(message: BaseMessage) -> str:

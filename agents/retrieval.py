@@ -58,7 +58,7 @@ from pydantic import BaseModel, Field
 
 from agents.backtests import BacktestResult
 from agents.embeddings import embedding_model_id, get_embeddings
-from agents.limits import count_tokens
+from agents.limits import count_tokens, keep_within_budget
 from agents.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -204,15 +204,9 @@ def format_rag_prompt(query: str, contexts: Sequence[RetrievedContext], max_toke
 
     The budget covers the retrieved context (header + refs), not the user's own query.
     """
-    used = count_tokens(RAG_HEADER)
-    refs: list[str] = []
-    for ctx in contexts:
-        ref = f"\n[ref {len(refs) + 1}] {ctx.content}"
-        cost = count_tokens(ref)
-        if used + cost > max_tokens:
-            continue  # a shorter later ref may still fit
-        refs.append(ref)
-        used += cost
+    refs = keep_within_budget(
+        contexts, lambda n, c: f"\n[ref {n}] {c.content}", max_tokens, used=count_tokens(RAG_HEADER)
+    )
     if not refs:
         return query
     return RAG_HEADER.rstrip("\n") + "".join(refs) + RAG_FOOTER.format(query=query)

@@ -27,12 +27,11 @@ from langchain_core.embeddings import Embeddings
 
 from agents.backtests import BacktestResult
 from agents.embeddings import embedding_model_id, get_embeddings
-from agents.limits import exact_tokenizer
+from agents.limits import count_tokens, exact_tokenizer
 from agents.retrieval import (
     HNSW_CONFIG,
     RetrievedContext,
     Retriever,
-    count_tokens,
     format_rag_prompt,
     render_backtest,
 )

@@ -33,9 +33,9 @@ from agents import corpus
 from agents.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
 from agents.factory import create_chat_model_with_fallback, model_used
 from agents.governance import check_text
-from agents.limits import QuotaExceededError
+from agents.limits import QuotaExceededError, count_tokens, keep_within_budget
 from agents.models import validate_model
-from agents.retrieval import RetrievedContext, count_tokens
+from agents.retrieval import RetrievedContext
 from agents.sandbox import ALLOWED_IMPORTS, validate_strategy_code
 from agents.tool_calls import message_text
 from graphs.context import Context as BaseContext
@@ -315,17 +315,14 @@ def format_context(
     backtests: list[RetrievedContext], strategies: list[RetrievedContext], max_tokens: int
 ) -> str:
     """The user's similar backtests (summaries) then strategies (code), best first, in budget."""
-    used = count_tokens(CONTEXT_HEADER)
-    parts: list[str] = []
     items = [("backtest", c.content) for c in backtests]
     items += [("strategy", f"```python\n{c.content.strip()}\n```") for c in strategies]
-    for kind, content in items:
-        part = f"[past {kind} {len(parts) + 1}] {content}\n"
-        cost = count_tokens(part)
-        if used + cost > max_tokens:
-            continue  # a shorter later item may still fit
-        parts.append(part)
-        used += cost
+    parts = keep_within_budget(
+        items,
+        lambda n, item: f"[past {item[0]} {n}] {item[1]}\n",
+        max_tokens,
+        used=count_tokens(CONTEXT_HEADER),
+    )
     return CONTEXT_HEADER + "".join(parts) + "\n" if parts else ""
 
 

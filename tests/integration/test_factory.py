@@ -228,6 +228,10 @@ def test_endpoint_outage_falls_back_and_the_ledger_has_both_calls(
     chat = create_chat_model_with_fallback(
         "narrative_report", "gpt-4o-mini", user_id="fb", settings=fake_settings, temperature=0
     )
+    same = create_chat_model_with_fallback(
+        "narrative_report", "gpt-4o-mini", user_id="fb", settings=fake_settings, temperature=0
+    )
+    assert same is chat  # the fallback is chosen once, not on every call
     reply = chat.invoke("hello #down=gpt-4o-mini #out=4")
     backup = fallback_model("narrative_report", "gpt-4o-mini", settings=fake_settings)
     assert backup is not None

@@ -14,7 +14,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import ValidationError
 
-from agents.costs import TokenUsage, cost_nanousd, get_ledger
+from agents.costs import LedgerRow, TokenUsage, cost_nanousd, get_ledger
 from agents.factory import create_chat_model
 from agents.limits import QuotaExceededError, budget_nanousd, worst_case_tokens
 from agents.models import MODEL_CATALOG
@@ -151,7 +151,26 @@ def test_expired_reservation_stops_holding_budget(
             request_id="third", user_id="z", amount_nanousd=20, budget_nanousd=100, ttl_s=60
         )
     assert err.value.held_nanousd == 90
-    ledger.release("next")
+    # the call's ledger row replaces its reservation (one transaction)
+    ledger.record(
+        LedgerRow(
+            request_id="next",
+            user_id="z",
+            service="chatops_advanced",
+            model="gpt-4o-mini",
+            served_model="gpt-4o-mini",
+            route="openai",
+            input_tokens=10,
+            cached_input_tokens=0,
+            output_tokens=2,
+            reasoning_tokens=0,
+            cost_nanousd=3,
+            list_price_nanousd=3,
+            latency_ms=1.0,
+            cache_hit=False,
+            error=None,
+        )
+    )
     assert ledger.held_nanousd("z") == 0
 
 
