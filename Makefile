@@ -38,6 +38,7 @@ lint: install
 	$(BIN)/ruff check agents graphs tools tests bench
 	$(BIN)/ruff format --check agents graphs tools tests bench
 	$(BIN)/mypy agents graphs tools bench tests
+	$(BIN)/lint-imports
 
 ## PostgreSQL server binaries for the ledger's Postgres tests (the tests start their own cluster).
 postgres:

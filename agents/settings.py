@@ -7,12 +7,15 @@ reads `os.environ` directly: one place to document, validate and override (tests
 
 from __future__ import annotations
 
-from functools import lru_cache
+import hashlib
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.registry import cached
 
 Backend = Literal["auto", "openai", "local"]
 
@@ -110,7 +113,7 @@ class Settings(BaseSettings):
     local_model_ctx: int = Field(default=8192, ge=512, validation_alias="QUANT_GENAI_LOCAL_CTX")
     local_model_threads: int = Field(default=2, ge=1, validation_alias="QUANT_GENAI_LOCAL_THREADS")
 
-    # -- the REST / LangGraph server (agents/auth.py, agents/api.py) ---------------------------
+    # -- the REST / LangGraph server (agents/serve/auth.py, agents/serve/api.py) ----------
     api_keys: dict[str, str] | None = Field(
         default=None,
         repr=False,  # the keys are secrets: never in a repr, log or trace
@@ -150,6 +153,29 @@ class Settings(BaseSettings):
     def _blank_key_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
 
+    _fingerprint: str | None = PrivateAttr(default=None)
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of every value (secrets included): the key of what is built from these
+        settings, so two Settings objects with the same values share models and ledgers."""
+        if self._fingerprint is None:
+
+            def plain(value: Any) -> Any:
+                if isinstance(value, SecretStr):
+                    return value.get_secret_value()
+                if isinstance(value, BaseModel):
+                    return {k: plain(v) for k, v in value}
+                if isinstance(value, dict):
+                    return {k: plain(v) for k, v in value.items()}
+                if isinstance(value, list | tuple):
+                    return [plain(v) for v in value]
+                return value
+
+            data = json.dumps({k: plain(v) for k, v in self}, sort_keys=True, default=str)
+            self._fingerprint = hashlib.sha256(data.encode("utf-8")).hexdigest()
+        return self._fingerprint
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -175,7 +201,7 @@ class Settings(BaseSettings):
         return self.openai_api_key is not None
 
 
-@lru_cache(maxsize=1)
+@cached("settings")
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own `Settings` instead)."""
     return Settings()

@@ -29,9 +29,9 @@ from typing import Any
 from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI
 
-from agents.costs import Ledger, LedgerRow, get_ledger
-from agents.factory import create_chat_model
+from agents.llm.factory import create_chat_model
 from agents.settings import Settings
+from agents.usage.ledger import Ledger, LedgerRow, get_ledger
 from tests.fakes.openai_server import run_fake_server
 
 RESULTS = Path(__file__).parent / "results"

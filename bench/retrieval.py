@@ -25,17 +25,16 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from agents.backtests import BacktestResult
-from agents.embeddings import embedding_model_id, get_embeddings
-from agents.limits import count_tokens, exact_tokenizer
-from agents.retrieval import (
+from agents.quant.backtests import BacktestResult, render_backtest
+from agents.rag.embeddings import embedding_model_id, get_embeddings
+from agents.rag.store import (
     HNSW_CONFIG,
     RetrievedContext,
     Retriever,
     format_rag_prompt,
-    render_backtest,
 )
 from agents.settings import Settings, get_settings
+from agents.usage.limits import count_tokens, exact_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).resolve().parent / "results" / "retrieval.json"
@@ -174,7 +173,7 @@ def run_size(
         retriever = Retriever(s, embeddings=emb, model_id=embedding_model_id(settings))
 
         def chroma_query(uid: str, q: str, include: list[str] | None = None) -> float:
-            coll = retriever._scope(uid).backtests._collection  # handle opened off the clock
+            coll = retriever._scope(uid).backtests.collection  # handle opened off the clock
             kwargs: dict[str, Any] = {"include": include} if include is not None else {}
             t0 = time.perf_counter()
             coll.query(query_embeddings=[qvecs[q]], n_results=k, where={"user_id": uid}, **kwargs)

@@ -139,7 +139,7 @@ def bench_narrative(n: int, *, user_id: str, max_tokens: int = 200) -> dict[str,
     enough headline facts; the report falls back to the template otherwise. Measured: how often
     the model's first draft is faithful, how often any draft is, and the fallback rate.
     """
-    from agents.corpus import generate_corpus
+    from agents.quant.corpus import generate_corpus
     from graphs.narrative_report import (
         Context,
         InputState,
@@ -203,9 +203,10 @@ def main(argv: list[str] | None = None) -> None:
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-services-"))
     os.environ["QUANT_GENAI_DATA_DIR"] = str(data_dir)
+    from agents import registry  # after the data dir is set: settings are read on first use
     from agents.settings import get_settings
 
-    get_settings.cache_clear()
+    registry.reset()
     settings = get_settings()
     started = datetime.now(UTC)
     if args.narrative:

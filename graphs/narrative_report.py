@@ -19,10 +19,17 @@ from typing import Any, Literal
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from pydantic import TypeAdapter
 
-from agents.backtests import BacktestResult
-from agents.factory import create_chat_model_with_fallback, model_used
-from graphs.context import Context as BaseContext
+from agents.context import Context as BaseContext
+from agents.governance.gate import blocked_reasons, gate
+from agents.llm.catalog import validate_model
+from agents.llm.factory import create_chat_model_with_fallback, model_used
+from agents.quant.backtests import BacktestResult, backtest_facts
+from agents.rag.store import get_retriever
+from agents.usage.limits import count_tokens
+
+SERVICE = "narrative_report"
 
 NARRATIVE_SYSTEM = (
     "You write short, factual reports on trading backtests for quant developers. "
@@ -38,6 +45,15 @@ RETRY_NOTE = (
 HEADLINE_FACTS = ("total return", "Sharpe ratio", "max drawdown", "trades")
 MIN_CITED_FACTS = 2
 BLOCKED_REPORT = "This request was blocked by prompt governance: {reasons}."
+FACTS_TOKENS = 300
+"""Tokens the formatted facts of one backtest take at most (labels, numbers, parameters)."""
+PROMPT_OVERHEAD_TOKENS = (
+    count_tokens(NARRATIVE_SYSTEM)
+    + count_tokens(NARRATIVE_USER + RETRY_NOTE)
+    + FACTS_TOKENS
+    + 16  # message framing
+)
+"""Tokens of the fixed prompt around the user's focus text (REST checks the context window)."""
 
 
 class BacktestNotFoundError(LookupError):
@@ -92,34 +108,6 @@ class State(InputState, OutputState):
 # --------------------------------------------------------------------------------------------
 # Facts and the number check (pure functions; also used by bench/services.py)
 # --------------------------------------------------------------------------------------------
-
-
-def _num(v: float | None, digits: int = 2, unit: str = "") -> str:
-    return "n/a" if v is None else f"{v:,.{digits}f}{unit}"
-
-
-def compute_facts(r: BacktestResult) -> dict[str, str]:
-    """The report's facts, formatted once; the model may only repeat these numbers."""
-    facts = {
-        "strategy": r.strategy_name,
-        "symbol": r.symbol,
-        "period": f"{r.start.isoformat()} to {r.end.isoformat()}",
-        "initial cash": f"${r.initial_cash:,.0f}",
-        "final equity": f"${r.final_equity:,.0f}",
-        "total return": _num(r.total_return_pct, 1, "%"),
-        "CAGR": _num(r.cagr_pct, 1, "%"),
-        "Sharpe ratio": _num(r.sharpe, 2),
-        "Sortino ratio": _num(r.sortino, 2),
-        "max drawdown": _num(r.max_drawdown_pct, 1, "%"),
-        "trades": str(r.num_trades),
-        "win rate": _num(r.win_rate_pct, 1, "%"),
-        "exposure": _num(r.exposure_pct, 1, "%"),
-    }
-    if r.buy_and_hold_return_pct is not None:
-        facts["buy-and-hold return"] = _num(r.buy_and_hold_return_pct, 1, "%")
-    if r.parameters:
-        facts["parameters"] = ", ".join(f"{k}={v}" for k, v in sorted(r.parameters.items()))
-    return facts
 
 
 _NUMBER = re.compile(r"(?<![\w.])[-+−]?\$?\d[\d,]*(?:\.\d+)?")
@@ -216,7 +204,7 @@ def template_report(facts: dict[str, str]) -> str:
 
 def equity_chart_png(r: BacktestResult) -> bytes:
     """The compact equity curve as a PNG (matplotlib, headless)."""
-    import matplotlib
+    import matplotlib  # ~0.5 s to import: only when a chart is asked for
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -244,12 +232,9 @@ def equity_chart_png(r: BacktestResult) -> bytes:
 
 def govern(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Prompt governance first: only masked text reaches the model."""
-    from agents.governance import check_text
-
-    report = check_text(state.request)
+    report = gate(state.request)
     if report.verdict == "block":
-        reasons = "; ".join(r.message for r in report.reasons)
-        return {"blocked": True, "report": BLOCKED_REPORT.format(reasons=reasons)}
+        return {"blocked": True, "report": BLOCKED_REPORT.format(reasons=blocked_reasons(report))}
     return {"masked_request": report.masked_text}
 
 
@@ -262,8 +247,6 @@ def load(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.backtest is not None:
         result = BacktestResult.model_validate(state.backtest)
     elif state.backtest_id:
-        from agents.retrieval import get_retriever
-
         found = get_retriever().get_backtest(runtime.context.user_id, state.backtest_id)
         if found is None:
             raise BacktestNotFoundError(
@@ -275,7 +258,7 @@ def load(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {
         "backtest": result,
         "backtest_id": result.id,
-        "metrics": compute_facts(result),
+        "metrics": backtest_facts(result),
     }
 
 
@@ -283,7 +266,7 @@ def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model draft from the facts (streams through the `messages` stream mode)."""
     ctx = runtime.context
     model = create_chat_model_with_fallback(
-        "narrative_report", ctx.model, user_id=ctx.user_id, max_tokens=ctx.max_tokens
+        SERVICE, ctx.model, user_id=ctx.user_id, max_tokens=ctx.max_tokens
     )
     facts = "\n".join(f"- {k}: {v}" for k, v in state.metrics.items())
     request = f"Focus: {state.masked_request}\n\n" if state.masked_request.strip() else ""
@@ -335,6 +318,35 @@ def respond(state: State) -> dict[str, Any]:
     return {f.name: getattr(state, f.name) for f in fields(OutputState)}
 
 
+# --------------------------------------------------------------------------------------------
+# Service function
+# --------------------------------------------------------------------------------------------
+
+_RESULT: TypeAdapter[OutputState] = TypeAdapter(OutputState)
+
+
+def write_report(
+    backtest: BacktestResult | dict[str, Any] | None = None,
+    *,
+    user_id: str,
+    backtest_id: str | None = None,
+    request: str = "",
+    chart: bool = False,
+    model: str | None = None,
+    max_tokens: int = 256,
+    max_attempts: int = 2,
+) -> OutputState:
+    """Run the graph for one backtest (inline, or by id from the user's store)."""
+    validate_model(SERVICE, model)  # a model the policy forbids raises before any work
+    ctx = Context(user_id=user_id, model=model, max_tokens=max_tokens, max_attempts=max_attempts)
+    inp = InputState(backtest=backtest, backtest_id=backtest_id, request=request, chart=chart)
+    return _RESULT.validate_python(graph.invoke(inp, context=ctx))
+
+
+# --------------------------------------------------------------------------------------------
+# Graph
+# --------------------------------------------------------------------------------------------
+
 builder = StateGraph(
     State, context_schema=Context, input_schema=InputState, output_schema=OutputState
 )
@@ -353,4 +365,4 @@ builder.add_conditional_edges("check_numbers", route_after_check)
 builder.add_edge("fallback", "chart")
 builder.add_edge("chart", "respond")
 builder.add_edge("respond", END)
-graph = builder.compile(name="narrative_report")
+graph = builder.compile(name=SERVICE)

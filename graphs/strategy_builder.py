@@ -18,34 +18,31 @@ import logging
 import operator
 import re
 import textwrap
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import sqlalchemy as sa
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import TypeAdapter
 
-from agents import corpus
-from agents.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
-from agents.factory import create_chat_model_with_fallback, model_used
-from agents.governance import check_text
-from agents.limits import QuotaExceededError, count_tokens, keep_within_budget
-from agents.models import validate_model
-from agents.retrieval import RetrievedContext
-from agents.sandbox import ALLOWED_IMPORTS, validate_strategy_code
-from agents.tool_calls import message_text
-from graphs.context import Context as BaseContext
+from agents.context import Context as BaseContext
+from agents.governance.gate import blocked_reasons, gate
+from agents.llm.catalog import validate_model
+from agents.llm.factory import create_chat_model_with_fallback, model_used
+from agents.llm.tool_calls import message_text
+from agents.quant import corpus
+from agents.quant.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
+from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
+from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
+from agents.usage.ledger import get_ledger
+from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
 
 log = logging.getLogger(__name__)
 
 SERVICE = "strategy_builder"
-# Same fail-closed rule as prompt_governance without a second opinion: an uncertain injection
-# score from here up blocks (this graph does not pay for a second-opinion call).
-UNREVIEWED_BLOCK_AT = 0.5
 MAX_ERROR_CHARS = 1500
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +125,15 @@ REPAIR_HINTS: tuple[tuple[str, str], ...] = (
     ),
 )
 BLOCKED_NOTE = "blocked by prompt governance: {reasons}"
+DEFAULT_RAG_MAX_TOKENS = 500
+PROMPT_OVERHEAD_TOKENS = (
+    count_tokens(STRATEGY_SYSTEM)
+    + count_tokens(STRATEGY_USER)
+    + max(count_tokens(e) for e in FEW_SHOT_EXAMPLES)
+    + DEFAULT_RAG_MAX_TOKENS
+    + 16  # message framing
+)
+"""Tokens of the fixed prompt around the user's request (REST checks the context window)."""
 NO_CODE_ERROR = "the reply contained no Python code defining a backtesting.Strategy subclass"
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +171,7 @@ class Context(BaseContext):
     )
     rag_k: int = field(default=3, metadata={"description": "Similar backtests to retrieve."})
     rag_max_tokens: int = field(
-        default=500,
+        default=DEFAULT_RAG_MAX_TOKENS,
         metadata={"description": "Token budget of the retrieved context in the prompt."},
     )
 
@@ -361,13 +367,9 @@ def govern(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         load_ohlcv_csv(state.csv_path)
     else:
         load_ohlcv(ctx.symbol)
-    report = check_text(state.request)
-    blocked = report.verdict == "block" or (
-        report.needs_review and report.injection_score >= UNREVIEWED_BLOCK_AT
-    )
-    if blocked:
-        reasons = "; ".join(r.message for r in report.reasons)
-        error = BLOCKED_NOTE.format(reasons=reasons)
+    report = gate(state.request)
+    if report.verdict == "block":
+        error = BLOCKED_NOTE.format(reasons=blocked_reasons(report))
         return {"blocked": True, "error": error, "notes": [error]}
     return {"masked_request": report.masked_text}
 
@@ -381,8 +383,6 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     if not ctx.use_rag:
         return {"notes": ["RAG switched off for this run"]}
-    from agents.retrieval import RetrievalUnavailableError, get_retriever
-
     try:
         retriever = get_retriever()
         backtests = retriever.search_similar_backtests(
@@ -400,10 +400,13 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def _chat(runtime: Runtime[Context]) -> Any:
     ctx = runtime.context
-    overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens}
-    if validate_model(SERVICE, ctx.model).supports_temperature:
-        overrides["temperature"] = ctx.temperature
-    return create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
+    return create_chat_model_with_fallback(
+        SERVICE,
+        ctx.model,
+        user_id=ctx.user_id,
+        max_tokens=ctx.max_tokens,
+        temperature=ctx.temperature,
+    )
 
 
 class _ChatRunIds(BaseCallbackHandler):
@@ -489,8 +492,6 @@ def route_after_validation(
 
 def backtest(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A real backtest of the code in the sandboxed subprocess."""
-    from agents.sandbox import run_in_sandbox
-
     ctx = runtime.context
     result = run_in_sandbox(
         state.code,
@@ -534,38 +535,13 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def index(state: State) -> dict[str, Any]:
     """Index the backtest and its code in the user's stores; a down Chroma is only a note."""
-    from agents.retrieval import RetrievalUnavailableError, on_backtest_completed
-
     assert state.metrics is not None
     try:
-        on_backtest_completed(state.metrics)
+        get_retriever().on_backtest_completed(state.metrics)
     except RetrievalUnavailableError as exc:
         log.warning("strategy_builder: indexing skipped: %s", exc)
         return {"ok": True, "notes": [f"not indexed (retrieval unavailable): {exc}"]}
     return {"ok": True}
-
-
-def run_usage(call_ids: list[str]) -> dict[str, Any]:
-    """Tokens and dollars of exactly these calls, from their durable ledger rows."""
-    if not call_ids:
-        return {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "list_price_usd": 0.0}
-    from agents.costs import get_ledger, llm_calls
-
-    c = llm_calls.c
-    q = sa.select(
-        sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
-        sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
-        sa.func.coalesce(sa.func.sum(c.cost_nanousd), 0),
-        sa.func.coalesce(sa.func.sum(c.list_price_nanousd), 0),
-    ).where(c.request_id.in_(call_ids))
-    with get_ledger().engine.connect() as conn:
-        inp, out, cost, listed = conn.execute(q).one()
-    return {
-        "input_tokens": int(inp),
-        "output_tokens": int(out),
-        "cost_usd": int(cost) / 1e9,
-        "list_price_usd": int(listed) / 1e9,
-    }
 
 
 def finish(state: State) -> dict[str, Any]:
@@ -573,7 +549,7 @@ def finish(state: State) -> dict[str, Any]:
     update: dict[str, Any] = {
         f.name: getattr(state, f.name) for f in fields(OutputState) if f.name != "notes"
     }
-    update.update(run_usage(state.call_ids), notes=[])
+    update.update(asdict(get_ledger().totals(state.call_ids)), notes=[])
     if state.failed_stage is not None:
         update["ok"] = False
         update["notes"] = [f"gave up after {state.repairs} repair(s): {state.failed_stage} failed"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agents import factory
-from agents.settings import Settings, get_settings
+from agents import registry
+from agents.settings import Settings
 from tests.fakes.openai_server import FakeServer, run_fake_server
 
 
@@ -33,11 +33,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may come from a model hub
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    get_settings.cache_clear()
-    factory.clear_model_cache()
+    registry.reset()
     yield
-    factory.clear_model_cache()
-    get_settings.cache_clear()
+    registry.reset()
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def local_gguf() -> Path:
     """The packaged GGUF, assembled once where `make model` puts it (./data/models)."""
-    from agents.local_model import assemble_model
+    from agents.llm.weights import assemble_model
 
     return assemble_model(Settings(_env_file=None, data_dir=ROOT / "data"), progress=False)  # type: ignore[call-arg]
 
@@ -110,9 +108,6 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
     """Process settings that route every model to this session's embedded model server."""
-    from agents.retrieval import reset_retriever
-
     monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
     monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
-    get_settings.cache_clear()
-    reset_retriever()
+    registry.reset()

@@ -10,37 +10,13 @@ from typing import Any
 
 from langchain.tools import ToolRuntime, tool
 
-from agents.backtests import SYMBOLS, BacktestResult, strategy_parameters
-from agents.backtests import run_backtest as _run_backtest
-from agents.corpus import COMMISSION, STRATEGIES
-from agents.retrieval import RetrievalUnavailableError, get_retriever, validate_user_id
-from graphs.context import Context
+from agents.context import Context
+from agents.quant.backtests import SYMBOLS, backtest_summary, strategy_parameters
+from agents.quant.backtests import run_backtest as _run_backtest
+from agents.quant.corpus import COMMISSION, STRATEGIES
+from agents.rag.store import RetrievalUnavailableError, get_retriever, validate_user_id
 
 SEARCH_UNAVAILABLE = "Search over your backtests is unavailable right now (vector store down)."
-
-
-def _r(v: float | None, digits: int = 2) -> float | None:
-    return None if v is None else round(float(v), digits)
-
-
-def summarize_backtest(result: BacktestResult) -> dict[str, Any]:
-    """The headline metrics a model needs, without the code or the equity curve (tokens)."""
-    return {
-        "backtest_id": result.id,
-        "strategy": result.strategy_name,
-        "parameters": result.parameters,
-        "symbol": result.symbol,
-        "start": result.start.isoformat(),
-        "end": result.end.isoformat(),
-        "total_return_pct": _r(result.total_return_pct),
-        "cagr_pct": _r(result.cagr_pct),
-        "sharpe": _r(result.sharpe),
-        "sortino": _r(result.sortino),
-        "max_drawdown_pct": _r(result.max_drawdown_pct),
-        "num_trades": result.num_trades,
-        "win_rate_pct": _r(result.win_rate_pct),
-        "buy_and_hold_return_pct": _r(result.buy_and_hold_return_pct),
-    }
 
 
 def user_of(runtime: ToolRuntime[Context, Any]) -> str:
@@ -65,7 +41,7 @@ def get_backtest(backtest_id: str, runtime: ToolRuntime[Context, Any]) -> dict[s
         return SEARCH_UNAVAILABLE
     if found is None:
         return f"No backtest with id {backtest_id!r} in your backtests."
-    return summarize_backtest(found)
+    return backtest_summary(found)
 
 
 @tool
@@ -102,7 +78,7 @@ def run_backtest(
         )
     except (ValueError, TypeError) as exc:  # e.g. bad parameter values
         return f"The backtest failed: {exc}"
-    summary = summarize_backtest(result)
+    summary = backtest_summary(result)
     try:
         get_retriever().on_backtest_completed(result)
         summary["saved"] = True
@@ -110,6 +86,3 @@ def run_backtest(
         summary["saved"] = False
         summary["note"] = "Could not save it to your backtests: the vector store is unavailable."
     return summary
-
-
-BACKTEST_TOOLS = [get_backtest, run_backtest]

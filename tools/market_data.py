@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from langchain.tools import tool
 
-from agents.backtests import SYMBOLS, load_ohlcv
+from agents.quant.backtests import SYMBOLS, load_ohlcv
 
 RECENT_BARS = 5
 
@@ -81,6 +81,3 @@ def market_data(
             f"{_day(frame.index[0])} to {_day(frame.index[-1])}."
         )
     return summarize_ohlcv(window, sym)
-
-
-MARKET_DATA_TOOLS = [market_data]

@@ -6,9 +6,9 @@ from typing import Any
 
 from langchain.tools import ToolRuntime, tool
 
-from agents.corpus import STRATEGIES
-from agents.retrieval import RetrievalUnavailableError, get_retriever
-from graphs.context import Context
+from agents.context import Context
+from agents.quant.corpus import STRATEGIES
+from agents.rag.store import RetrievalUnavailableError, get_retriever
 from tools.backtests import SEARCH_UNAVAILABLE, user_of
 
 MAX_K = 10
@@ -68,6 +68,3 @@ def list_my_strategies(runtime: ToolRuntime[Context, Any]) -> dict[str, Any] | s
         ],
         "runnable_named_strategies": list(STRATEGIES),
     }
-
-
-RETRIEVAL_TOOLS = [search_my_backtests, list_my_strategies]

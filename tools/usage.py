@@ -8,8 +8,8 @@ from typing import Any
 
 from langchain.tools import ToolRuntime, tool
 
-from agents.costs import usage_report
-from graphs.context import Context
+from agents.context import Context
+from agents.usage.ledger import usage_report
 from tools.backtests import user_of
 
 
@@ -47,6 +47,3 @@ def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
         "total_calls": sum(r.calls for r in rows),
         "total_cost_usd": f"{total:.6f}",
     }
-
-
-USAGE_TOOLS = [my_usage]

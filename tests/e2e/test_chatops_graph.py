@@ -8,8 +8,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents.costs import get_ledger
-from graphs.chatops import Context, InputState, graph, graph_with_memory, thread_config
+from agents.usage.ledger import get_ledger
+from graphs.chatops_advanced import Context, InputState, graph, graph_with_memory, thread_config
 from tests.fakes.spies import PromptSpy
 
 pytestmark = pytest.mark.e2e

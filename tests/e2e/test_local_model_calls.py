@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agents.costs import get_ledger, price_usage, usage_report
-from agents.factory import create_chat_model, resolve_route
-from agents.local_model import LOCAL_MODEL_ID
-from agents.models import MODEL_CATALOG
+from agents.llm.catalog import MODEL_CATALOG
+from agents.llm.factory import create_chat_model, resolve_route
+from agents.llm.weights import LOCAL_MODEL_ID
 from agents.settings import Settings
+from agents.usage.ledger import get_ledger, usage_report
+from agents.usage.pricing import price_usage
 
 pytestmark = pytest.mark.e2e
 

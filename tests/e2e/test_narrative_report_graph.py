@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from agents.backtests import run_backtest
-from agents.corpus import SmaCross
-from agents.costs import get_ledger
-from agents.retrieval import get_retriever
+from agents.quant.backtests import run_backtest
+from agents.quant.corpus import SmaCross
+from agents.rag.store import get_retriever
+from agents.usage.ledger import get_ledger
 from graphs.narrative_report import (
     BacktestNotFoundError,
     Context,

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from agents.costs import get_ledger
+from agents import registry
 from agents.governance import PiiType
-from agents.models import ModelNotAllowedError
+from agents.llm.catalog import ModelNotAllowedError
 from agents.settings import get_settings
+from agents.usage.ledger import get_ledger
 from graphs.prompt_governance import Context, InputState, check_prompt, graph
 from tests.fakes.openai_server import FakeServer
 from tests.fakes.spies import PromptSpy
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 def local_env(local_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shared local_env with a smaller context window (governance prompts are short)."""
     monkeypatch.setenv("QUANT_GENAI_LOCAL_CTX", "4096")
-    get_settings.cache_clear()
+    registry.reset()
     assert not get_settings().uses_openai
 
 
@@ -36,7 +37,7 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServer) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-123")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("QUANT_GENAI_MAX_RETRIES", "0")
-    get_settings.cache_clear()
+    registry.reset()
 
 
 def run(text: str, handler: PromptSpy | None = None, **context: Any) -> dict[str, Any]:

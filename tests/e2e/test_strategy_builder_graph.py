@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.costs import get_ledger
-from agents.models import ModelNotAllowedError
-from agents.retrieval import get_retriever
-from agents.sandbox import validate_strategy_code
+from agents.llm.catalog import ModelNotAllowedError
+from agents.quant.sandbox import validate_strategy_code
+from agents.rag.store import get_retriever
+from agents.usage.ledger import get_ledger
 from graphs.strategy_builder import Context, InputState, build_strategy, graph
 
 pytestmark = pytest.mark.e2e

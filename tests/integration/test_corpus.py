@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.backtests import SYMBOLS, BacktestResult
-from agents.corpus import (
+from agents.quant.backtests import SYMBOLS, BacktestResult
+from agents.quant.corpus import (
     STRATEGIES,
     corpus_to_json,
     generate_corpus,

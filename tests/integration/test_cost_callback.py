@@ -12,9 +12,10 @@ import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.globals import set_llm_cache
 
-from agents.costs import get_ledger, price_usage, usage_report
-from agents.factory import create_chat_model
+from agents.llm.factory import create_chat_model
 from agents.settings import Settings
+from agents.usage.ledger import get_ledger, usage_report
+from agents.usage.pricing import price_usage
 from tests.fakes.openai_server import FakeServer
 
 PROMPT = "four words here #in=120 #cached=40 #out=7 #reasoning=5"

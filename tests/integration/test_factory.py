@@ -12,8 +12,13 @@ from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableWithFallbacks
 from langchain_core.tools import tool
 
-from agents.costs import get_ledger
-from agents.factory import (
+from agents.llm.catalog import (
+    MODEL_CATALOG,
+    ModelNotAllowedError,
+    UnknownModelError,
+    available_models,
+)
+from agents.llm.factory import (
     QuantChatOpenAI,
     create_chat_model,
     create_chat_model_with_fallback,
@@ -22,8 +27,8 @@ from agents.factory import (
     resolve_route,
     shared_http_clients,
 )
-from agents.models import MODEL_CATALOG, ModelNotAllowedError, UnknownModelError, available_models
 from agents.settings import Settings
+from agents.usage.ledger import get_ledger
 from tests.fakes.openai_server import FakeServer
 
 
@@ -83,11 +88,14 @@ def test_metadata_and_tags_for_langsmith(fake_settings: Settings) -> None:
     assert m.stream_usage is True
 
 
-def test_overrides_are_checked(fake_settings: Settings) -> None:
-    with pytest.raises(ValueError, match="does not accept temperature"):
-        create_chat_model("strategy_builder", "o3", settings=fake_settings, temperature=0.2)
-    with pytest.raises(ValueError, match=r"outside 1\.\.16384"):
-        create_chat_model("narrative_report", settings=fake_settings, max_tokens=20000)
+def test_overrides_are_adapted_to_the_model(fake_settings: Settings) -> None:
+    """Callers pass the same knobs whatever model answers; the factory adapts them."""
+    o3 = create_chat_model("strategy_builder", "o3", settings=fake_settings, temperature=0.2)
+    assert o3.temperature is None  # a reasoning model takes no temperature
+    capped = create_chat_model("narrative_report", settings=fake_settings, max_tokens=20000)
+    assert capped.max_tokens == 16384  # gpt-4o-mini's output limit
+    with pytest.raises(ValueError, match=r"max_tokens=0 must be at least 1 \(up to 16384"):
+        create_chat_model("narrative_report", settings=fake_settings, max_tokens=0)
     with pytest.raises(ValueError, match="set by the factory"):
         create_chat_model("narrative_report", settings=fake_settings, base_url="http://x")
     m = create_chat_model("narrative_report", settings=fake_settings, temperature=0.1)
@@ -124,7 +132,7 @@ def test_o1_preview_gets_no_system_or_developer_message(
     make_settings: Callable[..., Settings], fake_openai: FakeServer
 ) -> None:
     # o1-preview is allowed by no seed policy; check the request shape on the class directly.
-    from agents.factory import QuantChatOpenAI
+    from agents.llm.factory import QuantChatOpenAI
 
     m = QuantChatOpenAI(
         model="o1-preview",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from agents.backtests import run_backtest
-from agents.corpus import SmaCross
-from agents.costs import get_ledger
-from agents.factory import fallback_model
-from agents.limits import QuotaExceededError
-from agents.retrieval import reset_retriever
-from agents.settings import get_settings
+from agents import registry
+from agents.llm.factory import fallback_model
+from agents.quant.backtests import run_backtest
+from agents.quant.corpus import SmaCross
+from agents.usage.ledger import get_ledger
+from agents.usage.limits import QuotaExceededError
 from graphs import narrative_report, strategy_builder
 from tests.fakes.openai_server import FakeServer
 
@@ -28,8 +27,7 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServer) -> None:
     monkeypatch.setenv("QUANT_GENAI_BASE_URL_BILLED", "true")
     monkeypatch.setenv("QUANT_GENAI_STREAM_USAGE", "true")
     monkeypatch.setenv("QUANT_GENAI_MAX_RETRIES", "0")
-    get_settings.cache_clear()
-    reset_retriever()
+    registry.reset()
 
 
 @pytest.mark.usefixtures("fake_env")
@@ -74,7 +72,7 @@ def test_over_budget_run_raises_quota_error_before_any_call(
     monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServer
 ) -> None:
     monkeypatch.setenv("QUANT_GENAI_USER_BUDGETS_USD", '{"poor": 0.000001}')
-    get_settings.cache_clear()
+    registry.reset()
     served = fake_openai.requests_served()
     with pytest.raises(QuotaExceededError, match="daily budget"):
         strategy_builder.graph.invoke(

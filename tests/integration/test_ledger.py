@@ -12,9 +12,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from agents.costs import Ledger, get_ledger, price_usage, usage_report
-from agents.factory import create_chat_model
+from agents.llm.factory import create_chat_model
 from agents.settings import Settings
+from agents.usage.ledger import Ledger, get_ledger, usage_report
+from agents.usage.pricing import price_usage
 from tests.fakes.openai_server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ def test_1000_concurrent_async_calls_lose_nothing(
 WORKER = textwrap.dedent(
     """
     import sys
-    from agents.factory import create_chat_model
+    from agents.llm.factory import create_chat_model
     from agents.settings import Settings
     url, base_url, worker, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     s = Settings(_env_file=None, DATABASE_URL=url, OPENAI_API_KEY="sk-x",
@@ -114,7 +115,7 @@ def test_four_processes_write_one_ledger(
 CRASHER = textwrap.dedent(
     """
     import sys, time
-    from agents.costs import Ledger, LedgerRow
+    from agents.usage.ledger import Ledger, LedgerRow
     ledger = Ledger(sys.argv[1])
     i = 0
     while True:
@@ -148,7 +149,7 @@ def test_acknowledged_rows_survive_kill_9(ledger_url: str) -> None:
 def test_reports_on_both_backends(ledger_url: str) -> None:
     from datetime import UTC, datetime
 
-    from agents.costs import LedgerRow
+    from agents.usage.ledger import LedgerRow
 
     ledger = Ledger(ledger_url)
     days = [datetime(2026, 11, 20, 23, 59, tzinfo=UTC), datetime(2026, 11, 21, 0, 1, tzinfo=UTC)]

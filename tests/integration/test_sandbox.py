@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agents.backtests import BacktestResult, load_ohlcv, run_backtest
-from agents.sandbox import (
+from agents.quant.backtests import BacktestResult, load_ohlcv, run_backtest
+from agents.quant.sandbox import (
     ALL_LAYERS,
     Layer,
     SandboxResult,
@@ -117,7 +117,7 @@ def test_valid_strategy_runs_and_matches_an_in_process_backtest() -> None:
 
 def corpus_code(name: str) -> str:
     """A corpus strategy as a self-contained module, like the code a model would write."""
-    from agents import corpus
+    from agents.quant import corpus
 
     helpers: list[Callable[..., Any]] = [corpus.sma, corpus.ema, corpus.rsi, corpus.bollinger]
     helpers += [corpus.macd]
@@ -132,7 +132,7 @@ def corpus_code(name: str) -> str:
 
 def test_every_corpus_strategy_passes_validation() -> None:
     """No false positives on realistic strategies (e.g. MACD's `signal` parameter)."""
-    from agents.corpus import STRATEGIES
+    from agents.quant.corpus import STRATEGIES
 
     for name in STRATEGIES:
         report = validate_strategy_code(corpus_code(name))

@@ -12,13 +12,20 @@ from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 
-from agents.costs import get_ledger
-from agents.factory import create_chat_model
-from agents.retrieval import RetrievalUnavailableError, get_retriever, reset_retriever
-from agents.settings import get_settings
-from graphs import chatops
-from graphs.chatops import BLOCKED_PLACEHOLDER, Context, InputState, chat, graph, graph_with_memory
-from graphs.context import Context as BaseContext
+from agents import registry
+from agents.context import Context as BaseContext
+from agents.llm.factory import create_chat_model
+from agents.rag.store import RetrievalUnavailableError, get_retriever
+from agents.usage.ledger import get_ledger
+from graphs import chatops_advanced as chatops
+from graphs.chatops_advanced import (
+    BLOCKED_PLACEHOLDER,
+    Context,
+    InputState,
+    chat,
+    graph,
+    graph_with_memory,
+)
 from tests.fakes.openai_server import FakeServer
 from tools import (
     TOOLS,
@@ -34,10 +41,9 @@ from tools import (
 @pytest.fixture
 def store() -> Iterator[None]:
     """Tools on the default retriever, rebuilt on this test's data dir (set by conftest)."""
-    get_settings.cache_clear()
-    reset_retriever()
+    registry.reset()
     yield
-    reset_retriever()
+    registry.reset()
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServer, store: No
     route = {"base_url": fake_openai.base_url, "billed": True, "stream_usage": True}
     monkeypatch.setenv("QUANT_GENAI_MODEL_ROUTES", json.dumps({"gpt-4o-mini": route}))
     monkeypatch.setenv("QUANT_GENAI_MAX_RETRIES", "0")
-    get_settings.cache_clear()
+    registry.reset()
     return fake_openai
 
 

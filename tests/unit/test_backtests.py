@@ -11,7 +11,7 @@ import pytest
 from backtesting import Strategy
 from backtesting.lib import crossover
 
-from agents.backtests import (
+from agents.quant.backtests import (
     EQUITY_POINTS,
     MIN_ROWS,
     SYMBOLS,

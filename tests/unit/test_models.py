@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from agents.models import (
+from agents.llm.catalog import (
     MODEL_CATALOG,
     SERVICE_MODEL_POLICIES,
     ModelCapability,

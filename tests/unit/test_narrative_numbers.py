@@ -6,10 +6,9 @@ from datetime import date, datetime
 
 import pytest
 
-from agents.backtests import BacktestResult, EquityPoint
+from agents.quant.backtests import BacktestResult, EquityPoint, backtest_facts
 from graphs.narrative_report import (
     allowed_numbers,
-    compute_facts,
     equity_chart_png,
     template_report,
     unsupported_numbers,
@@ -45,7 +44,7 @@ def result() -> BacktestResult:
 
 @pytest.fixture
 def allowed() -> set:  # type: ignore[type-arg]
-    return allowed_numbers(compute_facts(result()))
+    return allowed_numbers(backtest_facts(result()))
 
 
 @pytest.mark.parametrize(
@@ -77,7 +76,7 @@ def test_invented_numbers_are_named(prose: str, bad: list[str], allowed: set) ->
 
 
 def test_template_report_is_faithful_and_complete(allowed: set) -> None:  # type: ignore[type-arg]
-    facts = compute_facts(result())
+    facts = backtest_facts(result())
     text = template_report(facts)
     assert unsupported_numbers(text, allowed) == []
     for key in ("total return", "Sharpe ratio", "max drawdown", "trades", "win rate"):
@@ -105,7 +104,7 @@ def test_output_is_complete_on_every_path() -> None:
 def test_a_draft_must_cite_the_headline_facts_and_be_complete() -> None:
     from graphs.narrative_report import cited_facts, draft_problems
 
-    facts = compute_facts(result())
+    facts = backtest_facts(result())
     assert draft_problems("", facts) == ["the draft is empty"]
     vague = "GOOG is a popular stock with high returns; this backtest is reliable."
     assert any("cites fewer than 2" in p for p in draft_problems(vague, facts))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agents.costs import TokenUsage, UnpricedModelError, cost_nanousd, price_usage
-from agents.models import ModelConfig, UnknownModelError
+from agents.llm.catalog import ModelConfig, UnknownModelError
+from agents.usage.pricing import TokenUsage, UnpricedModelError, cost_nanousd, price_usage
 
 
 def usage(inp: int, out: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:

@@ -7,14 +7,14 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.limits import _encoder, count_tokens
-from agents.retrieval import (
+from agents.rag.store import (
     RetrievedContext,
     _score,
     chunk_code,
     format_rag_prompt,
     validate_user_id,
 )
+from agents.usage.limits import _encoder, count_tokens
 
 
 @settings(max_examples=200, deadline=None)

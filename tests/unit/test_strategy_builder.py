@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
 
-from agents.costs import LedgerRow, get_ledger
-from agents.models import ModelNotAllowedError
-from agents.retrieval import RetrievedContext
-from agents.sandbox import validate_strategy_code
+from agents.llm.catalog import ModelNotAllowedError
+from agents.quant.sandbox import validate_strategy_code
+from agents.rag.store import RetrievedContext
+from agents.usage.ledger import LedgerRow, get_ledger
 from graphs.strategy_builder import (
     FEW_SHOT_EXAMPLES,
     NO_CODE_ERROR,
@@ -25,7 +26,6 @@ from graphs.strategy_builder import (
     route_after_backtest,
     route_after_governance,
     route_after_validation,
-    run_usage,
     validate,
 )
 
@@ -224,14 +224,14 @@ def test_usage_sums_only_this_runs_calls() -> None:
     ledger = get_ledger()
     for rid, inp, out, cost in [("a", 100, 10, 1000), ("b", 200, 20, 2000), ("other", 9, 9, 9)]:
         ledger.record(_row(rid, inp, out, cost))
-    usage = run_usage(["a", "b"])
+    usage = asdict(ledger.totals(["a", "b"]))
     assert usage == {
         "input_tokens": 300,
         "output_tokens": 30,
         "cost_usd": 0.0,
         "list_price_usd": 3000 / 1e9,
     }
-    assert run_usage([])["input_tokens"] == 0
+    assert ledger.totals([]).input_tokens == 0
 
 
 # ---- the loop with a scripted model (no model, no sandbox: validation failures only) --------

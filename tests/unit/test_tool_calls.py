@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from agents.tool_calls import parse_text_tool_calls, with_text_tool_calls
+from agents.llm.tool_calls import parse_text_tool_calls, with_text_tool_calls
 
 NAMES = {"search_my_backtests", "list_my_strategies", "get_backtest", "market_data"}
 SEARCH = ("search_my_backtests", {"query": "GOOG momentum", "k": 3})
@@ -164,6 +164,6 @@ def test_message_helper_leaves_answers_and_native_calls_alone() -> None:
 def test_unwrap_json_answer(text: str, expected: str) -> None:
     from langchain_core.messages import AIMessage
 
-    from agents.tool_calls import unwrap_json_answer
+    from agents.llm.tool_calls import unwrap_json_answer
 
     assert unwrap_json_answer(AIMessage(content=text)).content == expected

@@ -13,6 +13,7 @@ import json
 import math
 import warnings
 import weakref
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -67,6 +68,87 @@ class BacktestResult(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
+# What a backtest says: one table of its headline metrics, every rendering derived from it
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline metric: its field, the label people and models read, how it is written."""
+
+    field: str
+    label: str
+    digits: int = 2
+    unit: str = ""
+    money: bool = False
+
+
+HEADLINE: tuple[Metric, ...] = (
+    Metric("initial_cash", "initial cash", 0, money=True),
+    Metric("final_equity", "final equity", 0, money=True),
+    Metric("total_return_pct", "total return", 1, "%"),
+    Metric("buy_and_hold_return_pct", "buy-and-hold return", 1, "%"),
+    Metric("cagr_pct", "CAGR", 1, "%"),
+    Metric("sharpe", "Sharpe ratio", 2),
+    Metric("sortino", "Sortino ratio", 2),
+    Metric("max_drawdown_pct", "max drawdown", 1, "%"),
+    Metric("num_trades", "trades", 0),
+    Metric("win_rate_pct", "win rate", 1, "%"),
+    Metric("exposure_pct", "exposure", 1, "%"),
+)
+"""The metrics every rendering of a backtest shows, in order."""
+
+
+def _text(m: Metric, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if m.money:
+        return f"${value:,.{m.digits}f}"
+    if isinstance(value, int) and m.digits == 0:
+        return str(value)
+    return f"{value:,.{m.digits}f}{m.unit}"
+
+
+def backtest_facts(r: BacktestResult) -> dict[str, str]:
+    """The labelled, formatted facts of a backtest: what models may cite and reports show.
+    Buy-and-hold is left out when the engine could not compute it."""
+    facts = {
+        "strategy": r.strategy_name,
+        "symbol": r.symbol,
+        "period": f"{r.start.isoformat()} to {r.end.isoformat()}",
+    }
+    for m in HEADLINE:
+        value = getattr(r, m.field)
+        if value is None and m.field == "buy_and_hold_return_pct":
+            continue
+        facts[m.label] = _text(m, value)
+    if r.parameters:
+        facts["parameters"] = ", ".join(f"{k}={v}" for k, v in sorted(r.parameters.items()))
+    return facts
+
+
+def render_backtest(r: BacktestResult) -> str:
+    """The one text rendering of a backtest (embedded in the stores, shown in RAG prompts)."""
+    return "; ".join(f"{k} {v}" for k, v in backtest_facts(r).items()) + "."
+
+
+def backtest_summary(r: BacktestResult) -> dict[str, Any]:
+    """The same metrics as data (tool results): field names, values rounded as written."""
+    out: dict[str, Any] = {
+        "backtest_id": r.id,
+        "strategy": r.strategy_name,
+        "parameters": r.parameters,
+        "symbol": r.symbol,
+        "start": r.start.isoformat(),
+        "end": r.end.isoformat(),
+    }
+    for m in HEADLINE:
+        value = getattr(r, m.field)
+        out[m.field] = value if value is None or isinstance(value, int) else round(value, 2)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Market data
 # --------------------------------------------------------------------------------------------
 
@@ -97,7 +179,7 @@ def load_ohlcv(symbol: str) -> pd.DataFrame:
 
 @functools.cache
 def _bundled(symbol: str) -> pd.DataFrame:
-    import backtesting.test as bundled
+    import backtesting.test as bundled  # reads every bundled CSV at import: only on use
 
     df: pd.DataFrame = getattr(bundled, symbol)
     return df.astype(float)
@@ -132,7 +214,16 @@ def load_ohlcv_csv(
         _fail(f"The CSV could not be parsed ({exc}); expected comma-separated OHLCV rows.")
     if symbol is None and isinstance(path_or_buffer, str | Path):
         symbol = Path(path_or_buffer).stem.upper()
+    by_lower, date_col = _csv_columns(raw)
+    out = _csv_numbers(raw, by_lower, _csv_dates(raw, date_col))
+    _check_bars(out)
+    out = out.drop(columns="__line__")
+    out.attrs["symbol"] = symbol or "CUSTOM"
+    return out
 
+
+def _csv_columns(raw: pd.DataFrame) -> tuple[dict[str, str], str]:
+    """Columns by lower-cased name, and the date column; missing or doubled ones fail."""
     by_lower: dict[str, str] = {}
     for col in raw.columns:
         name = str(col).strip().lower()
@@ -140,7 +231,6 @@ def load_ohlcv_csv(
             _fail(f"Column {col!r} appears twice (names are case-insensitive).")
         by_lower[name] = str(col)
     allowed = "Date, Open, High, Low, Close and optional Volume (any letter case)"
-
     date_col = next((by_lower[n] for n in _DATE_NAMES if n in by_lower), None)
     if date_col is None and len(raw.columns) and str(raw.columns[0]).startswith("Unnamed"):
         date_col = str(raw.columns[0])
@@ -155,8 +245,11 @@ def load_ohlcv_csv(
             f"Missing column(s) {', '.join(missing)}; expected {allowed}. "
             f"Found: {', '.join(map(str, raw.columns))}."
         )
+    return by_lower, date_col
 
-    lines = pd.Series(range(2, len(raw) + 2))
+
+def _csv_dates(raw: pd.DataFrame, date_col: str) -> pd.DataFrame:
+    """An empty frame indexed by the parsed dates (naive UTC), with each row's CSV line."""
     dates = pd.to_datetime(raw[date_col], errors="coerce")
     bad = dates.isna().to_numpy().nonzero()[0]
     if len(bad):
@@ -168,9 +261,13 @@ def load_ohlcv_csv(
         )
     if isinstance(dates.dtype, pd.DatetimeTZDtype):
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-
     out = pd.DataFrame(index=pd.DatetimeIndex(dates.to_numpy()))
-    out["__line__"] = lines.to_numpy()
+    out["__line__"] = pd.Series(range(2, len(raw) + 2)).to_numpy()
+    return out
+
+
+def _csv_numbers(raw: pd.DataFrame, by_lower: dict[str, str], out: pd.DataFrame) -> pd.DataFrame:
+    """OHLC(V) as floats; text that is not a number fails with its line."""
     present = [c for c in (*OHLC, "Volume") if c.lower() in by_lower]
     for col in present:
         text = raw[by_lower[col.lower()]]
@@ -185,7 +282,11 @@ def load_ohlcv_csv(
         out[col] = values.to_numpy(dtype=float)
     if "Volume" not in out:
         out["Volume"] = np.nan
+    return out
 
+
+def _check_bars(out: pd.DataFrame) -> None:
+    """Every bar complete, dates unique and ascending, prices positive and consistent."""
     for col in OHLC:
         nan = out[col].isna().to_numpy().nonzero()[0]
         if len(nan):
@@ -211,6 +312,12 @@ def load_ohlcv_csv(
         if len(neg):
             i = int(neg[0])
             _fail(f"Column {col!r}, {_where(out, i)}: {out[col].iloc[i]} is not a positive price.")
+    _check_consistency(out)
+    if len(out) < MIN_ROWS:
+        _fail(f"Only {len(out)} row(s) of data; at least {MIN_ROWS} bars are required.")
+
+
+def _check_consistency(out: pd.DataFrame) -> None:
     body_hi = out[["Open", "Close"]].max(axis=1)
     body_lo = out[["Open", "Close"]].min(axis=1)
     tol = 1e-9 * body_hi
@@ -227,12 +334,6 @@ def load_ohlcv_csv(
                 f"Inconsistent bar at {_where(out, i)}: {rule} "
                 f"(Open={o}, High={h}, Low={low}, Close={c}); {len(hit)} bar(s) affected."
             )
-    if len(out) < MIN_ROWS:
-        _fail(f"Only {len(out)} row(s) of data; at least {MIN_ROWS} bars are required.")
-
-    out = out.drop(columns="__line__")
-    out.attrs["symbol"] = symbol or "CUSTOM"
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,6 +487,65 @@ def run_backtest(
     parameters; the result stores the effective set. `id` is deterministic (see
     `make_backtest_id`); pass `created_at` for a fully reproducible result.
     """
+    frame, symbol = _bars(data, symbol, start, end)
+
+    effective = {**strategy_parameters(strategy), **(parameters or {})}
+    name = strategy_name or strategy.__name__
+    if strategy_code is None:
+        strategy_code = _source(strategy)
+
+    stats = _run_engine(strategy, frame, cash, commission, parameters or {})
+
+    first, last = _to_date(frame.index[0]), _to_date(frame.index[-1])
+    result_id = backtest_id or make_backtest_id(
+        user_id=user_id,
+        strategy_name=name,
+        strategy_code=strategy_code,
+        parameters=effective,
+        symbol=symbol,
+        start=first,
+        end=last,
+        cash=cash,
+        commission=commission,
+        data_fingerprint=data_fingerprint(frame),
+    )
+    return BacktestResult(
+        id=result_id,
+        user_id=user_id,
+        strategy_name=name,
+        strategy_code=strategy_code,
+        parameters=effective,
+        symbol=symbol,
+        start=first,
+        end=last,
+        initial_cash=float(cash),
+        equity_curve=_compact_curve(stats["_equity_curve"]["Equity"]),
+        created_at=created_at or datetime.now(UTC),
+        **_metrics(stats),
+    )
+
+
+def _metrics(stats: pd.Series) -> dict[str, Any]:
+    """The engine's stats as BacktestResult fields (NaN → None)."""
+    trades = int(stats["# Trades"])
+    return dict(
+        final_equity=_num(stats["Equity Final [$]"]) or 0.0,
+        total_return_pct=_num(stats["Return [%]"]) or 0.0,
+        cagr_pct=_num(stats["Return (Ann.) [%]"]),
+        sharpe=_num(stats["Sharpe Ratio"]),
+        sortino=_num(stats["Sortino Ratio"]),
+        max_drawdown_pct=min(_num(stats["Max. Drawdown [%]"]) or 0.0, 0.0),
+        num_trades=trades,
+        win_rate_pct=_num(stats["Win Rate [%]"]) if trades else None,
+        exposure_pct=_num(stats["Exposure Time [%]"]) or 0.0,
+        buy_and_hold_return_pct=_num(stats["Buy & Hold Return [%]"]),
+    )
+
+
+def _bars(
+    data: pd.DataFrame | str, symbol: str | None, start: Any, end: Any
+) -> tuple[pd.DataFrame, str]:
+    """The bars to run on (a bundled symbol or a frame, cut to [start, end]) and their symbol."""
     if isinstance(data, str):
         frame = load_ohlcv(data)
         symbol = symbol or frame.attrs["symbol"]
@@ -398,12 +558,17 @@ def run_backtest(
         frame = frame.loc[lo:hi]
     if len(frame) < 2:
         raise ValueError(f"Not enough bars to backtest {symbol} between {start} and {end}.")
+    return frame, symbol
 
-    effective = {**strategy_parameters(strategy), **(parameters or {})}
-    name = strategy_name or strategy.__name__
-    if strategy_code is None:
-        strategy_code = _source(strategy)
 
+def _run_engine(
+    strategy: type[Strategy],
+    frame: pd.DataFrame,
+    cash: float,
+    commission: float,
+    parameters: dict[str, Any],
+) -> pd.Series:
+    """backtesting.py's stats, fractional units where whole ones are too coarse."""
     unit = _fractional_unit(frame, cash)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -421,42 +586,4 @@ def run_backtest(
             engine = Backtest(
                 frame, strategy, cash=cash, commission=commission, finalize_trades=True
             )
-        stats = engine.run(**(parameters or {}))
-
-    first, last = _to_date(frame.index[0]), _to_date(frame.index[-1])
-    result_id = backtest_id or make_backtest_id(
-        user_id=user_id,
-        strategy_name=name,
-        strategy_code=strategy_code,
-        parameters=effective,
-        symbol=symbol,
-        start=first,
-        end=last,
-        cash=cash,
-        commission=commission,
-        data_fingerprint=data_fingerprint(frame),
-    )
-    trades = int(stats["# Trades"])
-    return BacktestResult(
-        id=result_id,
-        user_id=user_id,
-        strategy_name=name,
-        strategy_code=strategy_code,
-        parameters=effective,
-        symbol=symbol,
-        start=first,
-        end=last,
-        initial_cash=float(cash),
-        final_equity=_num(stats["Equity Final [$]"]) or 0.0,
-        total_return_pct=_num(stats["Return [%]"]) or 0.0,
-        cagr_pct=_num(stats["Return (Ann.) [%]"]),
-        sharpe=_num(stats["Sharpe Ratio"]),
-        sortino=_num(stats["Sortino Ratio"]),
-        max_drawdown_pct=min(_num(stats["Max. Drawdown [%]"]) or 0.0, 0.0),
-        num_trades=trades,
-        win_rate_pct=_num(stats["Win Rate [%]"]) if trades else None,
-        exposure_pct=_num(stats["Exposure Time [%]"]) or 0.0,
-        buy_and_hold_return_pct=_num(stats["Buy & Hold Return [%]"]),
-        equity_curve=_compact_curve(stats["_equity_curve"]["Equity"]),
-        created_at=created_at or datetime.now(UTC),
-    )
+        return engine.run(**parameters)

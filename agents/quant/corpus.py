@@ -20,8 +20,9 @@ import pandas as pd
 from backtesting import Strategy
 from backtesting.lib import crossover
 from pydantic import TypeAdapter
+from tqdm import tqdm
 
-from agents.backtests import (
+from agents.quant.backtests import (
     SYMBOLS,
     BacktestResult,
     data_fingerprint,
@@ -347,8 +348,6 @@ def generate_corpus(
     fingerprints: dict[CorpusConfig, str] = {}
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(plan), desc="backtests", unit="bt")
     try:
         for user_id, config, when in plan:

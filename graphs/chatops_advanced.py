@@ -7,7 +7,7 @@ ever reaches a model, in this turn or in later turns' history.
 
 Models with native function calling get the tools through `bind_tools`. Models whose catalog
 entry says `tool_calling = "json_text"` (the embedded Qwen 0.5B) get the tools described in the
-system prompt with a JSON convention, their text parsed by `agents.tool_calls`, and a history in
+system prompt with a JSON convention, their text parsed by `agents.llm.tool_calls`, and a history in
 which earlier tool calls and results are plain text (no `tool_choice="required"`: it looped).
 
 `graph` is exported without a checkpointer (the LangGraph server brings its own); `chat()`
@@ -18,7 +18,6 @@ guessed by another user opens an empty conversation, not someone else's.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,11 +42,14 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
-from agents.factory import create_chat_model_with_fallback
-from agents.governance import check_text
-from agents.models import MODEL_CATALOG, validate_model
-from agents.tool_calls import message_text, unwrap_json_answer, with_text_tool_calls
-from graphs.context import Context as BaseContext
+from agents.context import Context as BaseContext
+from agents.governance.gate import blocked_reasons, gate
+from agents.llm.catalog import MODEL_CATALOG, validate_model
+from agents.llm.factory import create_chat_model_with_fallback
+from agents.llm.tool_calls import message_text, unwrap_json_answer, with_text_tool_calls
+from agents.llm.weights import LOCAL_MODEL_ID
+from agents.registry import ProcessCache
+from agents.usage.limits import count_tokens
 from tools import TOOLS
 
 SERVICE = "chatops_advanced"
@@ -111,8 +113,6 @@ class State(InputState):
 def tool_calling_mode(chat: Any, service: str, model_id: str | None) -> str:
     """How the model that will actually answer calls tools: native, json_text or none."""
     if (getattr(chat, "metadata", None) or {}).get("route") == "local":
-        from agents.local_model import LOCAL_MODEL_ID
-
         return MODEL_CATALOG[LOCAL_MODEL_ID].tool_calling
     return validate_model(service, model_id).tool_calling
 
@@ -131,6 +131,14 @@ def describe_tools(tools: Sequence[BaseTool]) -> str:
         summary = " ".join((t.description or "").strip().split("\n\n")[0].split())
         lines.append(f"- {t.name}({', '.join(args)}): {summary}")
     return "\n".join(lines)
+
+
+PROMPT_OVERHEAD_TOKENS = (
+    count_tokens(CHATOPS_SYSTEM)
+    + count_tokens(JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS)))
+    + 16  # message framing
+)
+"""Tokens of the fixed prompt around the conversation (REST checks the context window)."""
 
 
 def as_plain_history(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
@@ -157,21 +165,21 @@ def as_plain_history(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
 def govern(state: State) -> dict[str, Any]:
     """Governance on every human message before any model call: block, or mask in place."""
     updates: list[BaseMessage] = []
-    blocked_reasons: str | None = None
+    blocked: str | None = None
     humans = [m for m in state.messages if isinstance(m, HumanMessage)]
     for m in humans:
         text = message_text(m.content)
         if text == BLOCKED_PLACEHOLDER:
             continue
-        report = check_text(text)
+        report = gate(text)
         if report.verdict == "block":
             updates.append(HumanMessage(BLOCKED_PLACEHOLDER, id=m.id))
             if m is humans[-1]:
-                blocked_reasons = "; ".join(r.message for r in report.reasons)
+                blocked = blocked_reasons(report)
         elif report.masked_text != text:
             updates.append(HumanMessage(report.masked_text, id=m.id))
-    if blocked_reasons is not None:
-        reply = AIMessage(BLOCKED_REPLY.format(reasons=blocked_reasons))
+    if blocked is not None:
+        reply = AIMessage(BLOCKED_REPLY.format(reasons=blocked))
         return {"messages": [*updates, reply], "blocked": True, "model_calls": 0}
     return {"messages": updates, "blocked": False, "model_calls": 0}
 
@@ -183,10 +191,7 @@ def route_after_govern(state: State) -> Literal["call_model", "__end__"]:
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model step: native tool calls, or JSON in text parsed into tool calls."""
     ctx = runtime.context
-    config = validate_model(SERVICE, ctx.model)
-    overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens}
-    if config.supports_temperature:
-        overrides["temperature"] = 0
+    overrides = {"max_tokens": ctx.max_tokens, "temperature": 0}
     chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
     mode = tool_calling_mode(chat, SERVICE, ctx.model)
     system = ctx.system_prompt.format(time=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -233,7 +238,7 @@ builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_govern)
 builder.add_conditional_edges("call_model", route_model_output)
 builder.add_edge("tools", "call_model")
-graph = builder.compile(name="chatops")
+graph = builder.compile(name=SERVICE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +246,10 @@ graph = builder.compile(name="chatops")
 # --------------------------------------------------------------------------------------------
 
 _saver = InMemorySaver()
-_compiled: dict[int, tuple[BaseCheckpointSaver[Any], CompiledStateGraph[Any, Any, Any, Any]]] = {}
-_compiled_lock = threading.Lock()
+# Keyed by the saver's id; the entry keeps the saver alive, so the id cannot be reused.
+_compiled: ProcessCache[
+    int, tuple[BaseCheckpointSaver[Any], CompiledStateGraph[Any, Any, Any, Any]]
+] = ProcessCache("chatops graphs with memory")
 
 
 def graph_with_memory(
@@ -250,12 +257,9 @@ def graph_with_memory(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The chat-ops graph compiled with a checkpointer (default: one in-memory saver)."""
     saver = checkpointer or _saver
-    with _compiled_lock:
-        entry = _compiled.get(id(saver))
-        if entry is None or entry[0] is not saver:
-            entry = (saver, builder.compile(checkpointer=saver, name="chatops"))
-            _compiled[id(saver)] = entry
-        return entry[1]
+    return _compiled.get(
+        id(saver), lambda: (saver, builder.compile(checkpointer=saver, name=SERVICE))
+    )[1]
 
 
 def thread_config(user_id: str, thread_id: str) -> RunnableConfig:

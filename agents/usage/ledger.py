@@ -1,123 +1,30 @@
-"""Token and dollar accounting: pricing, the durable usage ledger, and the LangChain callback.
+"""The durable usage ledger: one row per model call, reservations, reports, run totals.
 
-Money is exact: catalog rates have at most 3 decimals per 1M tokens, i.e. a whole number of
-nano-dollars per token, so every cost is an integer number of nano-dollars (stored as such; SQL
-sums stay exact) and surfaced as `Decimal`.
-
-One ledger row per model call. The callback writes it synchronously and commits before it
-returns, so a row acknowledged to the caller survives a `kill -9` (SQLite WAL; Postgres commit).
+SQLite file by default, Postgres when `DATABASE_URL` says so (SQLAlchemy Core). The cost callback
+writes a row synchronously and commits before it returns, so a row acknowledged to the caller
+survives a `kill -9` (SQLite WAL; Postgres commit). Money is integer nano-dollars
+(`agents.usage.pricing`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
-from uuid import UUID
 
 import sqlalchemy as sa
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import BaseModel
 
-from agents.limits import (
-    QuotaExceededError,
-    seconds_to_next_window,
-    window_start,
-    worst_case_tokens,
-)
-from agents.models import ModelConfig, get_model_config
+from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.limits import QuotaExceededError, seconds_to_next_window, window_start
+from agents.usage.pricing import NANO
 
-log = logging.getLogger(__name__)
-
-NANO = Decimal("1e-9")
 GroupBy = Literal["model", "service", "user", "day", "route"]
 
-
-class UnpricedModelError(ValueError):
-    """The model is in the catalog but has no price, so its cost cannot be computed."""
-
-
-class TokenUsage(BaseModel):
-    """Token counts of one call, normalised from LangChain's `usage_metadata`."""
-
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @classmethod
-    def from_usage_metadata(cls, usage: Mapping[str, Any], *, check: bool = True) -> TokenUsage:
-        inp = usage.get("input_token_details") or {}
-        out = usage.get("output_token_details") or {}
-        u = cls(
-            input_tokens=int(usage.get("input_tokens") or 0),
-            cached_input_tokens=int(inp.get("cache_read") or 0),
-            output_tokens=int(usage.get("output_tokens") or 0),
-            reasoning_tokens=int(out.get("reasoning") or 0),
-        )
-        if check:
-            u.check()
-        return u
-
-    def check(self) -> None:
-        """Reject usage that cannot be priced consistently (details are subsets of totals)."""
-        counts = (
-            self.input_tokens,
-            self.cached_input_tokens,
-            self.output_tokens,
-            self.reasoning_tokens,
-        )
-        if min(counts) < 0:
-            raise ValueError(f"negative token count in usage: {self}")
-        if self.cached_input_tokens > self.input_tokens:
-            raise ValueError("cached input tokens exceed input tokens (they are a subset)")
-        if self.reasoning_tokens > self.output_tokens:
-            raise ValueError("reasoning tokens exceed output tokens (they are a subset)")
-
-
-def _nano_rate(rate: Decimal) -> int:
-    return int(rate * 1000)  # USD per 1M tokens -> nano-USD per token (exact, see catalog)
-
-
-def cost_nanousd(model: ModelConfig, usage: TokenUsage) -> int:
-    """Exact cost in nano-dollars. Reasoning tokens are inside output tokens: counted once."""
-    if model.input is None or model.output is None:
-        raise UnpricedModelError(f"model {model.id!r} has no price in the catalog")
-    cached_rate = model.cached_input_rate
-    assert cached_rate is not None
-    uncached = usage.input_tokens - usage.cached_input_tokens
-    return (
-        uncached * _nano_rate(model.input)
-        + usage.cached_input_tokens * _nano_rate(cached_rate)
-        + usage.output_tokens * _nano_rate(model.output)
-    )
-
-
-def price_usage(model_id: str, usage_metadata: Mapping[str, Any] | TokenUsage) -> Decimal:
-    """USD cost of one call's usage at catalog prices (cached input at the cached rate).
-
-    Raises `UnknownModelError` for a model not in the catalog and `UnpricedModelError` for one
-    without a price: never a silent $0.
-    """
-    usage = (
-        usage_metadata
-        if isinstance(usage_metadata, TokenUsage)
-        else TokenUsage.from_usage_metadata(usage_metadata)
-    )
-    return cost_nanousd(get_model_config(model_id), usage) * NANO
-
-
-# ---------------------------------------------------------------------------------------------
-# The ledger
-# ---------------------------------------------------------------------------------------------
 
 _meta = sa.MetaData()
 llm_calls = sa.Table(
@@ -199,6 +106,16 @@ class UsageRow(BaseModel):
     unpriced_calls: int
 
 
+@dataclass(frozen=True)
+class RunTotals:
+    """What a set of calls (one graph run) used and cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    list_price_usd: float = 0.0
+
+
 RETRY_WHILE_IN_FLIGHT_S = 2
 """Retry-After when only calls in flight hold the budget: they settle within seconds."""
 
@@ -222,8 +139,6 @@ class Ledger:
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[-1]
             if path and path != ":memory:":
-                from pathlib import Path
-
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
@@ -422,6 +337,26 @@ class Ledger:
                 )
         return out
 
+    def totals(self, request_ids: Sequence[str]) -> RunTotals:
+        """Tokens and dollars of exactly these calls (a run's model calls), from their rows."""
+        if not request_ids:
+            return RunTotals()
+        c = llm_calls.c
+        q = sa.select(
+            sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
+            sa.func.coalesce(sa.func.sum(c.cost_nanousd), 0),
+            sa.func.coalesce(sa.func.sum(c.list_price_nanousd), 0),
+        ).where(c.request_id.in_(list(request_ids)))
+        with self.engine.connect() as conn:
+            inp, out, cost, listed = conn.execute(q).one()
+        return RunTotals(
+            input_tokens=int(inp),
+            output_tokens=int(out),
+            cost_usd=int(cost) / 1e9,
+            list_price_usd=int(listed) / 1e9,
+        )
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -434,18 +369,13 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-_ledgers: dict[str, Ledger] = {}
-_ledgers_lock = threading.Lock()
+_ledgers: ProcessCache[str, Ledger] = ProcessCache("ledgers", on_evict=Ledger.dispose)
 
 
 def get_ledger(settings: Settings | None = None) -> Ledger:
     """The ledger for the configured URL (one engine and pool per URL per process)."""
     url = (settings or get_settings()).resolved_database_url
-    with _ledgers_lock:
-        ledger = _ledgers.get(url)
-        if ledger is None:
-            ledger = _ledgers[url] = Ledger(url)
-        return ledger
+    return _ledgers.get(url, lambda: Ledger(url))
 
 
 def usage_report(
@@ -460,166 +390,3 @@ def usage_report(
     return get_ledger(settings).report(
         user_id=user_id, service=service, since=since, group_by=group_by
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# The callback
-# ---------------------------------------------------------------------------------------------
-
-
-class CostCallbackHandler(BaseCallbackHandler):
-    """Records every model call of one chat model into the ledger.
-
-    One handler per (service, model, user) model instance, so what the call was for never
-    depends on metadata a caller could overwrite. `run_inline` keeps it on the calling thread
-    or event loop: the write is ~0.1 ms and ordering per run matters more than a thread hop.
-    """
-
-    run_inline = True
-    # Lets QuotaExceededError from on_chat_model_start stop the call before it is sent; ledger
-    # write failures never escape (`_write` logs them), so nothing else is raised.
-    raise_error = True
-
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        model: ModelConfig,
-        service: str | None,
-        user_id: str | None,
-        served_model: str,
-        route: str,
-        billed: bool = True,
-        budget_nanousd: int | None = None,
-        reservation_ttl_s: float = 600.0,
-    ):
-        self.ledger = ledger
-        self.model = model
-        self.service = service
-        self.user_id = user_id
-        self.served_model = served_model
-        self.route = route
-        self.billed = billed
-        self.budget_nanousd = budget_nanousd
-        self.reservation_ttl_s = reservation_ttl_s
-        self._starts: dict[UUID, float] = {}
-        self._lock = threading.Lock()
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        **kwargs: Any,
-    ) -> None:
-        if self.budget_nanousd is not None and self.billed and self.user_id is not None:
-            prompt, output = worst_case_tokens(
-                self.model, messages[0] if messages else [], kwargs.get("invocation_params")
-            )
-            worst = cost_nanousd(self.model, TokenUsage(input_tokens=prompt, output_tokens=output))
-            self.ledger.reserve(
-                request_id=str(run_id),
-                user_id=self.user_id,
-                amount_nanousd=worst,
-                budget_nanousd=self.budget_nanousd,
-                ttl_s=self.reservation_ttl_s,
-            )
-        with self._lock:
-            self._starts[run_id] = time.perf_counter()
-
-    def on_llm_start(
-        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, **kwargs: Any
-    ) -> None:
-        with self._lock:
-            self._starts[run_id] = time.perf_counter()
-
-    def _latency_ms(self, run_id: UUID) -> float | None:
-        with self._lock:
-            start = self._starts.pop(run_id, None)
-        return None if start is None else (time.perf_counter() - start) * 1000
-
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._on_end(response, run_id)
-        except Exception:  # raise_error is on (for the quota): a paid call must never fail here
-            log.exception("cost callback failed on a finished call %s", run_id)
-
-    def _on_end(self, response: LLMResult, run_id: UUID) -> None:
-        latency = self._latency_ms(run_id)
-        usage_md = _first_usage(response)
-        cache_hit = usage_md is not None and usage_md.get("total_cost") == 0
-        usage = TokenUsage()
-        error = None
-        if usage_md is not None and not cache_hit:
-            usage = TokenUsage.from_usage_metadata(usage_md, check=False)
-        cost: int | None
-        list_price: int | None
-        if cache_hit:
-            cost = list_price = 0  # served from LangChain's cache: no tokens were bought
-        elif usage_md is None:
-            cost = list_price = None  # the endpoint reported no usage: unpriced, not $0
-        else:
-            try:
-                usage.check()
-                list_price = cost_nanousd(self.model, usage)
-            except ValueError as e:  # unpriced model or inconsistent usage: keep the row
-                list_price = None
-                error = None if isinstance(e, UnpricedModelError) else f"usage: {e}"
-            cost = list_price if self.billed or list_price is None else 0
-        self._write(run_id, usage, cost, list_price, latency, cache_hit, error)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        latency = self._latency_ms(run_id)
-        # A failed call bills nothing we can see; the row keeps the attempt and the reason.
-        self._write(run_id, TokenUsage(), 0, 0, latency, False, _describe(error))
-
-    def _write(
-        self,
-        run_id: UUID,
-        usage: TokenUsage,
-        cost: int | None,
-        list_price: int | None,
-        latency: float | None,
-        cache_hit: bool,
-        error: str | None,
-    ) -> None:
-        row = LedgerRow(
-            request_id=str(run_id),
-            user_id=self.user_id,
-            service=self.service,
-            model=self.model.id,
-            served_model=self.served_model,
-            route=self.route,
-            input_tokens=usage.input_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_nanousd=cost,
-            list_price_nanousd=list_price,
-            latency_ms=latency,
-            cache_hit=cache_hit,
-            error=error,
-        )
-        try:
-            self.ledger.record(row)
-        except Exception:
-            # Never fail the user's (already paid) call; keep the row in the log to replay.
-            log.exception("ledger write failed; row: %r", row)
-
-
-def _first_usage(response: LLMResult) -> Mapping[str, Any] | None:
-    """Usage of one API call: the first generation carrying it (n>1 repeats the same total)."""
-    for gens in response.generations:
-        for gen in gens:
-            if isinstance(gen, ChatGeneration):
-                um = getattr(gen.message, "usage_metadata", None)
-                if um:
-                    return um
-    return None
-
-
-def _describe(error: BaseException) -> str:
-    """Error text for the ledger: type and message, never request headers (no keys)."""
-    text = f"{type(error).__name__}: {error}"
-    return text[:500]

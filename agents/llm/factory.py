@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,16 +24,20 @@ from langchain_core.runnables import RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from agents.costs import CostCallbackHandler, get_ledger
-from agents.limits import budget_nanousd
-from agents.models import (
+from agents.llm.catalog import (
     MODEL_CATALOG,
     ModelConfig,
     available_models,
     default_model,
     validate_model,
 )
+from agents.llm.local import ensure_server
+from agents.llm.weights import LOCAL_MODEL_ID
+from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.callback import CostCallbackHandler
+from agents.usage.ledger import get_ledger
+from agents.usage.limits import budget_nanousd
 
 RouteKind = Literal["openai", "compatible", "local"]
 _OPENAI_HOST = re.compile(r"^https://api\.openai\.com(/|$)")
@@ -119,12 +122,35 @@ def route_used(reply: BaseMessage) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route:
-    """Decide where `model` is served: a configured route, OpenAI(-compatible), or local."""
+def route_kind(model: ModelConfig, settings: Settings | None = None) -> RouteKind:
+    """Where `model` is served (openai, compatible, local), decided without starting anything."""
     s = settings or get_settings()
     if model.id in s.model_routes:
+        return "openai" if _OPENAI_HOST.match(s.model_routes[model.id].base_url) else "compatible"
+    if not model.local and s.uses_openai:
+        base = s.openai_base_url
+        return "openai" if base is None or _OPENAI_HOST.match(base) else "compatible"
+    return "local"
+
+
+def context_window(model: ModelConfig, settings: Settings | None = None) -> int:
+    """Tokens per request `model` really has where it is served: the embedded server's slot
+    (`QUANT_GENAI_LOCAL_CTX`) may be smaller than the catalog's window. Starts nothing."""
+    s = settings or get_settings()
+    if route_kind(model, s) == "local" and model.id not in s.model_routes:
+        return min(model.context_window, s.local_model_ctx)
+    return model.context_window
+
+
+def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route:
+    """Decide where `model` is served: a configured route, OpenAI(-compatible), or local.
+
+    The local route makes sure the embedded server is up (a health check, or a start).
+    """
+    s = settings or get_settings()
+    kind = route_kind(model, s)
+    if model.id in s.model_routes:
         r = s.model_routes[model.id]
-        kind: RouteKind = "openai" if _OPENAI_HOST.match(r.base_url) else "compatible"
         return Route(
             kind=kind,
             base_url=r.base_url,
@@ -135,12 +161,10 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
             request_flags=model,
             timeout_s=s.request_timeout_s,
         )
-    if not model.local and s.uses_openai:
-        base = s.openai_base_url
-        kind = "openai" if base is None or _OPENAI_HOST.match(base) else "compatible"
+    if kind != "local":
         return Route(
             kind=kind,
-            base_url=base,
+            base_url=s.openai_base_url,
             served_model=model.id,
             api_key=s.openai_api_key or _NO_KEY,
             stream_usage=s.stream_usage if s.stream_usage is not None else kind == "openai",
@@ -148,8 +172,6 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
             request_flags=model,
             timeout_s=s.request_timeout_s,
         )
-    from agents.local_model import LOCAL_MODEL_ID, ensure_server
-
     local = model if model.local else MODEL_CATALOG[LOCAL_MODEL_ID]
     server = ensure_server(s)
     return Route(
@@ -194,25 +216,25 @@ class PerLoopTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-_http_lock = threading.Lock()
-_http_clients: tuple[httpx.Client, httpx.AsyncClient] | None = None
+_http_clients: ProcessCache[str, tuple[httpx.Client, httpx.AsyncClient]] = ProcessCache(
+    "http clients", survives_reset=True
+)
 
 
 def shared_http_clients() -> tuple[httpx.Client, httpx.AsyncClient]:
     """The process-wide HTTP clients every factory-built model uses."""
-    global _http_clients
-    with _http_lock:
-        if _http_clients is None:
-            _http_clients = (
-                httpx.Client(limits=_LIMITS, follow_redirects=True),
-                httpx.AsyncClient(transport=PerLoopTransport(), follow_redirects=True),
-            )
-        return _http_clients
+    return _http_clients.get(
+        "shared",
+        lambda: (
+            httpx.Client(limits=_LIMITS, follow_redirects=True),
+            httpx.AsyncClient(transport=PerLoopTransport(), follow_redirects=True),
+        ),
+    )
 
 
-_cache: dict[tuple[Any, ...], ChatOpenAI] = {}
-_cache_lock = threading.Lock()
-_with_fallback: dict[tuple[Any, ...], ChatOpenAI | RunnableWithFallbacks[Any, BaseMessage]] = {}
+ChatModel = ChatOpenAI | RunnableWithFallbacks[LanguageModelInput, BaseMessage]
+_models: ProcessCache[tuple[Any, ...], ChatOpenAI] = ProcessCache("chat models")
+_with_fallback: ProcessCache[tuple[Any, ...], ChatModel] = ProcessCache("chat models + fallback")
 
 
 def create_chat_model(
@@ -226,20 +248,24 @@ def create_chat_model(
     """The chat model for (service, requested model, user), validated against the policy.
 
     Same arguments → the same instance (no duplicate initialisation). `overrides` are
-    `ChatOpenAI` fields such as `temperature` or `max_tokens`; values a model cannot take are
-    rejected here with the reason rather than by the API after a paid round trip.
+    `ChatOpenAI` fields such as `temperature` or `max_tokens`, adapted to what the served model
+    takes (`adapt_overrides`): callers pass the same knobs whatever model answers.
     """
-    model = validate_model(service, model_id)
+    return _create(service, validate_model(service, model_id), user_id, settings, overrides)
+
+
+def _create(
+    service: str,
+    model: ModelConfig,
+    user_id: str | None,
+    settings: Settings | None,
+    overrides: dict[str, Any],
+) -> ChatOpenAI:
     s = settings or get_settings()
     key = _cache_key(service, model.id, user_id, s, overrides)
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            return cached
-        route = resolve_route(model, s)
-        chat = _build(service, model, user_id, route, s, overrides)
-        _cache[key] = chat
-        return chat
+    return _models.get(
+        key, lambda: _build(service, model, user_id, resolve_route(model, s), s, overrides)
+    )
 
 
 def _build(
@@ -251,7 +277,7 @@ def _build(
     overrides: dict[str, Any],
 ) -> ChatOpenAI:
     flags = route.request_flags
-    _check_overrides(model, flags, overrides)
+    adapted = adapt_overrides(model, flags, overrides)
     handler = CostCallbackHandler(
         ledger=get_ledger(s),
         model=model,
@@ -293,7 +319,7 @@ def _build(
     }
     if not flags.supports_streaming:
         params["disable_streaming"] = True
-    params.update(overrides)
+    params.update(adapted)
     return QuantChatOpenAI(**params)
 
 
@@ -315,8 +341,10 @@ def fallback_model(
     first, then the cheapest. None when fallback is off or no such model exists — e.g. on
     embedded defaults every model is served by the one local server.
     """
-    s = settings or get_settings()
-    primary = validate_model(service, model_id)
+    return _fallback_for(service, validate_model(service, model_id), settings or get_settings())
+
+
+def _fallback_for(service: str, primary: ModelConfig, s: Settings) -> ModelConfig | None:
     if not s.fallback:
         return None
     route = resolve_route(primary, s)
@@ -340,70 +368,70 @@ def create_chat_model_with_fallback(
     user_id: str | None = None,
     settings: Settings | None = None,
     **overrides: Any,
-) -> ChatOpenAI | RunnableWithFallbacks[LanguageModelInput, BaseMessage]:
+) -> ChatModel:
     """`create_chat_model`, falling back to `fallback_model` after endpoint errors.
 
     The primary's retries run first (`QUANT_GENAI_MAX_RETRIES`); both models carry their own
-    cost callback, so the ledger has the failed attempt and the fallback's call. Overrides the
-    fallback cannot take are adapted (temperature dropped for a reasoning model, max_tokens
-    clamped to its limit). `model_used(reply)` tells which model answered. The result keeps
-    `bind_tools` and the other ChatOpenAI helpers (`RunnableWithFallbacks` forwards them).
+    cost callback, so the ledger has the failed attempt and the fallback's call. Each model gets
+    the overrides adapted to it. `model_used(reply)` tells which model answered. The result
+    keeps `bind_tools` and the other ChatOpenAI helpers (`RunnableWithFallbacks` forwards them).
     """
     s = settings or get_settings()
-    primary = create_chat_model(service, model_id, user_id=user_id, settings=s, **overrides)
+    model = validate_model(service, model_id)
     # Choosing the fallback resolves every candidate's route (a health check of the local
     # server each): once per (service, model, user, overrides), not on every graph step.
-    key = _cache_key(service, validate_model(service, model_id).id, user_id, s, overrides)
-    with _cache_lock:
-        cached = _with_fallback.get(key)
-    if cached is not None:
-        return cached
-    backup = fallback_model(service, model_id, settings=s)
+    key = _cache_key(service, model.id, user_id, s, overrides)
+    return _with_fallback.get(key, lambda: _chain(service, model, user_id, s, overrides))
+
+
+def _chain(
+    service: str, model: ModelConfig, user_id: str | None, s: Settings, overrides: dict[str, Any]
+) -> ChatModel:
+    primary = _create(service, model, user_id, s, overrides)
+    backup = _fallback_for(service, model, s)
     if backup is None:
-        with _cache_lock:
-            return _with_fallback.setdefault(key, primary)
-    adapted = dict(overrides)
-    flags = resolve_route(backup, s).request_flags
-    if not flags.supports_temperature:
-        adapted.pop("temperature", None)
-    limit = min(backup.max_output_tokens, flags.max_output_tokens)
-    for name in ("max_tokens", "max_completion_tokens"):
-        if adapted.get(name) is not None:
-            adapted[name] = min(int(adapted[name]), limit)
-    second = create_chat_model(service, backup.id, user_id=user_id, settings=s, **adapted)
-    chained = primary.with_fallbacks([second], exceptions_to_handle=ENDPOINT_ERRORS)
-    with _cache_lock:
-        return _with_fallback.setdefault(key, chained)
+        return primary
+    second = _create(service, backup, user_id, s, overrides)
+    return primary.with_fallbacks([second], exceptions_to_handle=ENDPOINT_ERRORS)
 
 
 def _cache_key(
-    service: str, model_id: str | None, user_id: str | None, s: Settings, overrides: Any
+    service: str, model_id: str, user_id: str | None, s: Settings, overrides: Any
 ) -> tuple[Any, ...]:
-    return (service, model_id, user_id, id(s), json.dumps(overrides, sort_keys=True, default=repr))
+    return (
+        service,
+        model_id,
+        user_id,
+        s.fingerprint,
+        json.dumps(overrides, sort_keys=True, default=repr),
+    )
 
 
-def _check_overrides(model: ModelConfig, flags: ModelConfig, overrides: dict[str, Any]) -> None:
-    if "temperature" in overrides and not flags.supports_temperature:
-        raise ValueError(
-            f"{model.id} does not accept temperature (reasoning model); leave it unset"
-        )
-    limit = min(model.max_output_tokens, flags.max_output_tokens)
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = overrides.get(name)
-        if value is not None and not 0 < int(value) <= limit:
-            raise ValueError(
-                f"{name}={value} is outside 1..{limit} for {model.id} as served by {flags.id}"
-            )
-    for forbidden in ("callbacks", "api_key", "base_url", "model", "model_name"):
+FACTORY_FIELDS = ("callbacks", "api_key", "base_url", "model", "model_name")
+"""Set by the factory from the catalog and routing; never an override."""
+
+
+def adapt_overrides(
+    model: ModelConfig, flags: ModelConfig, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """`overrides` as the served model takes them: temperature dropped for models that reject
+    it (reasoning models), max tokens capped at the model's output limit. The system role is
+    adapted per request (`QuantChatOpenAI`). Fields the factory owns are refused."""
+    for forbidden in FACTORY_FIELDS:
         if forbidden in overrides:
             raise ValueError(
                 f"{forbidden!r} is set by the factory from the catalog and routing; "
                 "configure routing with QUANT_GENAI_MODEL_ROUTES / OPENAI_BASE_URL instead"
             )
-
-
-def clear_model_cache() -> None:
-    """Forget built models (tests; after changing settings)."""
-    with _cache_lock:
-        _cache.clear()
-        _with_fallback.clear()
+    adapted = dict(overrides)
+    if not flags.supports_temperature:
+        adapted.pop("temperature", None)
+    limit = min(model.max_output_tokens, flags.max_output_tokens)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = adapted.get(name)
+        if value is None:
+            continue
+        if int(value) < 1:
+            raise ValueError(f"{name}={value} must be at least 1 (up to {limit} for {model.id})")
+        adapted[name] = min(int(value), limit)
+    return adapted

