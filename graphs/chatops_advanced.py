@@ -191,7 +191,7 @@ def route_after_govern(state: State) -> Literal["call_model", "__end__"]:
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model step: native tool calls, or JSON in text parsed into tool calls."""
     ctx = runtime.context
-    overrides = {"max_tokens": ctx.max_tokens, "temperature": 0}
+    overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens, "temperature": 0}
     chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
     mode = tool_calling_mode(chat, SERVICE, ctx.model)
     system = ctx.system_prompt.format(time=datetime.now(UTC).isoformat(timespec="seconds"))

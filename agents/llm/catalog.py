@@ -91,6 +91,22 @@ class ModelConfig(BaseModel):
     def cached_input_rate(self) -> Decimal | None:
         return self.cached_input if self.cached_input is not None else self.input
 
+    # ---- the seed's field names, read-only, for code written against the seed ----------------
+
+    @property
+    def model_id(self) -> str:
+        return self.id
+
+    @property
+    def input_price_per_1m(self) -> float | None:
+        """The seed's float (USD per 1M input tokens); bills use the exact `input`."""
+        return None if self.input is None else float(self.input)
+
+    @property
+    def output_price_per_1m(self) -> float | None:
+        """The seed's float (USD per 1M output tokens); bills use the exact `output`."""
+        return None if self.output is None else float(self.output)
+
 
 class ServicePolicy(BaseModel):
     """Which models a service may use: the seed's table, one row per service."""

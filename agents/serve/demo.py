@@ -13,11 +13,16 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
-from agents.costs import usage_report
-from agents.factory import create_chat_model, resolve_route
-from agents.models import SERVICES, default_model
+from agents.llm.catalog import SERVICES, available_models, default_model
+from agents.llm.factory import create_chat_model, resolve_route
+from agents.quant.corpus import generate_corpus
+from agents.rag.store import RetrievalUnavailableError, get_retriever
+from agents.serve.tables import print_models, print_usage_table
 from agents.settings import get_settings
+from agents.usage.ledger import usage_report
+from graphs import chatops_advanced, narrative_report, prompt_governance, strategy_builder
 
 DEMO_USER = "demo-user"
 
@@ -44,13 +49,10 @@ DEMO_PROMPTS: dict[str, tuple[str, str]] = {
 
 
 def run_demo(console: Console) -> None:
-    from agents.cli import models as show_models
-    from agents.cli import print_usage_table
-
     settings = get_settings()
     started = datetime.now(UTC)
     console.rule("[bold]1. Service policies and the models each may use")
-    show_models(service=None, tier=None, as_json=False)
+    print_models(console, {s: available_models(s) for s in SERVICES})
 
     console.rule("[bold]2. One real call per service, default model, through the factory")
     for service in SERVICES:
@@ -79,11 +81,13 @@ def run_demo(console: Console) -> None:
 
     console.rule("[bold]5. Usage and cost from the ledger (this run)")
     print_usage_table(
+        console,
         usage_report(user_id=DEMO_USER, since=started, group_by="service"),
         by="service",
         title="By service",
     )
     print_usage_table(
+        console,
         usage_report(user_id=DEMO_USER, since=started, group_by="model"),
         by="model",
         title="By model",
@@ -101,11 +105,6 @@ RAG_QUERY = "trend-following strategy on GOOG with a good Sharpe ratio and shall
 
 def show_retrieval(console: Console) -> None:
     """Corpus → bulk index → a search and a token-budgeted RAG prompt for one user."""
-    from rich.table import Table
-
-    from agents.corpus import generate_corpus
-    from agents.retrieval import RetrievalUnavailableError, get_retriever
-
     t0 = time.perf_counter()
     results = list(generate_corpus(DEMO_CORPUS_USERS, progress=True))
     console.print(
@@ -136,17 +135,9 @@ def show_retrieval(console: Console) -> None:
 
 def show_services(console: Console) -> None:
     """Each service graph once, for the demo user, on whatever backend is configured."""
-    from agents.retrieval import get_retriever
-    from graphs.chatops import chat
-    from graphs.narrative_report import Context as ReportContext
-    from graphs.narrative_report import InputState as ReportInput
-    from graphs.narrative_report import graph as report_graph
-    from graphs.prompt_governance import check_prompt
-    from graphs.strategy_builder import build_strategy
-
     text = "Backtest my idea; mail results to kim.minsu@example.com, card 4111 1111 1111 1111"
     t0 = time.perf_counter()
-    gov = check_prompt(text, user_id=DEMO_USER)
+    gov = prompt_governance.check_prompt(text, user_id=DEMO_USER)
     console.print(
         Panel(
             f"verdict: {gov.verdict}\nmasked: {gov.masked_text}\n"
@@ -157,7 +148,7 @@ def show_services(console: Console) -> None:
     )
 
     t0 = time.perf_counter()
-    built = build_strategy(
+    built = strategy_builder.build_strategy(
         "an SMA crossover strategy with fast 10 and slow 30", user_id=DEMO_USER, max_repairs=2
     )
     if built.ok and built.metrics is not None:
@@ -180,9 +171,9 @@ def show_services(console: Console) -> None:
     latest = get_retriever().list_backtests(DEMO_USER, limit=1)
     if latest:
         t0 = time.perf_counter()
-        out = report_graph.invoke(
-            ReportInput(backtest_id=latest[0].id),
-            context=ReportContext(user_id=DEMO_USER, max_tokens=200),
+        out = narrative_report.graph.invoke(
+            narrative_report.InputState(backtest_id=latest[0].id),
+            context=narrative_report.Context(user_id=DEMO_USER, max_tokens=200),
         )
         how = "template (the model invented numbers)" if out["used_fallback"] else "model prose"
         console.print(
@@ -194,7 +185,9 @@ def show_services(console: Console) -> None:
         )
 
     t0 = time.perf_counter()
-    answer = chat("List my strategies.", user_id=DEMO_USER, thread_id="demo", max_tokens=160)
+    answer = chatops_advanced.chat(
+        "List my strategies.", user_id=DEMO_USER, thread_id="demo", max_tokens=160
+    )
     console.print(
         Panel(
             answer,

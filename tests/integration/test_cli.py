@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agents.cli import app
-from agents.factory import create_chat_model
-from agents.models import available_models
-from agents.settings import get_settings
+from agents.llm.catalog import available_models
+from agents.llm.factory import create_chat_model
+from agents.quant.backtests import run_backtest
+from agents.quant.corpus import BuyAndHold, SmaCross, corpus_to_json
+from agents.registry import reset
+from agents.serve.cli import app
 from tests.fakes.openai_server import FakeServer
 
 runner = CliRunner()
@@ -67,7 +69,7 @@ def test_usage_json_rows(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServe
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("QUANT_GENAI_STREAM_USAGE", "true")
-    get_settings.cache_clear()
+    reset()
     create_chat_model("narrative_report", user_id="u1").invoke("a #in=100 #cached=50 #out=10")
     create_chat_model("strategy_builder", "o3", user_id="u2").invoke(
         "b #in=10 #out=30 #reasoning=20"
@@ -90,11 +92,7 @@ def test_usage_json_rows(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeServe
 
 
 def test_index_a_json_file_then_search(tmp_path: Path) -> None:
-    from agents.backtests import run_backtest
-    from agents.corpus import BuyAndHold, SmaCross, corpus_to_json
-    from agents.retrieval import reset_retriever
-
-    reset_retriever()
+    reset()
     results = [
         run_backtest(SmaCross, "GOOG", user_id="alice"),
         run_backtest(BuyAndHold, "BTCUSD", user_id="alice"),
@@ -114,7 +112,7 @@ def test_index_a_json_file_then_search(tmp_path: Path) -> None:
     assert all(set(h) >= {"id", "score", "content", "metadata"} for h in hits)
     assert all(0 <= h["score"] <= 1 for h in hits)
     assert hits[0]["score"] >= hits[1]["score"]
-    reset_retriever()
+    reset()
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,15 @@ users' API keys. Model-calling tests are `e2e`; the rest never reach a model.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,13 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 
-from agents.api import TokenBucket
-from agents.backtests import run_backtest
-from agents.corpus import SmaCross
+from agents.llm.catalog import SERVICES
+from agents.quant.backtests import run_backtest
+from agents.quant.corpus import SmaCross
+from agents.registry import reset
+from agents.serve import api, metrics
+from agents.settings import Settings
+from agents.usage.limits import RateLimiter, rate_limiter
 from tests.fakes.openai_server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -445,16 +451,55 @@ def test_report_by_id_then_usage_and_metrics(
 
 
 # --------------------------------------------------------------------------------------------
-# The rate limiter (no server)
+# The rate limiter, metrics registration, prompt overheads (no server)
 # --------------------------------------------------------------------------------------------
 
 
-def test_token_bucket() -> None:
-    bucket = TokenBucket(per_min=60, burst=2)
-    assert bucket.take("a", now=0.0) is None
-    assert bucket.take("a", now=0.0) is None
-    wait = bucket.take("a", now=0.0)
-    assert wait is not None and 0.9 < wait <= 1.0
-    assert bucket.take("b", now=0.0) is None  # per user
-    assert bucket.take("a", now=1.01) is None  # refilled
-    assert TokenBucket(per_min=0, burst=1).take("a") is None  # 0 = no limit
+def test_rate_limiter_burst_then_retry_per_user() -> None:
+    limiter = RateLimiter(per_min=60, burst=2)  # 2 at once, then 2 per 2 s
+    assert limiter.hit("a") is None
+    assert limiter.hit("a") is None
+    wait = limiter.hit("a")
+    assert wait is not None and 0 < wait <= 2.0
+    assert limiter.hit("b") is None  # per user
+    off = RateLimiter(per_min=0, burst=1)  # 0 = no limit
+    assert all(off.hit("a") is None for _ in range(1000))
+
+
+def test_rate_limiter_allows_again_after_the_wait() -> None:
+    limiter = RateLimiter(per_min=60, burst=1)  # one a second
+    assert limiter.hit("a") is None
+    wait = limiter.hit("a")
+    assert wait is not None and 0 < wait <= 1.0
+    time.sleep(wait + 0.05)
+    assert limiter.hit("a") is None
+
+
+def test_rate_limiter_comes_from_the_registry(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(QUANT_GENAI_RATE_PER_MIN=6, QUANT_GENAI_RATE_BURST=1)
+    limiter = rate_limiter(s)
+    assert rate_limiter(s) is limiter
+    assert limiter.hit("a") is None and limiter.hit("a") is not None
+    reset()  # forgets it: a fresh limiter, a fresh window
+    assert rate_limiter(s) is not limiter
+    assert rate_limiter(s).hit("a") is None
+
+
+def test_api_loads_by_path_beside_by_name() -> None:
+    """`langgraph dev` loads api.py by path (as `user_router_module`) besides `agents.serve.api`
+    by name: the metrics register once, in `agents.serve.metrics`, so the second load works."""
+    spec = importlib.util.spec_from_file_location(
+        "user_router_module", ROOT / "agents" / "serve" / "api.py"
+    )
+    assert spec is not None and spec.loader is not None
+    by_path = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(by_path)  # a second registration would raise "Duplicated timeseries"
+    assert by_path.app is not api.app
+    assert by_path.count_request is metrics.count_request
+
+
+def test_prompt_overhead_comes_from_each_graph() -> None:
+    assert set(api.PROMPT_OVERHEAD) == set(SERVICES)
+    for service, tokens in api.PROMPT_OVERHEAD.items():
+        graph_module = importlib.import_module(f"graphs.{service}")
+        assert tokens == graph_module.PROMPT_OVERHEAD_TOKENS > 0
