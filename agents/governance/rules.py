@@ -30,27 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.governance.pii import Finding, PiiType, detect_pii, mask_text
-
-__all__ = [
-    "INJECTION_RULES",
-    "BannedTopic",
-    "Finding",
-    "GovernanceReport",
-    "InjectionRule",
-    "PiiType",
-    "Reason",
-    "Rules",
-    "RulesError",
-    "SecondOpinion",
-    "Verdict",
-    "check_text",
-    "default_rules",
-    "find_banned",
-    "injection_score",
-    "load_rules",
-    "normalize",
-]
+from agents.governance.pii import Finding, detect_pii, mask_text
 
 Verdict = Literal["allow", "mask", "block"]
 SecondOpinion = Literal["SAFE", "INJECTION", "UNCLEAR", "ERROR"]

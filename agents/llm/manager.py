@@ -195,22 +195,16 @@ class OpenAIClientManager:
             billed, served = False, served_model_id(self.settings)
         cost = list_price if billed else 0
         get_ledger(self.settings).record(
-            LedgerRow(
+            LedgerRow.of(
+                usage,
                 request_id=uuid.uuid4().hex,
                 user_id=user_id,
                 service=service,
                 model=model.id,
                 served_model=served,
                 route=LEDGER_ROUTE,
-                input_tokens=input_tokens,
-                cached_input_tokens=cached_input_tokens,
-                output_tokens=output_tokens,
-                reasoning_tokens=0,
                 cost_nanousd=cost,
                 list_price_nanousd=list_price,
-                latency_ms=None,
-                cache_hit=False,
-                error=None,
             )
         )
         return cost * NANO

@@ -376,31 +376,19 @@ def strategy_parameters(strategy: type[Strategy]) -> dict[str, Any]:
     return params
 
 
-def make_backtest_id(
-    *,
-    user_id: str,
-    strategy_name: str,
-    strategy_code: str,
-    parameters: dict[str, Any],
-    symbol: str,
-    start: date,
-    end: date,
-    cash: float,
-    commission: float,
-    data_fingerprint: str = "",
-) -> str:
+def make_backtest_id(result: BacktestResult, *, commission: float, data_fingerprint: str) -> str:
     """A deterministic id: re-running the same backtest for the same user gives the same id,
     so re-indexing is idempotent; code, data and costs are part of it so edits do not collide."""
     payload = json.dumps(
         {
-            "user": user_id,
-            "strategy": strategy_name,
-            "code": hashlib.sha256(strategy_code.encode()).hexdigest(),
-            "params": parameters,
-            "symbol": symbol,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "cash": cash,
+            "user": result.user_id,
+            "strategy": result.strategy_name,
+            "code": hashlib.sha256(result.strategy_code.encode()).hexdigest(),
+            "params": result.parameters,
+            "symbol": result.symbol,
+            "start": result.start.isoformat(),
+            "end": result.end.isoformat(),
+            "cash": result.initial_cash,
             "commission": commission,
             "data": data_fingerprint,
         },
@@ -496,33 +484,24 @@ def run_backtest(
 
     stats = _run_engine(strategy, frame, cash, commission, parameters or {})
 
-    first, last = _to_date(frame.index[0]), _to_date(frame.index[-1])
-    result_id = backtest_id or make_backtest_id(
+    result = BacktestResult(
+        id=backtest_id or "",
         user_id=user_id,
         strategy_name=name,
         strategy_code=strategy_code,
         parameters=effective,
         symbol=symbol,
-        start=first,
-        end=last,
-        cash=cash,
-        commission=commission,
-        data_fingerprint=data_fingerprint(frame),
-    )
-    return BacktestResult(
-        id=result_id,
-        user_id=user_id,
-        strategy_name=name,
-        strategy_code=strategy_code,
-        parameters=effective,
-        symbol=symbol,
-        start=first,
-        end=last,
+        start=_to_date(frame.index[0]),
+        end=_to_date(frame.index[-1]),
         initial_cash=float(cash),
         equity_curve=_compact_curve(stats["_equity_curve"]["Equity"]),
         created_at=created_at or datetime.now(UTC),
         **_metrics(stats),
     )
+    if backtest_id:
+        return result
+    rid = make_backtest_id(result, commission=commission, data_fingerprint=data_fingerprint(frame))
+    return result.model_copy(update={"id": rid})
 
 
 def _metrics(stats: pd.Series) -> dict[str, Any]:

@@ -365,21 +365,13 @@ def generate_corpus(
                     end=end,
                     created_at=CORPUS_EPOCH,
                 )
+            mine = base.model_copy(update={"user_id": user_id, "created_at": when})
             new_id = make_backtest_id(
-                user_id=user_id,
-                strategy_name=base.strategy_name,
-                strategy_code=base.strategy_code,
-                parameters=base.parameters,
-                symbol=base.symbol,
-                start=base.start,
-                end=base.end,
-                cash=base.initial_cash,
-                commission=COMMISSION[config.symbol],
-                data_fingerprint=fingerprints[config],
+                mine, commission=COMMISSION[config.symbol], data_fingerprint=fingerprints[config]
             )
             if bar is not None:
                 bar.update()
-            yield base.model_copy(update={"id": new_id, "user_id": user_id, "created_at": when})
+            yield mine.model_copy(update={"id": new_id})
     finally:
         if bar is not None:
             bar.close()

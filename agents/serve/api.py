@@ -66,7 +66,7 @@ PROMPT_OVERHEAD: dict[str, int] = {
 
 
 class ApiError(Exception):
-    """An error with its HTTP status; rendered as the one JSON error shape."""
+    """An error with its HTTP status; `response()` renders the one JSON error shape."""
 
     def __init__(
         self,
@@ -78,24 +78,14 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.message = message
-        self.allowed = allowed
-        self.headers = headers
+        self.status, self.type, self.message = status, type_, message
+        self.allowed, self.headers = allowed, headers
 
-
-def error_response(
-    status: int,
-    type_: str,
-    message: str,
-    allowed: list[str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "message": message}
-    if allowed is not None:
-        body["allowed"] = allowed
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.allowed is not None:
+            body["allowed"] = self.allowed
+        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
 def _model_error(exc: Exception, service: str) -> ApiError:
@@ -222,15 +212,14 @@ app = FastAPI(
 
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.type, exc.message, exc.allowed, exc.headers)
+    return exc.response()
 
 
 @app.exception_handler(QuotaExceededError)
 async def _quota_error(request: Request, exc: QuotaExceededError) -> JSONResponse:
     """Over the user's daily budget (counting calls in flight): 429, nothing was sent."""
-    return error_response(
-        429, "quota_exceeded", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
-    )
+    retry = {"Retry-After": str(exc.retry_after_s)}
+    return ApiError(429, "quota_exceeded", str(exc), headers=retry).response()
 
 
 @app.exception_handler(RequestValidationError)
@@ -240,19 +229,19 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
         for e in exc.errors()
     ]
-    return error_response(422, "validation_error", "; ".join(problems) or "invalid request")
+    return ApiError(422, "validation_error", "; ".join(problems) or "invalid request").response()
 
 
 @app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(exc.status_code, "http_error", str(exc.detail))
+    return ApiError(exc.status_code, "http_error", str(exc.detail)).response()
 
 
 @app.exception_handler(Exception)
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Same shape for bugs; the message stays generic (it could carry secrets or paths)."""
     log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
-    return error_response(500, "internal_error", f"internal error ({type(exc).__name__})")
+    return ApiError(500, "internal_error", f"internal error ({type(exc).__name__})").response()
 
 
 @app.middleware("http")
@@ -299,11 +288,7 @@ def governance_check(body: GovernanceRequest, user: LimitedUser) -> JSONResponse
     model = _validated("prompt_governance", body.model)
     check_fits("prompt_governance", model, body.text, 0)
     report = prompt_governance.check_prompt(
-        body.text,
-        user_id=user,
-        model=body.model,
-        use_model=body.use_model,
-        banned_words=body.banned_words,
+        body.text, user_id=user, **body.model_dump(exclude={"text"})
     )
     return _json(report.model_dump())
 
@@ -320,16 +305,10 @@ def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
             allowed=list(SYMBOLS),
         )
     check_fits("strategy_builder", model, body.request, body.max_tokens)
-    ctx = strategy_builder.Context(
+    out = strategy_builder.build_strategy(
+        body.request,
         user_id=user,
-        model=body.model,
-        symbol=body.symbol,
-        max_repairs=body.max_repairs,
-        max_tokens=body.max_tokens,
-        use_rag=body.use_rag,
-    )
-    out = strategy_builder.graph.invoke(
-        strategy_builder.InputState(request=body.request), context=ctx
+        **body.model_dump(include={"model", "symbol", "max_repairs", "max_tokens", "use_rag"}),
     )
     return _json(out)
 
@@ -341,17 +320,12 @@ def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
         raise ApiError(400, "bad_request", "give exactly one of `backtest` or `backtest_id`")
     model = _validated("narrative_report", body.model)
     check_fits("narrative_report", model, body.request, body.max_tokens)
-    ctx = narrative_report.Context(
-        user_id=user,
-        model=body.model,
-        max_tokens=body.max_tokens,
-        max_attempts=body.max_attempts,
-    )
-    inp = narrative_report.InputState(
-        backtest=body.backtest, backtest_id=body.backtest_id, request=body.request, chart=body.chart
-    )
     try:
-        out = narrative_report.graph.invoke(inp, context=ctx)
+        out = narrative_report.write_report(
+            body.backtest,
+            user_id=user,
+            **body.model_dump(exclude={"backtest"}),
+        )
     except narrative_report.BacktestNotFoundError as exc:
         raise ApiError(404, "backtest_not_found", str(exc)) from exc
     except RetrievalUnavailableError as exc:
@@ -365,11 +339,7 @@ def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
     model = _validated("chatops_advanced", body.model)
     check_fits("chatops_advanced", model, body.message, body.max_tokens)
     reply = chatops_advanced.chat(
-        body.message,
-        user_id=user,
-        thread_id=body.thread_id,
-        model=body.model,
-        max_tokens=body.max_tokens,
+        body.message, user_id=user, **body.model_dump(exclude={"message"})
     )
     return _json({"thread_id": body.thread_id, "reply": reply})
 

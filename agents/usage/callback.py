@@ -143,17 +143,14 @@ class CostCallbackHandler(BaseCallbackHandler):
         cache_hit: bool,
         error: str | None,
     ) -> None:
-        row = LedgerRow(
+        row = LedgerRow.of(
+            usage,
             request_id=str(run_id),
             user_id=self.user_id,
             service=self.service,
             model=self.model.id,
             served_model=self.served_model,
             route=self.route,
-            input_tokens=usage.input_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
             cost_nanousd=cost,
             list_price_nanousd=list_price,
             latency_ms=latency,

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 from agents.usage.limits import QuotaExceededError, seconds_to_next_window, window_start
-from agents.usage.pricing import NANO
+from agents.usage.pricing import NANO, TokenUsage
 
 GroupBy = Literal["model", "service", "user", "day", "route"]
 
@@ -70,16 +70,21 @@ class LedgerRow:
     model: str
     served_model: str | None
     route: str | None
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    cost_nanousd: int | None
+    cost_nanousd: int | None  # None = unpriced
     list_price_nanousd: int | None
-    latency_ms: float | None
-    cache_hit: bool
-    error: str | None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_ms: float | None = None
+    cache_hit: bool = False
+    error: str | None = None
     ts: datetime | None = None
+
+    @classmethod
+    def of(cls, usage: TokenUsage, **fields: Any) -> LedgerRow:
+        """A row for one call: its token counts from `usage`, the rest from `fields`."""
+        return cls(**fields, **usage.model_dump())
 
     @property
     def unpriced(self) -> bool:

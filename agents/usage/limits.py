@@ -25,6 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -133,36 +134,33 @@ def seconds_to_next_window(now: datetime | None = None) -> int:
     return max(1, math.ceil((window_start(now) + timedelta(days=1) - now).total_seconds()))
 
 
+@dataclass(eq=False, kw_only=True)
 class QuotaExceededError(RuntimeError):
     """A call would take the user over their budget; nothing was sent. HTTP 429."""
 
-    def __init__(
-        self,
-        *,
-        user_id: str,
-        budget_nanousd: int,
-        spent_nanousd: int,
-        held_nanousd: int,
-        needed_nanousd: int,
-        retry_after_s: int,
-    ) -> None:
-        self.user_id = user_id
-        self.budget_nanousd = budget_nanousd
-        self.spent_nanousd = spent_nanousd
-        self.held_nanousd = held_nanousd
-        self.needed_nanousd = needed_nanousd
-        self.retry_after_s = retry_after_s
+    user_id: str
+    budget_nanousd: int
+    spent_nanousd: int
+    held_nanousd: int
+    needed_nanousd: int
+    retry_after_s: int
+
+    def __post_init__(self) -> None:
         why = (
             "the calls in flight settle"
-            if spent_nanousd + needed_nanousd <= budget_nanousd
+            if self.spent_nanousd + self.needed_nanousd <= self.budget_nanousd
             else "the budget resets at 00:00 UTC"
         )
         super().__init__(
-            f"user {user_id!r} would exceed the daily budget of ${budget_nanousd / 1e9:.6f}: "
-            f"${spent_nanousd / 1e9:.6f} spent today, ${held_nanousd / 1e9:.6f} held by calls "
-            f"in flight, and this call may cost up to ${needed_nanousd / 1e9:.6f}; retry after "
-            f"{retry_after_s} s ({why}), or ask for a smaller max_tokens or a cheaper model"
+            f"user {self.user_id!r} would exceed the daily budget of "
+            f"${self.budget_nanousd / 1e9:.6f}: ${self.spent_nanousd / 1e9:.6f} spent today, "
+            f"${self.held_nanousd / 1e9:.6f} held by calls in flight, and this call may cost up "
+            f"to ${self.needed_nanousd / 1e9:.6f}; retry after {self.retry_after_s} s ({why}), "
+            "or ask for a smaller max_tokens or a cheaper model"
         )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 # --------------------------------------------------------------------------------------------
