@@ -6,6 +6,9 @@ map, the rate limiter. Each is a `ProcessCache` (or a function decorated with `@
 newcomer finds them all here and tests (or a long-lived notebook after changing the environment)
 call `reset()` once instead of a different `clear_*` per module.
 
+Not here: memos of constants that no setting changes (compiled regexes, the bundled market data,
+a class's source), which stay `functools` caches beside the function they speed up.
+
 Caches marked `survives_reset` hold a pure function of their key (an embedding model loaded from
 disk for a given model id): a reset would only make the next use slow, so only
 `reset(everything=True)` drops them. Builds run under the cache's lock, so two threads asking for
@@ -47,14 +50,14 @@ class ProcessCache(Generic[K, V]):
 
     def get(self, key: K, build: Callable[[], V]) -> V:
         """The value for `key`, built by `build()` the first time (under the lock)."""
-        found = self._items.get(key)
-        if found is not None:
-            return found
+        try:
+            return self._items[key]
+        except KeyError:
+            pass
         with self._lock:
-            found = self._items.get(key)
-            if found is None:
-                found = self._items[key] = build()
-            return found
+            if key not in self._items:
+                self._items[key] = build()
+            return self._items[key]
 
     def peek(self, key: K) -> V | None:
         return self._items.get(key)

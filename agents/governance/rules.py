@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.governance.pii import Finding, detect_pii, mask_text
+from agents.registry import cached
 
 Verdict = Literal["allow", "mask", "block"]
 SecondOpinion = Literal["SAFE", "INJECTION", "UNCLEAR", "ERROR"]
@@ -345,8 +346,9 @@ def load_rules(path: str | Path | None = None) -> Rules:
     )
 
 
-@lru_cache(maxsize=1)
+@cached("governance rules")
 def default_rules() -> Rules:
+    """The packaged rules (read once per process; `registry.reset()` re-reads them)."""
     return load_rules()
 
 

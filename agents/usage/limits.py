@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
@@ -45,7 +44,7 @@ MESSAGE_OVERHEAD_TOKENS = 4
 """Per-message framing tokens in OpenAI chat formats (role, separators)."""
 
 
-@lru_cache(maxsize=1)
+@cached("cl100k tokenizer", survives_reset=True)
 def _encoder() -> Callable[[str], int] | None:
     try:
         import tiktoken
