@@ -482,7 +482,7 @@ def run_backtest(
     if strategy_code is None:
         strategy_code = _source(strategy)
 
-    stats = _run_engine(strategy, frame, cash, commission, parameters or {})
+    stats = engine_stats(strategy, frame, cash, commission, parameters or {})
 
     result = BacktestResult(
         id=backtest_id or "",
@@ -540,14 +540,14 @@ def _bars(
     return frame, symbol
 
 
-def _run_engine(
+def engine_stats(
     strategy: type[Strategy],
     frame: pd.DataFrame,
     cash: float,
     commission: float,
     parameters: dict[str, Any],
 ) -> pd.Series:
-    """backtesting.py's stats, fractional units where whole ones are too coarse."""
+    """backtesting.py's stats (with `_trades`), fractional units where whole ones are too coarse."""
     unit = _fractional_unit(frame, cash)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
