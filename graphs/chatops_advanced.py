@@ -41,6 +41,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
+from pydantic import Field
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
@@ -96,7 +97,14 @@ class Context(BaseContext):
 class InputState:
     """The conversation; a turn adds one human message."""
 
-    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    messages: Annotated[
+        list[AnyMessage],
+        Field(
+            description="The conversation: send one human message per turn; the thread keeps "
+            "the earlier turns (tool calls and results included)."
+        ),
+        add_messages,
+    ] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from pydantic import Field
 
 from agents.context import Context as BaseContext
 from agents.governance import GovernanceReport, Reason, SecondOpinion, Verdict, screen
@@ -68,15 +69,29 @@ class Context(BaseContext):
 class InputState:
     """The text to check (a user prompt, or anything about to reach a model)."""
 
-    text: str = ""
+    text: Annotated[
+        str, Field(description="The text to check: a prompt, or anything about to reach a model.")
+    ] = ""
 
 
 @dataclass(kw_only=True)
 class OutputState:
-    verdict: Verdict = "allow"
-    reasons: list[Reason] = field(default_factory=list)
-    masked_text: str = ""
-    report: GovernanceReport | None = None
+    """The verdict, why, and the text that is safe to pass on."""
+
+    verdict: Annotated[
+        Verdict, Field(description="allow (as is), mask (PII replaced) or block (do not use).")
+    ] = "allow"
+    reasons: Annotated[
+        list[Reason],
+        Field(description="Each finding: a code (pii:email, injection:...) and a message."),
+    ] = field(default_factory=list)
+    masked_text: Annotated[
+        str, Field(description="The text with every PII value replaced by [TYPE].")
+    ] = ""
+    report: Annotated[
+        GovernanceReport | None,
+        Field(description="The full report: findings, scores, the second opinion."),
+    ] = None
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -206,6 +207,20 @@ def test_stream_a_run_on_a_thread(server: Server) -> None:
     assert nodes == ["apply_rules", "decide"]
     state = client.threads.get_state(thread["thread_id"])
     assert isinstance(state["values"], dict) and state["values"]["verdict"] == "allow"
+
+
+def test_the_readme_sdk_snippet_runs_as_written(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's langgraph-sdk example, executed with only the URL and the key swapped."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    snippet = next(b for b in blocks if "get_sync_client" in b)
+    assert "http://127.0.0.1:2024" in snippet and "demo-key" in snippet
+    code = snippet.replace("http://127.0.0.1:2024", server.url).replace("demo-key", "key-alice")
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "[EMAIL]" in printed and "kim@example.com" not in printed  # masked before it left
 
 
 def test_threads_are_private(server: Server, http: httpx.Client) -> None:
