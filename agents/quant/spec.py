@@ -14,6 +14,7 @@ returned to the user as an assumption, never silently. What the spec cannot expr
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -90,7 +91,8 @@ class Series(BaseModel):
         ge=1,
         le=500,
         description="Window in bars (SMA/EMA/RSI/ATR/ROC/Bollinger/highest/lowest/volume SMA; "
-        "the fast EMA of MACD). Streaks: the number of consecutive bars. Null = the default.",
+        "the fast EMA of MACD). Null = the default. Prices, volume and streaks take none "
+        "(3 up closes in a row = up_streak above 2).",
     )
     slow_period: int | None = Field(
         default=None, ge=1, le=500, description="MACD only: the slow EMA window."
@@ -105,7 +107,7 @@ class Series(BaseModel):
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> Series:
         wrong = []
-        if self.kind in PRICE_KINDS and self.period is not None:
+        if (self.kind in PRICE_KINDS or self.kind in STREAK_KINDS) and self.period is not None:
             wrong.append("period")
         if self.kind not in MACD_KINDS and (self.slow_period or self.signal_period):
             wrong.append("slow_period/signal_period")
@@ -124,7 +126,9 @@ class Condition(BaseModel):
     left: Series
     op: Op
     right: Series | None = Field(default=None, description="Compare with this series, or …")
-    value: float | None = Field(default=None, description="… with this fixed level.")
+    value: float | None = Field(
+        default=None, allow_inf_nan=False, description="… with this fixed level."
+    )
 
     @model_validator(mode="after")
     def _one_right_side(self) -> Condition:
@@ -170,8 +174,8 @@ class StrategySpec(BaseModel):
         default=None, gt=0, le=100, description="Percent of equity per trade (null = 100)"
     )
     symbol: str | None = Field(default=None, description="GOOG, EURUSD or BTCUSD (null = GOOG)")
-    start: str | None = Field(default=None, description="First date, YYYY-MM-DD (null = all)")
-    end: str | None = Field(default=None, description="Last date, YYYY-MM-DD (null = all)")
+    start: date | None = Field(default=None, description="First date, YYYY-MM-DD (null = all)")
+    end: date | None = Field(default=None, description="Last date, YYYY-MM-DD (null = all)")
     unsupported: list[str] = Field(
         default_factory=list,
         max_length=5,
