@@ -1,13 +1,16 @@
-"""narrative_report end to end with the embedded model: faithful prose or the template."""
+"""narrative_report end to end with the embedded model: what streams is what was checked."""
 
 from __future__ import annotations
 
 import base64
+import re
+from typing import Any, cast
 
 import pytest
 
 from agents.quant.backtests import run_backtest
 from agents.quant.corpus import SmaCross
+from agents.quant.narration import FactSheet, covers, split_sentences
 from agents.rag.store import get_retriever
 from agents.usage.ledger import get_ledger
 from graphs.narrative_report import (
@@ -22,13 +25,47 @@ from graphs.narrative_report import (
 pytestmark = pytest.mark.e2e
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 @pytest.mark.usefixtures("local_env")
-def test_report_numbers_all_come_from_the_backtest() -> None:
+def test_the_stream_shows_only_checked_sentences_and_the_report_is_what_it_showed() -> None:
     bt = run_backtest(SmaCross, "GOOG", user_id="u1")
-    out = graph.invoke(InputState(backtest=bt, chart=True), context=Context(user_id="u1"))
-    assert out["faithful"] and out["report"]
-    allowed = allowed_numbers(out["metrics"])
-    assert unsupported_numbers(out["report"], allowed) == []
+    shown: list[dict[str, Any]] = []
+    drafts: list[str] = []
+    rejected: list[str] = []
+    out: dict[str, Any] = {}
+    messages = 0
+    for item in graph.stream(
+        InputState(backtest=bt, chart=True),
+        context=Context(user_id="u1"),
+        stream_mode=["custom", "updates", "values", "messages"],
+    ):
+        mode, event = cast(tuple[str, Any], item)
+        if mode == "custom":
+            shown.append(event)
+        elif mode == "updates" and "narrate" in event:
+            drafts.append(event["narrate"]["draft"])
+            rejected = event["narrate"]["rejected_sentences"]
+        elif mode == "messages":
+            messages += 1
+        elif mode == "values":
+            out = event
+    report = out["report"]
+    assert report and out["faithful"] and drafts
+    assert "".join(e["text"] for e in shown) == report  # the report is exactly what streamed
+    assert messages == 0  # the raw draft is no user-facing stream
+    sheet = FactSheet(out["metrics"])
+    assert [p for s in split_sentences(report) for p in sheet.sentence_problems(s)[1]] == []
+    assert unsupported_numbers(report, allowed_numbers(out["metrics"])) == []
+    assert covers(report, sheet) == []
+    assert not [s for s in rejected if s in report]  # a rejected sentence never reached it
+    raw = _words(" ".join(drafts))
+    model = [e for e in shown if e["source"] == "model"]
+    assert all(_words(e["text"]) in raw for e in model)  # model text is the model's own
+    assert len(model) == out["model_sentences"]
+    assert out["used_fallback"] == (not model)
     assert base64.b64decode(out["chart_png"])[:4] == b"\x89PNG"
     rows = [r for r in get_ledger().rows() if r["service"] == "narrative_report"]
     assert 1 <= len(rows) <= Context().max_attempts  # drafts were paid for, then checked
@@ -42,6 +79,7 @@ def test_report_by_id_from_the_users_store_only() -> None:
     ctx = Context(user_id="alice", max_attempts=1)
     out = graph.invoke(InputState(backtest_id=bt.id), context=ctx)
     assert out["backtest_id"] == bt.id and out["report"]
+    assert covers(out["report"], out["metrics"]) == []  # one draft, gaps filled from the template
     with pytest.raises(BacktestNotFoundError):
         graph.invoke(InputState(backtest_id=bt.id), context=Context(user_id="mallory"))
 

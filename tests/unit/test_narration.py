@@ -1,0 +1,462 @@
+"""The label-aware number check, report coverage and the template (agents.quant.narration), and
+the narrative graph's sentence filter driven by a scripted chat model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import islice
+from typing import Any, cast
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from agents.quant.backtests import BacktestResult, EquityPoint, backtest_facts
+from agents.quant.corpus import generate_corpus
+from agents.quant.narration import (
+    EXCESS,
+    SECTIONS,
+    FactSheet,
+    covers,
+    extend_facts,
+    split_sentences,
+    template_report,
+    template_sections,
+    unsupported_numbers,
+)
+
+
+def result(**changes: Any) -> BacktestResult:
+    """The review's backtest: win rate 50.0% (the "$50.00 ... per trade" number), exposure 58.2%."""
+    fields: dict[str, Any] = dict(
+        id="bt-1",
+        user_id="u1",
+        strategy_name="SmaCross",
+        strategy_code="",
+        parameters={"fast": 10, "slow": 30},
+        symbol="GOOG",
+        start=date(2004, 8, 19),
+        end=date(2013, 3, 1),
+        initial_cash=10_000,
+        final_equity=50_499.4,
+        total_return_pct=404.994,
+        buy_and_hold_return_pct=522.1,
+        cagr_pct=20.93,
+        sharpe=0.7634,
+        sortino=1.49,
+        max_drawdown_pct=-34.02,
+        num_trades=33,
+        win_rate_pct=50.0,
+        exposure_pct=58.2,
+        equity_curve=[
+            EquityPoint(date=date(2004 + i, 1, 1), equity=10_000 + 4000 * i) for i in range(9)
+        ],
+        created_at=datetime(2026, 1, 1),
+    )
+    return BacktestResult(**{**fields, **changes})
+
+
+FACTS = backtest_facts(result())
+SHEET = FactSheet(FACTS)
+
+
+def problems(sentence: str, sheet: FactSheet = SHEET) -> list[str]:
+    return sheet.sentence_problems(sentence)[1]
+
+
+def test_the_facts_are_extended_with_the_excess_and_the_length() -> None:
+    facts = extend_facts(FACTS)
+    assert facts[EXCESS] == "lagged it by 117.1 percentage points"
+    assert facts["length"] == "8.5 years"
+    assert SHEET.values[EXCESS].value == Decimal(
+        "-117.1"
+    )  # from the rounded returns, as a reader checks
+
+
+GOOD = [
+    "Its Sharpe 0.76 was modest.",
+    "It returned 405.0% from 2004 to 2013 with a Sharpe ratio of 0.76.",
+    "It made a 405% return.",  # a rounding of 404.994
+    "The strategy lagged buy-and-hold (522.1%).",
+    "It posted a return of 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points.",
+    "It lagged buy-and-hold by 117.1%.",
+    "The max drawdown was -34.0%.",
+    "The drawdown reached 34% at its worst.",  # sign-free, rounded
+    "It made 33 trades with a win rate of 50.0% and was in the market 58.2% of the time.",
+    "SmaCross (fast=10, slow=30) ran on GOOG from 2004-08-19 to 2013-03-01.",
+    "It used 10-day and 30-day moving averages.",
+    "The 10/30 crossover had a Sharpe of 0.76.",
+    "Sharpe and Sortino ratios of 0.76 and 1.49 show modest risk-adjusted returns.",
+    "Equity grew from $10,000 to $50,499.",
+    "It turned $10k into about $50.5k.",
+    "Over 8.5 years it compounded at 20.9% a year.",
+    "From August 2004 to March 1, 2013 the strategy traded GOOG.",
+    "The Sharpe ratio of 0.8 is modest.",
+    "It did not beat buy-and-hold.",
+    "Buy-and-hold outperformed the strategy.",
+    "It was outperformed by buy-and-hold.",
+    "2. Risk: a Sharpe ratio of 0.76.",  # a list marker is no number
+    "수익률은 405.0%, 샤프 지수는 0.76, 최대 낙폭은 -34.0%였습니다.",
+    "승률은 50.0%이며 33회 거래했습니다.",
+    "매수 후 보유 수익률 522.1%에 뒤처졌습니다.",
+    "The strategy was backtested from 2004년 8월 to 2013.",
+    "Over the 2004–2013 period it compounded at 20.9% per year.",
+    "Buy and hold returned 522.1%, beating the strategy's 405.0%.",
+    "It lagged buy-and-hold, which returned 522.1%, by 117.1 percentage points.",
+    "The strategy's 405.0% return trailed the 522.1% buy-and-hold benchmark.",
+    "It held positions 58.2% of the time over 33 trades.",
+    "It was exposed to the market 58.2% of the time.",
+]
+
+
+@pytest.mark.parametrize("sentence", GOOD)
+def test_numbers_next_to_their_own_metric_pass(sentence: str) -> None:
+    assert problems(sentence) == []
+
+
+BAD = [
+    ("It had a 58.2% Sharpe.", ["58.2%"]),  # 58.2 is the exposure, not the Sharpe
+    ("It had a Sharpe of 51.5.", ["51.5"]),
+    ("Its Sharpe of 50.0 looks strong.", ["50.0"]),  # the win rate, under the Sharpe's label
+    ("The win rate was 58.2%.", ["58.2%"]),  # the exposure, under the win rate's label
+    (
+        "The max drawdown was -34.0%, which is less than the specified limit of $50.00 per trade.",
+        ["$50.00"],
+    ),
+    ("It returned 450% over the period.", ["450%"]),
+    ("A Sharpe ratio of 1.2 is excellent.", ["1.2"]),
+    ("A Sharpe of 1 is decent.", ["1"]),  # too coarse a rounding of 0.76
+    ("It made 34 trades.", ["34"]),
+    ("The drawdown was 31.5%.", ["31.5%"]),
+    ("The max drawdown was +34.0%.", ["+34.0%"]),  # an explicit sign must agree
+    ("Returns of 405.1% beat 2% inflation.", ["405.1%", "2%"]),
+    ("It returned 522.1%, lagging buy-and-hold's 405.0%.", ["522.1%", "405.0%"]),  # swapped
+    ("The 2008 crash hurt it.", ["2008"]),
+    ("It traded from 2005-01-01 to 2013-03-01.", ["2005-01-01"]),
+    ("Volatility was 25%.", ["25%"]),  # a quantity the facts do not have
+    ("It made 5.4x its money.", ["5.4x"]),
+    ("It used a 20-day average.", ["20-day"]),
+    ("Over 9 years it made money.", ["9 years"]),
+    ("The Sortino ratio was 1.6 and the Sharpe 0.7.", ["1.6", "0.7"]),
+    ("샤프 지수는 50.0입니다.", ["50.0"]),
+    ("It scored 7.5 on our scale.", ["7.5"]),  # no label, no fact
+]
+
+
+@pytest.mark.parametrize(("sentence", "bad"), BAD)
+def test_numbers_under_another_metric_or_invented_are_named(sentence: str, bad: list[str]) -> None:
+    assert unsupported_numbers(sentence, SHEET) == bad
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "It beat buy-and-hold by 117.1 points.",
+        "The strategy outperformed buy-and-hold.",
+        "It did better than buy-and-hold over the period.",
+        "Buy-and-hold lagged the strategy.",
+    ],
+)
+def test_a_wrong_beat_or_lagged_claim_fails_without_any_wrong_number(sentence: str) -> None:
+    assert problems(sentence) == ["it says the strategy beat buy-and-hold"]
+
+
+def test_every_number_of_the_reviews_examples_is_somewhere_in_the_facts() -> None:
+    """What the old check asked, and so passed: only the labels tell these sentences apart."""
+    anywhere = {Decimal(n) for v in FACTS.values() for n in re.findall(r"\d+(?:\.\d+)?", v)}
+    for sentence in ("It had a 58.2% Sharpe.", "Its Sharpe of 50.0 looks strong.", BAD[4][0]):
+        numbers = [Decimal(n) for n in re.findall(r"\d+(?:\.\d+)?", sentence)]
+        assert numbers and all(n in anywhere for n in numbers)
+        assert problems(sentence) != []
+
+
+def test_an_unlabelled_number_must_match_one_fact_unambiguously() -> None:
+    close = FactSheet({**FACTS, "Sharpe ratio": "0.79", "Sortino ratio": "0.81"})
+    assert unsupported_numbers("It scored 0.8 overall.", close) == ["0.8"]  # Sharpe or Sortino?
+    assert unsupported_numbers("It scored 0.81 overall.", close) == []
+    assert unsupported_numbers("It scored 0.76 overall.", SHEET) == []  # the Sharpe, alone
+    assert unsupported_numbers("Then 3 more followed.", SHEET) == ["3"]  # no bare "3" for 1.49
+
+
+def test_the_users_own_numbers_pass_where_they_stand_but_not_under_another_metric() -> None:
+    sheet = FactSheet(FACTS, "Is a 12% target realistic, and is a Sharpe of 1.5 good?")
+    assert unsupported_numbers("A 12% target looks ambitious here.", sheet) == []
+    assert unsupported_numbers("A Sharpe of 1.5 would be better than 0.76.", sheet) == []
+    assert unsupported_numbers("The win rate was 12%.", sheet) == ["12%"]
+    assert unsupported_numbers("A 12% target looks ambitious here.", SHEET) == ["12%"]
+
+
+def test_sentences_split_where_prose_ends_not_inside_numbers() -> None:
+    text = "Sharpe 0.76, e.g. modest. It made 33 trades.\n1. Return 405.0%. 2. Risk"
+    assert split_sentences(text) == [
+        "Sharpe 0.76, e.g. modest.",
+        "It made 33 trades.",
+        "1. Return 405.0%.",
+        "2. Risk",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage
+# --------------------------------------------------------------------------------------------
+
+COVERING = (
+    "SmaCross (fast=10, slow=30) ran on GOOG from 2004-08-19 to 2013-03-01. "
+    "It returned 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points. "
+    "The max drawdown was -34.0% and the Sharpe ratio 0.76. "
+    "It made 33 trades, won 50.0% of them and was in the market 58.2% of the time. "
+    "Past performance does not guarantee future results."
+)
+
+
+def test_a_report_with_every_section_covers_them() -> None:
+    assert covers(COVERING, FACTS) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "missing"),
+    [
+        ("Past performance does not guarantee future results.", "", ["caveat"]),
+        (", slow=30", "", ["setup"]),  # a parameter left out
+        ("from 2004-08-19 to 2013-03-01", "in 2013", ["setup"]),  # half the period
+        (", lagging buy-and-hold's 522.1% by 117.1 percentage points", "", ["benchmark"]),
+        (
+            "lagging buy-and-hold's 522.1% by 117.1 percentage points",
+            "lagging buy-and-hold",
+            ["benchmark"],
+        ),
+        ("the Sharpe ratio 0.76", "a modest risk", ["risk"]),
+        (" and was in the market 58.2% of the time", "", ["trading"]),
+        ("It made 33 trades, won 50.0% of them", "It traded often", ["trading"]),
+    ],
+)
+def test_a_report_missing_a_section_is_named(old: str, new: str, missing: list[str]) -> None:
+    assert old in COVERING
+    assert covers(COVERING.replace(old, new), FACTS) == missing
+
+
+def test_coverage_of_the_benchmark_needs_the_right_direction() -> None:
+    wrong = COVERING.replace("lagging", "beating")
+    assert covers(wrong, FACTS) == ["benchmark"]
+    assert covers("It returned 405.0%.", FACTS) == list(SECTIONS)  # a return is no comparison
+
+
+def test_a_korean_report_covers_every_section() -> None:
+    report = (
+        "SmaCross(fast=10, slow=30)는 2004-08-19부터 2013-03-01까지 GOOG에서 테스트되었습니다. "
+        "총 수익률 405.0%로 매수 후 보유(522.1%)보다 117.1%p 뒤처졌습니다. "
+        "최대 낙폭은 -34.0%, 샤프 지수는 0.76입니다. "
+        "33회 거래했고 승률은 50.0%, 시장 노출은 58.2%였습니다. "
+        "과거 성과는 미래 수익을 보장하지 않습니다."
+    )
+    assert unsupported_numbers(report, SHEET) == [] and covers(report, FACTS) == []
+
+
+def test_a_shortfall_says_it_lagged() -> None:
+    text = COVERING.replace(
+        "It returned 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points.",
+        "It returned 405.0% versus 522.1% for buy-and-hold, a shortfall of 117.1 points.",
+    )
+    assert covers(text, FACTS) == []
+
+
+def test_a_backtest_without_trades_or_buy_and_hold_needs_neither() -> None:
+    idle = backtest_facts(
+        result(
+            num_trades=0,
+            win_rate_pct=None,
+            sharpe=None,
+            sortino=None,
+            max_drawdown_pct=0.0,
+            buy_and_hold_return_pct=None,
+            total_return_pct=0.0,
+            exposure_pct=0.0,
+        )
+    )
+    assert "buy-and-hold return" not in idle and EXCESS not in extend_facts(idle)
+    report = template_report(idle)
+    assert covers(report, idle) == [] and unsupported_numbers(report, FactSheet(idle)) == []
+    assert "could not be compared with buy-and-hold" in report and "never traded" in report
+
+
+# --------------------------------------------------------------------------------------------
+# The template
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_template_is_a_report_with_every_section_and_its_interpretation() -> None:
+    sections = template_sections(FACTS)
+    assert list(sections) == list(SECTIONS)
+    assert sections["setup"].startswith("SmaCross (fast=10, slow=30) was backtested on GOOG")
+    assert "lagged buy-and-hold's 522.1% by 117.1 percentage points" in sections["benchmark"]
+    assert "a severe peak-to-trough loss" in sections["risk"]
+    assert "modest risk-adjusted returns" in sections["risk"]
+    assert "exactly half of its trades made money" in sections["trading"]
+    assert "past performance does not guarantee future results" in sections["caveat"]
+    assert template_report(FACTS) == " ".join(sections.values())
+
+
+CORPUS = list(islice(generate_corpus(2), 30))
+
+
+@pytest.mark.parametrize(
+    "bt", CORPUS, ids=[f"{b.strategy_name}-{b.symbol}-{i}" for i, b in enumerate(CORPUS)]
+)
+def test_the_template_passes_the_check_and_covers_every_section(bt: BacktestResult) -> None:
+    facts = backtest_facts(bt)
+    sheet = FactSheet(facts)
+    report = template_report(facts)
+    assert [p for s in split_sentences(report) for p in sheet.sentence_problems(s)[1]] == []
+    assert covers(report, sheet) == []
+    excess = sheet.values[EXCESS].value
+    assert excess is not None
+    assert ("lagged buy-and-hold" in report) == (excess < 0)
+    assert ("beat buy-and-hold" in report) == (excess > 0)
+    assert ("With only" in report) == (0 < bt.num_trades < 10)
+
+
+def test_the_corpus_has_winners_losers_and_few_trades() -> None:
+    """The template cases above are not all alike."""
+    excess = [FactSheet(backtest_facts(b)).values[EXCESS].value or 0 for b in CORPUS]
+    assert len(CORPUS) >= 20 and any(e > 0 for e in excess) and any(e < 0 for e in excess)
+    assert any(b.num_trades == 0 for b in CORPUS) and any(0 < b.num_trades < 10 for b in CORPUS)
+
+
+# --------------------------------------------------------------------------------------------
+# The streaming sentence filter, with a scripted chat model in the graph
+# --------------------------------------------------------------------------------------------
+
+BAD_SENTENCE = (
+    "The max drawdown was -34.0%, which is less than the specified limit of $50.00 per trade."
+)
+DRAFT = (
+    "Sure, here is the report: SmaCross (fast=10, slow=30) ran on GOOG from 2004-08-19 to "
+    "2013-03-01. It returned 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points. "
+    f"{BAD_SENTENCE} It made 33 trades with a 50.0% win rate. "
+    "Past performance does not guarantee future results."
+)
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The graph's model answers these drafts in turn (streamed word by word)."""
+    import graphs.narrative_report as nr
+
+    drafts: list[str] = []
+    model = GenericFakeChatModel(messages=(AIMessage(d) for d in drafts))  # read when called
+    monkeypatch.setattr(nr, "create_chat_model_with_fallback", lambda *a, **k: model)
+    yield drafts
+
+
+def run(bt: BacktestResult, **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """The custom events, the final state and how many `messages` events the run streamed."""
+    from graphs.narrative_report import Context, InputState, graph
+
+    events: list[dict[str, Any]] = []
+    final: dict[str, Any] = {}
+    messages = 0
+    for item in graph.stream(
+        InputState(backtest=bt),
+        context=Context(user_id="u1", **context),
+        stream_mode=["custom", "values", "messages"],
+    ):
+        mode, event = cast(tuple[str, Any], item)
+        if mode == "custom":
+            events.append(event)
+        elif mode == "messages":
+            messages += 1
+        else:
+            final = event
+    return events, final, messages
+
+
+def test_a_rejected_sentence_is_never_streamed_and_its_template_sentence_takes_its_place(
+    scripted: list[str],
+) -> None:
+    scripted[:] = [DRAFT, DRAFT]
+    events, out, messages = run(result())
+    texts = [e["text"] for e in events]
+    assert "".join(texts) == out["report"]  # the report is exactly what was shown
+    assert not any("$50.00" in t or "limit" in t for t in texts)
+    assert out["rejected_sentences"] == [BAD_SENTENCE] and out["rejected_numbers"][0] == "$50.00"
+    assert messages == 0  # the model's raw tokens are no user-facing stream
+    risk = template_sections(FACTS)["risk"]
+    assert [e["source"] for e in events] == [
+        "model",
+        "model",
+        "template",
+        "model",
+        "model",
+        "template",
+    ]
+    assert texts[2] == " " + risk  # in place of the rejected sentence
+    assert texts[0].startswith("SmaCross (fast=10, slow=30) ran on GOOG")  # chatter stripped
+    assert texts[-1] == " It was in the market 58.2% of the time."  # only what trading lacked
+    assert out["faithful"] and not out["used_fallback"]
+    assert out["model_sentences"] == 4 and out["template_sentences"] == 2
+    assert covers(out["report"], FACTS) == [] and unsupported_numbers(out["report"], SHEET) == []
+
+
+def test_a_retry_asks_only_for_the_missing_sections_and_continues_the_report(
+    scripted: list[str],
+) -> None:
+    first = COVERING.replace(
+        " It made 33 trades, won 50.0% of them and was in the market 58.2% of the time.", ""
+    )
+    second = (
+        "SmaCross ran on GOOG. It made 33 trades with a win rate of 50.0% and was in the market "
+        "58.2% of the time."
+    )
+    scripted[:] = [first, second]
+    events, out, _ = run(result())
+    assert out["template_sentences"] == 0 and out["model_sentences"] == 5
+    assert "".join(e["text"] for e in events) == out["report"]
+    assert "SmaCross ran on GOOG." not in out["report"]  # a section already covered: dropped
+    assert out["report"].endswith(
+        "It made 33 trades with a win rate of 50.0% and was in the market 58.2% of the time."
+    )
+
+
+def test_prose_that_never_passes_becomes_the_template_report(scripted: list[str]) -> None:
+    scripted[:] = ["### Report\nTotal return: 450%\nSharpe: 1.2", "It returned 999%."]
+    events, out, _ = run(result())
+    assert out["report"] == "".join(e["text"] for e in events)
+    assert out["used_fallback"] and out["model_sentences"] == 0
+    assert {e["source"] for e in events} == {"template"}
+    # each rejected line gave way to its section's sentence in place; the rest came at the end
+    assert [e["section"] for e in events] == ["benchmark", "risk", "setup", "trading", "caveat"]
+    assert sorted(e["text"].strip() for e in events) == sorted(template_sections(FACTS).values())
+    assert "It returned 999%." in out["rejected_sentences"]
+
+
+def test_no_attempts_means_no_model_call_and_the_template(scripted: list[str]) -> None:
+    events, out, _ = run(result(), max_attempts=0)
+    assert out["report"] == template_report(out["metrics"])
+    assert out["used_fallback"] and len(events) == len(SECTIONS)
+
+
+def test_the_writer_waits_for_a_sentence_to_end_and_drops_a_cut_off_one() -> None:
+    from graphs.narrative_report import ReportWriter
+
+    writer = ReportWriter(SHEET)
+    text = "It had a Sharpe ratio of 0.76. It made 33 trades with a win rate of 5"
+    shown = [p.text for ch in text for p in writer.feed(ch)]
+    assert shown == ["It had a Sharpe ratio of 0.76."]  # "0." did not end it
+    pieces = writer.finish(truncated=True)
+    assert writer.rejected == ["It made 33 trades with a win rate of 5"]
+    assert writer.model_sentences == 1
+    assert [p.source for p in pieces] == ["template"]  # the trading section's sentence instead
+
+
+def test_headings_label_lines_and_echoed_instructions_are_not_prose() -> None:
+    from graphs.narrative_report import ReportWriter
+
+    writer = ReportWriter(SHEET)
+    for line in ("Sharpe ratio: 0.76\n", "The max drawdown and the Sharpe ratio.\n", "Report:\n"):
+        writer.feed(line)
+    assert writer.model_sentences == 0
+    assert writer.rejected == ["Sharpe ratio: 0.76", "The max drawdown and the Sharpe ratio."]
+    assert writer.template_used == ["risk"]  # the rejected risk line gave way to the template's
