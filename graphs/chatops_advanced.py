@@ -10,17 +10,36 @@ entry says `tool_calling = "json_text"` (the embedded Qwen 0.5B) get the tools d
 system prompt with a JSON convention, their text parsed by `agents.llm.tool_calls`, and a history in
 which earlier tool calls and results are plain text (no `tool_choice="required"`: it looped).
 
-`graph` is exported without a checkpointer (the LangGraph server brings its own); `chat()`
-compiles one with memory. Threads are scoped per user (`<user>:<thread>`), so a thread id
-guessed by another user opens an empty conversation, not someone else's.
+**Every reply is an executed tool call or an answer in sentences.** A call with missing or
+invalid arguments is validated against the tool's schema by the tool node and answered with a
+ToolMessage error naming the argument (`agents.llm.tool_calls.argument_errors`), so the model
+can retry within `max_steps`. A reply without a call is shown only if it is prose
+(`reply_problem`: no echoed call, no JSON, no `key: value` dump) whose every number a tool
+result or the user gave (`tools.summaries.unsupported_answer_numbers`, label-aware for
+backtests). Otherwise it is not added to the thread: the model is asked once more (`retry_note`,
+within `max_steps` and `answer_retries`), and then the graph answers in code from the turn's last
+tool result (`tools.summarize`). An answer with unsupported numbers after a tool result is
+replaced by that summary at once. Each final reply carries `model_used` (the catalog model and
+what served it) and `answer_source` in its `response_metadata` and in the graph's output.
+
+Long threads are trimmed to the model's context (`fit_history`, LangChain's `trim_messages`):
+the current turn whole, earlier turns newest first, each from a human message on, so a tool call
+never loses its result. `graph` is exported without a checkpointer (the LangGraph server brings
+its own); `graph_with_memory()` and `chat()` use a durable one (`durable_checkpointer`: SQLite
+under the data dir, Postgres when `DATABASE_URL` is Postgres). Threads are scoped per user
+(`<user>:<thread>`), so a thread id guessed by another user opens an empty conversation.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from langchain_core.messages import (
@@ -30,50 +49,88 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    trim_messages,
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolInvocationError
 from langgraph.runtime import Runtime
 from pydantic import Field
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
 from agents.llm.catalog import MODEL_CATALOG, validate_model
-from agents.llm.factory import create_chat_model_with_fallback
-from agents.llm.tool_calls import message_text, unwrap_json_answer, with_text_tool_calls
+from agents.llm.factory import context_window, create_chat_model_with_fallback
+from agents.llm.tool_calls import (
+    argument_errors,
+    invalid_call_message,
+    message_text,
+    reply_problem,
+    unwrap_json_answer,
+    with_text_tool_calls,
+)
 from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
-from agents.usage.limits import count_tokens
-from tools import TOOLS
+from agents.settings import Settings, get_settings
+from agents.usage.limits import MESSAGE_OVERHEAD_TOKENS, count_tokens
+from tools import TOOLS, summarize
+from tools.summaries import unsupported_answer_numbers
 
 SERVICE = "chatops_advanced"
+log = logging.getLogger(__name__)
 
 CHATOPS_SYSTEM = (
     "You are the chat-ops assistant of a quant-trading platform. Tools give you the user's own "
-    "data: search their past backtests, get a backtest by id, run a named strategy on GOOG, "
-    "EURUSD or BTCUSD, list their strategies, summarise market data, and report their model "
-    "usage and spend. Use a tool when the answer depends on the user's data or on market data; "
-    "never invent numbers. Answer briefly. Current time: {time}."
+    "data: search, rank and compare their past backtests, get a backtest by id, run a named "
+    "strategy or a strategy spec on GOOG, EURUSD or BTCUSD, list their strategies, summarise "
+    "market data, explain backtest metrics, and report their model usage, spend and budget. "
+    "Use a tool when the answer depends on the user's data or on market data; never invent "
+    "numbers. Answer briefly, in plain sentences (never JSON). Today is {time}."
 )
 JSON_TOOLS_PROMPT = (
     "\n\nTools:\n{tools}\n\n"
     "To call a tool, reply with ONLY one JSON object and nothing else:\n"
     '{{"name": "<tool name>", "arguments": {{<arguments>}}}}\n'
+    'For example, for "my best backtests by win rate": '
+    '{{"name": "top_backtests", "arguments": {{"metric": "win_rate"}}}}\n'
     "If no tool is needed, or you already have the tool result, answer in plain text."
 )
 TOOL_RESULT_NOTE = (
-    "Result of {name}:\n{result}\n\nAnswer my question with this result, in plain text."
+    "Result of {name}:\n{result}\n\nAnswer my question with this result, in plain sentences."
+)
+TOOL_ERROR_NOTE = "Result of {name}:\n{result}"
+RETRY_NOTE = "Your previous reply was not shown to me: {problem}. {ask}"
+ASK_ANSWER = (
+    "Answer my question in one to three plain sentences using the tool result above; no JSON, "
+    "no `key: value` lines."
+)
+ASK_CALL_OR_ANSWER = (
+    "Reply with ONLY one JSON tool call from the tool list, or answer in plain sentences."
+)
+ASK_FOR_DATA = (
+    "Numbers must come from a tool: reply with ONLY one JSON tool call that gets them, or "
+    "answer without those numbers."
 )
 BLOCKED_REPLY = "I can't help with that: the message was blocked by prompt governance ({reasons})."
 BLOCKED_PLACEHOLDER = "[message blocked by prompt governance]"
 STEP_LIMIT_REPLY = "I could not finish within {n} steps; please ask a narrower question."
+NO_ANSWER_REPLY = (
+    "I could not answer that from your data. I can search, rank and compare your backtests, run "
+    "a strategy, summarise market data for GOOG, EURUSD or BTCUSD, explain a backtest metric, "
+    "or report your model usage, spend and budget."
+)
+TOOL_FAILED_REPLY = "I could not complete that: {error}"
+
+AnswerSource = Literal[
+    "model", "tool_result_summary", "tool_error", "no_answer", "step_limit", "governance"
+]
 
 
 @dataclass(kw_only=True)
@@ -87,9 +144,19 @@ class Context(BaseContext):
     max_tokens: int = field(
         default=512, metadata={"description": "Output token cap for each model call."}
     )
+    answer_retries: int = field(
+        default=1,
+        metadata={
+            "description": "Times a reply that is not a valid answer (JSON, an echoed call, "
+            "unsupported numbers) goes back to the model before the agent answers in code."
+        },
+    )
     system_prompt: str = field(
         default=CHATOPS_SYSTEM,
-        metadata={"description": "The system prompt ({time} is filled in)."},
+        metadata={
+            "description": "The system prompt ({time} is filled in with today's UTC date: a "
+            "prompt that changes once a day keeps the local server's prompt cache warm)."
+        },
     )
 
 
@@ -107,15 +174,37 @@ class InputState:
     ] = field(default_factory=list)
 
 
+_MODEL_USED = (
+    "Who wrote the last reply: the catalog model and what served it, e.g. "
+    "'gpt-4o-mini (served by local: qwen2.5-coder-0.5b-instruct)'."
+)
+_ANSWER_SOURCE = (
+    "Where the last reply comes from: model (checked prose), tool_result_summary (written in "
+    "code from the last tool result), tool_error, no_answer, step_limit or governance."
+)
+
+
 @dataclass(kw_only=True)
-class State(InputState):
+class OutputState(InputState):
+    """The conversation, and who answered the last turn."""
+
+    model_used: Annotated[str | None, Field(description=_MODEL_USED)] = None
+    answer_source: Annotated[AnswerSource | None, Field(description=_ANSWER_SOURCE)] = None
+
+
+@dataclass(kw_only=True)
+class State(OutputState):
     model_calls: int = 0  # in this turn (reset by `govern`)
+    answer_retries: int = 0  # in this turn
+    retry_note: str | None = None  # why the last reply was not shown; sent with the next call
     blocked: bool = False
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+_TOOLS_BY_NAME: dict[str, BaseTool] = {t.name: t for t in TOOLS}
 
 
 def tool_calling_mode(chat: Any, service: str, model_id: str | None) -> str:
@@ -125,19 +214,24 @@ def tool_calling_mode(chat: Any, service: str, model_id: str | None) -> str:
     return validate_model(service, model_id).tool_calling
 
 
+def tool_signature(t: BaseTool) -> str:
+    """`name(arg: type, optional?: type)` from the tool's schema (the model-visible arguments)."""
+    params = convert_to_openai_tool(t)["function"]["parameters"]
+    required = set(params.get("required", []))
+    args = []
+    for name, spec in params.get("properties", {}).items():
+        types = [s.get("type") for s in spec.get("anyOf", [spec]) if s.get("type") != "null"]
+        opt = "" if name in required else "?"
+        args.append(f"{name}{opt}: {'|'.join(str(x) for x in types) or 'any'}")
+    return f"{t.name}({', '.join(args)})"
+
+
 def describe_tools(tools: Sequence[BaseTool]) -> str:
     """One compact line per tool: name, arguments with types, the docstring's first line."""
     lines = []
     for t in tools:
-        params = convert_to_openai_tool(t)["function"]["parameters"]
-        required = set(params.get("required", []))
-        args = []
-        for name, spec in params.get("properties", {}).items():
-            types = [s.get("type") for s in spec.get("anyOf", [spec]) if s.get("type") != "null"]
-            opt = "" if name in required else "?"
-            args.append(f"{name}{opt}: {'|'.join(str(x) for x in types) or 'any'}")
         summary = " ".join((t.description or "").strip().split("\n\n")[0].split())
-        lines.append(f"- {t.name}({', '.join(args)}): {summary}")
+        lines.append(f"- {tool_signature(t)}: {summary}")
     return "\n".join(lines)
 
 
@@ -146,7 +240,20 @@ PROMPT_OVERHEAD_TOKENS = (
     + count_tokens(JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS)))
     + 16  # message framing
 )
-"""Tokens of the fixed prompt around the conversation (REST checks the context window)."""
+"""Tokens of the fixed prompt around the conversation (REST checks the context window).
+Computed from the tool descriptions, so it grows with them."""
+
+
+def tool_error(e: ToolInvocationError) -> str:
+    """The ToolMessage of a call whose arguments fail the tool's schema: names each argument."""
+    errors = e.filtered_errors if e.filtered_errors is not None else e.source.errors()
+    t = _TOOLS_BY_NAME.get(e.tool_name)
+    signature = tool_signature(t) if t is not None else ""
+    return invalid_call_message(e.tool_name, argument_errors(errors), signature)
+
+
+def _is_error(m: BaseMessage) -> bool:
+    return isinstance(m, ToolMessage) and m.status == "error"
 
 
 def as_plain_history(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
@@ -158,16 +265,192 @@ def as_plain_history(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
             text = json.dumps(calls[0] if len(calls) == 1 else calls)
             out.append(AIMessage(content=text))
         elif isinstance(m, ToolMessage):
+            note = TOOL_ERROR_NOTE if _is_error(m) else TOOL_RESULT_NOTE
             result = message_text(m.content)
-            out.append(HumanMessage(TOOL_RESULT_NOTE.format(name=m.name or "tool", result=result)))
+            out.append(HumanMessage(note.format(name=m.name or "tool", result=result)))
         else:
             out.append(m)
     return out
 
 
+def served_by(reply: BaseMessage) -> str | None:
+    """`gpt-4o-mini (served by local: qwen2.5-coder-0.5b-instruct)`: the catalog model asked
+    for and what answered (the route and the served model's name), from the reply's metadata."""
+    meta = reply.response_metadata or {}
+    catalog, route, name = meta.get("catalog_model"), meta.get("route"), meta.get("model_name")
+    if not (catalog or name):
+        return None
+    if route or name:
+        how = ": ".join(str(x) for x in (route, name) if x)
+        return f"{catalog or name} (served by {how})"
+    return str(catalog)
+
+
+def turn_start(messages: Sequence[BaseMessage]) -> int:
+    """Index of the latest human message (where the current turn starts; 0 if none)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[i], HumanMessage):
+            return i
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting a long thread into the model's context
+# --------------------------------------------------------------------------------------------
+
+_TOOL_NOTE_TOKENS = count_tokens(TOOL_RESULT_NOTE.format(name="search_my_backtests", result=""))
+
+
+def message_tokens(messages: Sequence[BaseMessage]) -> int:
+    """Prompt tokens of messages as sent: text, tool calls, the tool-result note, framing."""
+    total = 0
+    for m in messages:
+        total += MESSAGE_OVERHEAD_TOKENS + count_tokens(message_text(m.content))
+        if isinstance(m, AIMessage) and m.tool_calls:
+            calls = [{"name": c["name"], "arguments": c["args"]} for c in m.tool_calls]
+            total += count_tokens(json.dumps(calls))
+        elif isinstance(m, ToolMessage):
+            total += _TOOL_NOTE_TOKENS
+    return total
+
+
+def fit_history(messages: Sequence[BaseMessage], budget: int) -> list[BaseMessage]:
+    """The thread as it fits `budget` tokens (the system prompt is not part of it).
+
+    The current turn (from the latest human message on) is kept whole, or, if it alone is over
+    the budget, its human message and its latest tool call with the results. Earlier messages
+    are kept newest first with `trim_messages`, starting on a human message, so a kept tool call
+    always has its result and a kept result its call.
+    """
+    start = turn_start(messages)
+    current = list(messages[start:])
+    if message_tokens(current) > budget:
+        calls = [i for i, m in enumerate(current) if isinstance(m, AIMessage) and m.tool_calls]
+        current = [current[0], *current[calls[-1] :]] if calls else current[:1]
+    room = budget - message_tokens(current)
+    if start == 0 or room <= 0:
+        return current
+    earlier = trim_messages(
+        list(messages[:start]),
+        max_tokens=room,
+        token_counter=message_tokens,
+        strategy="last",
+        start_on="human",
+        allow_partial=False,
+    )
+    return [*earlier, *current]
+
+
+def history_budget(ctx: Context, system: str) -> int:
+    """Tokens the thread may take: the model's window where it is served, minus the output cap
+    and the system prompt (with the tool descriptions when they are in it)."""
+    model = validate_model(SERVICE, ctx.model)
+    out_cap = min(ctx.max_tokens, model.max_output_tokens)
+    return context_window(model) - out_cap - count_tokens(system) - 16
+
+
+# --------------------------------------------------------------------------------------------
+# Final replies
+# --------------------------------------------------------------------------------------------
+
+
+def _final(
+    text_or_reply: str | AIMessage, source: AnswerSource, model: str | None
+) -> dict[str, Any]:
+    """The state update of a turn's last reply, stamped with who answered and how."""
+    stamp = {"model_used": model, "answer_source": source}
+    if isinstance(text_or_reply, AIMessage):
+        meta = {**text_or_reply.response_metadata, **stamp}
+        reply = text_or_reply.model_copy(update={"response_metadata": meta})
+    else:
+        reply = AIMessage(content=text_or_reply, response_metadata=stamp)
+    return {"messages": [reply], "retry_note": None, **stamp}
+
+
+def _first_sentence(error: str) -> str:
+    text = re.sub(r"^Error:\s*", "", error.strip())
+    text = re.split(r"\s(?:Its arguments:|Call it again|Please fix)", text)[0].strip()
+    return text if text.endswith(".") else text + "."
+
+
+def fallback_answer(
+    state: State, model: str | None, *, step_limit: int | None = None
+) -> dict[str, Any]:
+    """The answer in code: the turn's last tool result in sentences, or why there is none."""
+    turn = state.messages[turn_start(state.messages) :]
+    results = [m for m in turn if isinstance(m, ToolMessage)]
+    good = [m for m in results if not _is_error(m)]
+    if good:
+        last = good[-1]
+        return _final(
+            summarize(last.name or "", message_text(last.content)), "tool_result_summary", model
+        )
+    if results:
+        error = _first_sentence(message_text(results[-1].content))
+        return _final(TOOL_FAILED_REPLY.format(error=error), "tool_error", model)
+    if step_limit is not None:
+        return _final(STEP_LIMIT_REPLY.format(n=step_limit), "step_limit", model)
+    return _final(NO_ANSWER_REPLY, "no_answer", model)
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+_DANGLING = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])?\s*$|:\s*$")
+"""A last line that says nothing alone: a bare list marker, or an intro ending in a colon."""
+
+
+def complete_part(reply: AIMessage) -> AIMessage:
+    """A reply cut off at the token limit, up to its last complete sentence, without a
+    dangling list marker or list intro (empty if nothing complete is left)."""
+    if (reply.response_metadata or {}).get("finish_reason") != "length":
+        return reply
+    text = message_text(reply.content).rstrip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    lines = text[: ends[-1]].splitlines() if ends else []
+    while lines and _DANGLING.search(lines[-1]):
+        lines.pop()
+    return reply.model_copy(update={"content": "\n".join(lines).strip()})
+
+
+def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | None:
+    """Why `text` cannot be the answer — ("format", why) or ("numbers", which) — or None."""
+    problem = reply_problem(text, _TOOLS_BY_NAME)
+    if problem is not None:
+        return "format", problem
+    results = [
+        message_text(m.content)
+        for m in state.messages
+        if isinstance(m, ToolMessage) and not _is_error(m)
+    ]
+    users = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
+    bad = unsupported_answer_numbers(text, results, [*users, system])
+    if bad:
+        return "numbers", "it has numbers that no tool returned: " + ", ".join(bad[:8])
+    return None
+
+
+def retry_note(kind: str, problem: str, answering: bool) -> str:
+    """What the model is told with its next call about the reply that was not shown."""
+    if kind == "numbers":
+        ask = ASK_FOR_DATA
+    else:
+        ask = ASK_ANSWER if answering else ASK_CALL_OR_ANSWER
+        if "unknown tools" in problem:
+            ask += " The tools are: " + ", ".join(_TOOLS_BY_NAME) + "."
+    return RETRY_NOTE.format(problem=problem, ask=ask)
+
+
 # --------------------------------------------------------------------------------------------
 # Nodes
 # --------------------------------------------------------------------------------------------
+
+
+_TURN_RESET = {
+    "model_calls": 0,
+    "answer_retries": 0,
+    "retry_note": None,
+    "model_used": None,
+    "answer_source": None,
+}
 
 
 def govern(state: State) -> dict[str, Any]:
@@ -187,9 +470,9 @@ def govern(state: State) -> dict[str, Any]:
         elif report.masked_text != text:
             updates.append(HumanMessage(report.masked_text, id=m.id))
     if blocked is not None:
-        reply = AIMessage(BLOCKED_REPLY.format(reasons=blocked))
-        return {"messages": [*updates, reply], "blocked": True, "model_calls": 0}
-    return {"messages": updates, "blocked": False, "model_calls": 0}
+        reply = _final(BLOCKED_REPLY.format(reasons=blocked), "governance", None)
+        return {**_TURN_RESET, **reply, "messages": [*updates, *reply["messages"]], "blocked": True}
+    return {**_TURN_RESET, "messages": updates, "blocked": False}
 
 
 def route_after_govern(state: State) -> Literal["call_model", "__end__"]:
@@ -197,37 +480,67 @@ def route_after_govern(state: State) -> Literal["call_model", "__end__"]:
 
 
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """One model step: native tool calls, or JSON in text parsed into tool calls."""
+    """One model step: native tool calls, or JSON in text parsed into tool calls; then the
+    reply is judged (`judge_reply`)."""
     ctx = runtime.context
     overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens, "temperature": 0}
     chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
     mode = tool_calling_mode(chat, SERVICE, ctx.model)
-    system = ctx.system_prompt.format(time=datetime.now(UTC).isoformat(timespec="seconds"))
-    history: list[BaseMessage] = list(state.messages)
-    names = [t.name for t in TOOLS]
+    base_system = ctx.system_prompt.format(time=datetime.now(UTC).strftime("%Y-%m-%d (UTC)"))
+    last = state.messages[-1] if state.messages else None
     # A json_text model that has a tool result answers without the tools: measured, the 0.5B
     # model otherwise echoes the result back as another call and never answers.
-    answering = mode == "json_text" and bool(history) and isinstance(history[-1], ToolMessage)
-    if mode == "native":
-        reply = chat.bind_tools(TOOLS).invoke([SystemMessage(system), *history])
-    else:
-        if mode == "json_text" and not answering:
-            system += JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
-        reply = chat.invoke([SystemMessage(system), *as_plain_history(history)])
+    answering = mode == "json_text" and isinstance(last, ToolMessage) and not _is_error(last)
+    system = base_system
+    if mode == "json_text" and not answering:
+        system += JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
+    history = fit_history(state.messages, history_budget(ctx, system))
+    if mode != "native":
+        history = as_plain_history(history)
+    if state.retry_note:
+        history.append(HumanMessage(state.retry_note))
+    prompt = [SystemMessage(system), *history]
+    reply = chat.bind_tools(TOOLS).invoke(prompt) if mode == "native" else chat.invoke(prompt)
     assert isinstance(reply, AIMessage)
     if mode == "json_text" and not answering:
-        reply = with_text_tool_calls(reply, names)
-    if mode == "json_text" and not reply.tool_calls:
-        reply = unwrap_json_answer(reply)  # the 0.5B model often answers as {"result": "..."}
-    elif mode == "none":
+        reply = with_text_tool_calls(reply, list(_TOOLS_BY_NAME))
+    elif mode != "native":
         reply = reply.model_copy(update={"tool_calls": []})
-    if reply.tool_calls and state.model_calls + 1 >= ctx.max_steps:
-        reply = AIMessage(id=reply.id, content=STEP_LIMIT_REPLY.format(n=ctx.max_steps))
-    return {"messages": [reply], "model_calls": state.model_calls + 1}
+    return judge_reply(state, ctx, reply, base_system, answering)
 
 
-def route_model_output(state: State) -> Literal["tools", "__end__"]:
-    """Run the tools the model asked for; otherwise the turn is over."""
+def judge_reply(
+    state: State, ctx: Context, reply: AIMessage, system: str, answering: bool
+) -> dict[str, Any]:
+    """Run the reply's tool calls, show it as the answer, send it back, or answer in code."""
+    steps = state.model_calls + 1
+    model = served_by(reply) or state.model_used
+    base: dict[str, Any] = {"model_calls": steps, "model_used": model, "retry_note": None}
+    if reply.tool_calls:
+        if steps < ctx.max_steps:
+            return {**base, "messages": [reply]}
+        return {**base, **fallback_answer(state, model, step_limit=ctx.max_steps)}
+    reply = complete_part(unwrap_json_answer(reply))  # the 0.5B often answers {"result": "..."}
+    text = message_text(reply.content)
+    verdict = answer_problem(text, state, system)
+    if verdict is None:
+        return {**base, **_final(reply, "model", model)}
+    kind, problem = verdict
+    log.info("chatops_advanced: reply not shown (%s): %.300r", problem, text)
+    turn = state.messages[turn_start(state.messages) :]
+    has_result = any(isinstance(m, ToolMessage) and not _is_error(m) for m in turn)
+    can_retry = steps < ctx.max_steps and state.answer_retries < ctx.answer_retries
+    if can_retry and not (kind == "numbers" and has_result):
+        note = retry_note(kind, problem, answering)
+        return {**base, "retry_note": note, "answer_retries": state.answer_retries + 1}
+    return {**base, **fallback_answer(state, model)}
+
+
+def route_model_output(state: State) -> Literal["tools", "call_model", "__end__"]:
+    """Run the tools the model asked for; ask again after a reply that was not shown; else the
+    turn is over."""
+    if state.retry_note:
+        return "call_model"
     last = state.messages[-1] if state.messages else None
     if isinstance(last, AIMessage) and last.tool_calls:
         return "tools"
@@ -238,10 +551,12 @@ def route_model_output(state: State) -> Literal["tools", "__end__"]:
 # Graph
 # --------------------------------------------------------------------------------------------
 
-builder = StateGraph(State, context_schema=Context, input_schema=InputState)
+builder = StateGraph(
+    State, context_schema=Context, input_schema=InputState, output_schema=OutputState
+)
 builder.add_node(govern)
 builder.add_node(call_model)
-builder.add_node("tools", ToolNode(TOOLS))
+builder.add_node("tools", ToolNode(TOOLS, handle_tool_errors=tool_error))
 builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_govern)
 builder.add_conditional_edges("call_model", route_model_output)
@@ -250,10 +565,72 @@ graph = builder.compile(name=SERVICE)
 
 
 # --------------------------------------------------------------------------------------------
-# Programmatic entry point (with memory)
+# Memory: a durable checkpointer, and the entry point with memory
 # --------------------------------------------------------------------------------------------
 
-_saver = InMemorySaver()
+MEMORY_FILE = "chat_memory.sqlite3"
+
+
+def memory_location(settings: Settings | None = None) -> str:
+    """Where threads persist: `DATABASE_URL` when it is Postgres (as a libpq URL), else a
+    SQLite file under the data dir."""
+    s = settings or get_settings()
+    url = s.database_url or ""
+    if re.match(r"^postgres(?:ql)?(?:\+\w+)?://", url):
+        return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", url)
+    return str(s.resolved_data_dir / MEMORY_FILE)
+
+
+def _open_saver(where: str) -> BaseCheckpointSaver[Any]:
+    saver: BaseCheckpointSaver[Any]
+    if where.startswith("postgresql://"):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:  # the `postgres` extra is not installed
+            raise RuntimeError(
+                "DATABASE_URL is Postgres, so chat memory is kept there: install "
+                "quant-genai[postgres] (langgraph-checkpoint-postgres, psycopg, psycopg-pool)"
+            ) from exc
+
+        pool: ConnectionPool[Any] = ConnectionPool(
+            where,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            min_size=1,
+            max_size=4,
+            open=True,
+        )
+        saver = PostgresSaver(pool)
+        saver.setup()
+        return saver
+    Path(where).parent.mkdir(parents=True, exist_ok=True)
+    # One connection shared by threads (SqliteSaver serialises them with its lock); other
+    # processes wait for the write lock up to `timeout` seconds (WAL: readers never wait).
+    saver = SqliteSaver(sqlite3.connect(where, check_same_thread=False, timeout=30))
+    saver.setup()
+    return saver
+
+
+def _close_saver(saver: BaseCheckpointSaver[Any]) -> None:
+    conn = getattr(saver, "conn", None)
+    close = getattr(conn, "close", None)
+    if callable(close):
+        close()
+
+
+_savers: ProcessCache[str, BaseCheckpointSaver[Any]] = ProcessCache(
+    "chat memory checkpointers", on_evict=_close_saver
+)
+
+
+def durable_checkpointer(settings: Settings | None = None) -> BaseCheckpointSaver[Any]:
+    """The process's checkpointer for chat threads at `memory_location` (one per location).
+    Synchronous savers: use `graph_with_memory(<an async saver>)` for `ainvoke`/`astream`."""
+    where = memory_location(settings)
+    return _savers.get(where, lambda: _open_saver(where))
+
+
 # Keyed by the saver's id; the entry keeps the saver alive, so the id cannot be reused.
 _compiled: ProcessCache[
     int, tuple[BaseCheckpointSaver[Any], CompiledStateGraph[Any, Any, Any, Any]]
@@ -263,8 +640,8 @@ _compiled: ProcessCache[
 def graph_with_memory(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The chat-ops graph compiled with a checkpointer (default: one in-memory saver)."""
-    saver = checkpointer or _saver
+    """The chat-ops graph compiled with a checkpointer (default: `durable_checkpointer()`)."""
+    saver = checkpointer or durable_checkpointer()
     return _compiled.get(
         id(saver), lambda: (saver, builder.compile(checkpointer=saver, name=SERVICE))
     )[1]
@@ -273,6 +650,40 @@ def graph_with_memory(
 def thread_config(user_id: str, thread_id: str) -> RunnableConfig:
     """Checkpoint config of a user's thread; the user is part of the key (no cross-user reads)."""
     return RunnableConfig(configurable={"thread_id": f"{user_id}:{thread_id}"})
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """One turn's answer and who gave it."""
+
+    text: str
+    model_used: str | None
+    answer_source: str | None
+
+
+def chat_turn(
+    message: str,
+    *,
+    user_id: str,
+    thread_id: str,
+    model: str | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    max_steps: int | None = None,
+    max_tokens: int | None = None,
+) -> ChatReply:
+    """One turn of a conversation that remembers earlier turns of the same thread."""
+    ctx = Context(user_id=user_id, model=model)
+    if max_steps is not None:
+        ctx.max_steps = max_steps
+    if max_tokens is not None:
+        ctx.max_tokens = max_tokens
+    out = graph_with_memory(checkpointer).invoke(
+        {"messages": [HumanMessage(message)]},
+        config=thread_config(user_id, thread_id),
+        context=ctx,
+    )
+    text = message_text(out["messages"][-1].content)
+    return ChatReply(text, out.get("model_used"), out.get("answer_source"))
 
 
 def chat(
@@ -285,27 +696,31 @@ def chat(
     max_steps: int | None = None,
     max_tokens: int | None = None,
 ) -> str:
-    """One turn of a conversation that remembers earlier turns of the same thread."""
-    ctx = Context(user_id=user_id, model=model)
-    if max_steps is not None:
-        ctx.max_steps = max_steps
-    if max_tokens is not None:
-        ctx.max_tokens = max_tokens
-    out = graph_with_memory(checkpointer).invoke(
-        {"messages": [HumanMessage(message)]},
-        config=thread_config(user_id, thread_id),
-        context=ctx,
-    )
-    return message_text(out["messages"][-1].content)
+    """One turn of a conversation that remembers earlier turns of the same thread: the text."""
+    return chat_turn(
+        message,
+        user_id=user_id,
+        thread_id=thread_id,
+        model=model,
+        checkpointer=checkpointer,
+        max_steps=max_steps,
+        max_tokens=max_tokens,
+    ).text
 
 
 __all__ = [
     "CHATOPS_SYSTEM",
+    "ChatReply",
     "Context",
     "InputState",
+    "OutputState",
     "State",
     "chat",
+    "chat_turn",
+    "durable_checkpointer",
+    "fit_history",
     "graph",
     "graph_with_memory",
+    "memory_location",
     "thread_config",
 ]

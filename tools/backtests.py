@@ -1,7 +1,9 @@
-"""Backtest tools: fetch one of the user's backtests, or run a named strategy on bundled data.
+"""Backtest tools: fetch, rank and compare the user's backtests, or run a named strategy.
 
 The user always comes from the injected runtime context, never from an argument: a model cannot
-read or write another user's store by naming them.
+read or write another user's store by naming them. Lists of backtests are their labelled facts
+(`backtest_facts`: "total return": "439.4%"), one backtest by id its `backtest_summary`; every
+number, differences included, is computed here.
 """
 
 from __future__ import annotations
@@ -9,14 +11,35 @@ from __future__ import annotations
 from typing import Any
 
 from langchain.tools import ToolRuntime, tool
+from langchain_core.tools import ToolException
 
 from agents.context import Context
-from agents.quant.backtests import SYMBOLS, backtest_summary, strategy_parameters
+from agents.quant.backtests import (
+    HEADLINE,
+    SYMBOLS,
+    BacktestResult,
+    Metric,
+    backtest_facts,
+    backtest_summary,
+    strategy_parameters,
+)
 from agents.quant.backtests import run_backtest as _run_backtest
 from agents.quant.corpus import COMMISSION, STRATEGIES
 from agents.rag.store import RetrievalUnavailableError, get_retriever, validate_user_id
+from tools.metrics import find_metric, metric_names
 
 SEARCH_UNAVAILABLE = "Search over your backtests is unavailable right now (vector store down)."
+MAX_K = 10
+MAX_SCANNED = 5000
+"""top_backtests ranks at most this many of the user's newest backtests."""
+
+
+def valid_symbol(symbol: str) -> str:
+    """The bundled symbol a model named (any case), or a `ToolException` listing them."""
+    sym = symbol.strip().upper()
+    if sym not in SYMBOLS:
+        raise ToolException(f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}.")
+    return sym
 
 
 def user_of(runtime: ToolRuntime[Context, Any]) -> str:
@@ -25,6 +48,11 @@ def user_of(runtime: ToolRuntime[Context, Any]) -> str:
     if ctx is None:
         raise ValueError("this tool needs a run context with a user_id")
     return validate_user_id(ctx.user_id)
+
+
+def backtest_item(r: BacktestResult) -> dict[str, Any]:
+    """One backtest in a list: its id and its labelled facts."""
+    return {"backtest_id": r.id, **backtest_facts(r)}
 
 
 @tool
@@ -40,7 +68,7 @@ def get_backtest(backtest_id: str, runtime: ToolRuntime[Context, Any]) -> dict[s
     except RetrievalUnavailableError:
         return SEARCH_UNAVAILABLE
     if found is None:
-        return f"No backtest with id {backtest_id!r} in your backtests."
+        raise ToolException(f"No backtest with id {backtest_id!r} in your backtests.")
     return backtest_summary(found)
 
 
@@ -61,23 +89,24 @@ def run_backtest(
     by_lower = {name.lower(): name for name in STRATEGIES}
     name = by_lower.get(strategy_name.strip().lower())
     if name is None:
-        return f"Unknown strategy {strategy_name!r}; valid strategies are: {', '.join(STRATEGIES)}."
-    sym = symbol.strip().upper()
-    if sym not in SYMBOLS:
-        return f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}."
+        valid = ", ".join(STRATEGIES)
+        raise ToolException(f"Unknown strategy {strategy_name!r}; valid strategies are: {valid}.")
+    sym = valid_symbol(symbol)
     strategy = STRATEGIES[name]
     params = dict(parameters or {})
     known = strategy_parameters(strategy)
     unknown = [p for p in params if p not in known]
     if unknown:
         valid = ", ".join(known) or "none"
-        return f"Unknown parameters {unknown} for {name}; its parameters are: {valid}."
+        raise ToolException(
+            f"Unknown parameters {unknown} for {name}; its parameters are: {valid}."
+        )
     try:
         result = _run_backtest(
             strategy, sym, user_id=user, parameters=params, commission=COMMISSION[sym]
         )
     except (ValueError, TypeError) as exc:  # e.g. bad parameter values
-        return f"The backtest failed: {exc}"
+        raise ToolException(f"The backtest failed: {exc}") from exc
     summary = backtest_summary(result)
     try:
         get_retriever().on_backtest_completed(result)
@@ -86,3 +115,93 @@ def run_backtest(
         summary["saved"] = False
         summary["note"] = "Could not save it to your backtests: the vector store is unavailable."
     return summary
+
+
+@tool
+def top_backtests(
+    runtime: ToolRuntime[Context, Any],
+    metric: str = "total_return",
+    k: int = 5,
+    symbol: str | None = None,
+) -> dict[str, Any] | str:
+    """The user's best backtests by a metric, for "best", "top" or "highest" questions:
+    total_return, cagr, sharpe, sortino, max_drawdown (smallest first), win_rate or trades.
+
+    k: how many (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD).
+    """
+    user = user_of(runtime)
+    m = find_metric(metric)
+    if m is None or not m.rankable:
+        valid = ", ".join(metric_names(rankable_only=True))
+        raise ToolException(f"Unknown metric {metric!r} for ranking; valid metrics are: {valid}.")
+    sym = valid_symbol(symbol) if symbol else None
+    try:
+        mine = get_retriever().list_backtests(user, limit=MAX_SCANNED)
+    except RetrievalUnavailableError:
+        return SEARCH_UNAVAILABLE
+    pool = [r for r in mine if sym is None or r.symbol == sym]
+    ranked = sorted(
+        (r for r in pool if getattr(r, m.field) is not None),
+        key=lambda r: (-float(getattr(r, m.field)), r.id),
+    )[: max(1, min(int(k), MAX_K))]
+    return {
+        "metric": m.label,
+        "order": m.order,
+        "symbol": sym,
+        "ranked": len(ranked),
+        "of_backtests": len(pool),
+        "backtests": [{"rank": i, **backtest_item(r)} for i, r in enumerate(ranked, start=1)],
+    }
+
+
+_NEUTRAL = {"initial_cash", "num_trades", "exposure_pct"}
+"""Metrics where neither direction is better (compare_backtests names no winner)."""
+
+
+def _difference(m: Metric, delta: float) -> str:
+    """B minus A in the metric's own format; percentages as percentage points."""
+    sign = "+" if delta > 0 else "-" if delta < 0 else ""
+    size = f"{abs(delta):,.{m.digits}f}"
+    if m.money:
+        return f"{sign}${size}"
+    return f"{sign}{size} percentage points" if m.unit == "%" else f"{sign}{size}"
+
+
+@tool
+def compare_backtests(
+    id_a: str, id_b: str, runtime: ToolRuntime[Context, Any]
+) -> dict[str, Any] | str:
+    """Compare two of the user's backtests side by side, with the differences (B minus A) and
+    which one is better on each metric.
+
+    id_a, id_b: backtest ids (from search_my_backtests or top_backtests).
+    """
+    user = user_of(runtime)
+    a_id, b_id = id_a.strip(), id_b.strip()
+    if a_id == b_id:
+        raise ToolException("Give two different backtest ids to compare.")
+    try:
+        a, b = (get_retriever().get_backtest(user, i) for i in (a_id, b_id))
+    except RetrievalUnavailableError:
+        return SEARCH_UNAVAILABLE
+    missing = [i for i, r in ((a_id, a), (b_id, b)) if r is None]
+    if missing or a is None or b is None:
+        raise ToolException(
+            f"No backtest with id {', '.join(map(repr, missing))} in your backtests."
+        )
+    differences: dict[str, str] = {}
+    better: dict[str, str] = {}
+    for m in HEADLINE:
+        va, vb = getattr(a, m.field), getattr(b, m.field)
+        if m.field == "initial_cash" or va is None or vb is None:
+            continue
+        delta = round(float(vb) - float(va), m.digits)
+        differences[m.label] = _difference(m, delta)
+        if m.field not in _NEUTRAL and delta != 0:
+            better[m.label] = "B" if delta > 0 else "A"
+    return {
+        "A": backtest_item(a),
+        "B": backtest_item(b),
+        "difference_B_minus_A": differences,
+        "better": better,
+    }

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 from langchain.tools import tool
+from langchain_core.tools import ToolException
 
 from agents.quant.backtests import SYMBOLS, load_ohlcv
 
@@ -65,18 +66,20 @@ def market_data(
     """
     sym = symbol.strip().upper()
     if sym not in SYMBOLS:
-        return f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}."
+        raise ToolException(f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}.")
     frame = load_ohlcv(sym)
     try:
         lo = pd.Timestamp(start) if start else None
         hi = pd.Timestamp(end) if end else None
     except (ValueError, TypeError):
-        return f"Could not read the dates start={start!r} end={end!r}; use YYYY-MM-DD."
+        raise ToolException(
+            f"Could not read the dates start={start!r} end={end!r}; use YYYY-MM-DD."
+        ) from None
     if hi is not None and end and len(end.strip()) <= 10:
         hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)  # whole end day
     window = frame.loc[lo:hi]
     if len(window) < 2:
-        return (
+        raise ToolException(
             f"Not enough {sym} data between {start} and {end}; available: "
             f"{_day(frame.index[0])} to {_day(frame.index[-1])}."
         )

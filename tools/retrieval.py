@@ -7,11 +7,19 @@ from typing import Any
 from langchain.tools import ToolRuntime, tool
 
 from agents.context import Context
+from agents.quant.backtests import BacktestResult
 from agents.quant.corpus import STRATEGIES
-from agents.rag.store import RetrievalUnavailableError, get_retriever
-from tools.backtests import SEARCH_UNAVAILABLE, user_of
+from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
+from tools.backtests import MAX_K, SEARCH_UNAVAILABLE, backtest_item, user_of
 
-MAX_K = 10
+
+def _hit(h: RetrievedContext) -> dict[str, Any]:
+    """A search hit: its id, similarity and labelled facts (the rendered text if it has none)."""
+    raw = h.metadata.get("result_json")
+    if not raw:
+        return {"backtest_id": h.id, "score": round(h.score, 3), "summary": h.content}
+    item = backtest_item(BacktestResult.model_validate_json(str(raw)))
+    return {"backtest_id": h.id, "score": round(h.score, 3), **item}
 
 
 @tool
@@ -27,7 +35,8 @@ def search_my_backtests(
     query: what to look for, e.g. "momentum on GOOG" or "low drawdown trend following".
     k: how many results (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD).
     min_sharpe: only backtests with at least this Sharpe ratio.
-    Each result has a backtest_id (for get_backtest), a summary and a similarity score.
+    Each result has a backtest_id (for get_backtest), a similarity score and the backtest's
+    labelled facts (strategy, symbol, period, total return, Sharpe ratio, max drawdown ...).
     """
     user = user_of(runtime)
     k = max(1, min(int(k), MAX_K))
@@ -42,9 +51,7 @@ def search_my_backtests(
     except RetrievalUnavailableError:
         return SEARCH_UNAVAILABLE
     return {
-        "results": [
-            {"backtest_id": h.id, "score": round(h.score, 3), "summary": h.content} for h in hits
-        ],
+        "results": [_hit(h) for h in hits],
         "count": len(hits),
     }
 

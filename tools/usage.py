@@ -1,4 +1,4 @@
-"""Usage tool: the user's own tokens and spend from the cost ledger."""
+"""Usage tools: the user's own tokens, spend and daily budget, from the cost ledger."""
 
 from __future__ import annotations
 
@@ -7,10 +7,29 @@ from decimal import Decimal
 from typing import Any
 
 from langchain.tools import ToolRuntime, tool
+from langchain_core.tools import ToolException
 
 from agents.context import Context
-from agents.usage.ledger import usage_report
+from agents.settings import get_settings
+from agents.usage.ledger import get_ledger, usage_report
+from agents.usage.limits import budget_nanousd, window_start
 from tools.backtests import user_of
+
+NO_BUDGET = "no budget set"
+
+
+def _since(since: str | None) -> date | None:
+    """The date a `since` argument names (a `ToolException` if it names none)."""
+    if not since:
+        return None
+    try:
+        return date.fromisoformat(since.strip()[:10])
+    except ValueError:
+        raise ToolException(f"Could not read since={since!r}; use YYYY-MM-DD.") from None
+
+
+def _dollars(nanousd: int) -> Decimal:
+    return Decimal(nanousd) / Decimal(10**9)
 
 
 @tool
@@ -21,12 +40,7 @@ def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
     cost at catalog prices (calls served by the free local model cost $0).
     """
     user = user_of(runtime)
-    start: date | None = None
-    if since:
-        try:
-            start = date.fromisoformat(since.strip()[:10])
-        except ValueError:
-            return f"Could not read since={since!r}; use YYYY-MM-DD."
+    start = _since(since)
     rows = usage_report(user_id=user, since=start, group_by=("service", "model"))
     items = [
         {
@@ -46,4 +60,37 @@ def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
         "by_service_model": items,
         "total_calls": sum(r.calls for r in rows),
         "total_cost_usd": f"{total:.6f}",
+    }
+
+
+@tool
+def my_spend(runtime: ToolRuntime[Context, Any], since: str | None = None) -> dict[str, Any] | str:
+    """The user's total spend and their daily budget: spent today (UTC), held by calls in
+    flight, the budget and what is left of it ("no budget set" when there is none).
+
+    since: optional start date "YYYY-MM-DD" for the total (default: today, UTC).
+    """
+    user = user_of(runtime)
+    start = _since(since)
+    today = window_start()
+    rows = usage_report(user_id=user, since=start or today)
+    today_rows = rows if start is None else usage_report(user_id=user, since=today)
+    spent_today = sum((r.cost_usd for r in today_rows), Decimal(0))
+    held = _dollars(get_ledger().held_nanousd(user))
+    budget = budget_nanousd(user, get_settings())
+    status: dict[str, Any] = {
+        "spent_today_usd": f"{spent_today:.6f}",
+        "held_by_calls_in_flight_usd": f"{held:.6f}",
+        "daily_budget_usd": NO_BUDGET if budget is None else f"{_dollars(budget):.6f}",
+    }
+    if budget is not None:
+        left = max(_dollars(budget) - spent_today - held, Decimal(0))
+        status["remaining_today_usd"] = f"{left:.6f}"
+        status["budget_resets"] = "00:00 UTC"
+    return {
+        "since": (start or today.date()).isoformat(),
+        "calls": sum(r.calls for r in rows),
+        "cost_usd": f"{sum((r.cost_usd for r in rows), Decimal(0)):.6f}",
+        "list_price_usd": f"{sum((r.list_price_usd for r in rows), Decimal(0)):.6f}",
+        "budget": status,
     }

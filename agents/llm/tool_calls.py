@@ -13,7 +13,13 @@ prose around them:
   {N: {...}}                               (a single key that is a tool name)
 Small models also write Python-style dicts (single quotes, True/None): parsed with
 `ast.literal_eval`, which evaluates literals only. Unknown tool names are ignored; nothing here
-raises on malformed input — a reply that cannot be parsed is simply an answer.
+raises on malformed input.
+
+A reply with no call is not therefore an answer: `reply_problem` says why a text is not one a
+person should read (a tool call echoed as text, JSON data, a `key: value` dump), and
+`unsupported_numbers` which of its numbers no tool result or user message contains. Graphs send
+such replies back to the model or answer from the tool result in code; they never show them.
+`argument_errors` turns a tool schema's validation errors into sentences naming the argument.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import ast
 import json
 import re
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolCall
@@ -205,40 +212,179 @@ _ANSWER_KEYS = ("answer", "result", "response", "content", "message", "text", "o
 
 
 def unwrap_json_answer(message: AIMessage) -> AIMessage:
-    """A final answer the small model wrote as JSON, as plain text.
+    """A final answer the small model wrapped in JSON (`{"result": "..."}`), as its plain text.
 
-    Only a reply that is *entirely* JSON (optionally fenced) is touched: a single string under an
-    answer-like key (`{"result": "..."}`) is unwrapped; any other object or list (an echoed tool
-    result) becomes readable `key: value` lines. Anything else is left exactly as written.
+    Only a reply that is *entirely* one JSON object (optionally fenced) with a single answer-like
+    key holding a non-empty string is unwrapped. Anything else comes back unchanged: an echoed
+    tool call or a JSON dump is not made to look like an answer (`reply_problem` rejects it).
     """
     if message.tool_calls:
         return message
     text = message_text(message.content).strip()
     fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
     body = fenced.group(1) if fenced else text
-    if (body[:1], body[-1:]) not in (("{", "}"), ("[", "]")):
+    if (body[:1], body[-1:]) != ("{", "}"):
         return message
     value = _loads(body)
     if isinstance(value, dict) and len(value) == 1:
         ((key, inner),) = value.items()
         if str(key).lower() in _ANSWER_KEYS and isinstance(inner, str) and inner.strip():
             return message.model_copy(update={"content": inner.strip()})
-    if isinstance(value, dict | list) and value:
-        # The small model echoed a tool result as its answer: show it as readable lines.
-        return message.model_copy(update={"content": _readable(value)})
     return message
 
 
-def _readable(value: Any, indent: str = "") -> str:
-    """JSON data as short `key: value` lines (lists as bullets) for a person to read."""
-    if isinstance(value, dict):
-        lines = []
-        for k, v in value.items():
-            if isinstance(v, dict | list) and v:
-                lines.append(f"{indent}{k}:\n{_readable(v, indent + '  ')}")
-            else:
-                lines.append(f"{indent}{k}: {v}")
-        return "\n".join(lines)
+# --------------------------------------------------------------------------------------------
+# Is a reply an answer? (the no-raw-JSON guard)
+# --------------------------------------------------------------------------------------------
+
+_CALL_TEXT = re.compile(
+    r"""["'](?:arguments|tool_calls|function_call)["']\s*:|<tool_call>|"""
+    r"""^\s*(?:arguments|tool_calls|function_call)\s*:|"""
+    r"""["'](?:name|tool|tool_name)["']\s*:\s*["'][A-Za-z_][\w.-]*["']\s*,\s*"""
+    r"""["'](?:arguments|args|parameters|params|input)["']""",
+    re.MULTILINE,
+)
+_JSONISH_LINE = re.compile(r"""^\s*(?:[{}\[\]]|"[^"]*"\s*:|```)""")
+_KV_LINE = re.compile(r"^\s*(?:[-*]\s+)?([A-Za-z_][\w]*(?:[ /][\w%()]+){0,2})\s*:(.*)$")
+_SENTENCE_END = re.compile(r"[.!?]\s*$")
+
+
+def _call_shaped(value: Any, depth: int = 0) -> list[str]:
+    """Names of objects in a decoded JSON value that look like tool calls, known or not."""
+    if depth > 4:
+        return []
     if isinstance(value, list):
-        return "\n".join(f"{indent}- " + _readable(v, indent + "  ").lstrip() for v in value)
-    return f"{indent}{value}"
+        return [n for v in value for n in _call_shaped(v, depth + 1)]
+    if not isinstance(value, dict):
+        return []
+    if isinstance(value.get("tool_calls"), list):
+        return _call_shaped(value["tool_calls"], depth + 1)
+    if isinstance(value.get("function"), dict):
+        return _call_shaped(value["function"], depth + 1)
+    name = next((value[k] for k in _NAME_KEYS if isinstance(value.get(k), str)), None)
+    if name is not None and any(k in value for k in _ARGS_KEYS):
+        return [name.strip()]
+    return []
+
+
+def _json_share(text: str) -> float:
+    """The share of `text`'s non-blank characters inside top-level JSON objects or lists."""
+    total = len("".join(text.split()))
+    if not total:
+        return 0.0
+    inside = sum(len("".join(text[s:e].split())) for s, e, _ in _json_spans(text[:MAX_TEXT_CHARS]))
+    return inside / total
+
+
+def _is_dump_line(line: str) -> bool:
+    m = _KV_LINE.match(line)
+    if m is None:
+        return False
+    value = m.group(2).strip()
+    return not value or (len(value.split()) <= 6 and not _SENTENCE_END.search(value))
+
+
+def reply_problem(text: str, tool_names: Collection[str] = ()) -> str | None:
+    """Why `text` is not an answer to show a person, or None when it is one.
+
+    Not answers: empty text; a tool call written as text (any tool name, known or not — a call
+    that could be parsed would have been run); a reply that is mostly JSON (also JSON cut off by
+    the token limit); a `key: value` dump (two or more lines, most of them `key: short value`,
+    also YAML-style echoes of a call). Prose may quote a small JSON snippet.
+    """
+    s = text.strip()
+    if not s:
+        return "the reply is empty"
+    spans = list(_json_spans(s[:MAX_TEXT_CHARS]))
+    names = [n for _, _, v in spans for n in _call_shaped(v)]
+    if names or _CALL_TEXT.search(s):
+        unknown = sorted({n for n in names if n not in tool_names})
+        if unknown:
+            return f"it is a tool call written as text, of unknown tools: {', '.join(unknown)}"
+        return "it is a tool call written as text, not an answer"
+    lines = [ln for ln in s.splitlines() if ln.strip()]
+    jsonish = sum(1 for ln in lines if _JSONISH_LINE.match(ln))
+    if s[:1] in "{[" or _json_share(s) >= 0.5 or jsonish * 2 >= len(lines):
+        return "it is JSON data, not an answer in sentences"
+    dump = sum(1 for ln in lines if _is_dump_line(ln))
+    if dump >= 2 and dump * 5 >= len(lines) * 3:
+        return "it is a list of `key: value` lines, not an answer in sentences"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers in an answer must come from tool results or the user
+# --------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?\$?\d[\d,]*(?:\.\d+)?")
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+_DASHES = str.maketrans({"-": " ", "–": " ", "—": " ", "−": " "})
+MAX_RELATIVE_ERROR = Decimal("0.2")
+"""A rounding stays within this share of the value too: 0.8 for 0.79, not 1 for 0.79."""
+
+
+def _decimal(token: str) -> Decimal | None:
+    t = token.replace("$", "").replace(",", "").rstrip(".").lstrip("+")
+    try:
+        return abs(Decimal(t))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def numbers_in(text: str) -> set[Decimal]:
+    """Every number written in `text`, sign-free (dates split into their parts)."""
+    found = (_decimal(t) for t in _NUMBER.findall(text.translate(_DASHES)))
+    return {d for d in found if d is not None}
+
+
+def unsupported_numbers(answer: str, sources: Iterable[str]) -> list[str]:
+    """Numbers in `answer` that are not (a rounding of) a number in one of `sources`.
+
+    "55%" is supported by 55.23, "55.3" is not (nor "1" by 0.79); signs are ignored (a drawdown
+    of -30.5% may be written 30.5%); "1." list markers at the start of a line are not numbers.
+    Sources are tool results and the user's messages: what code computed and what the user said.
+    """
+    allowed: set[Decimal] = set()
+    for source in sources:
+        allowed |= numbers_in(source)
+    bad: list[str] = []
+    text = _LIST_MARKER.sub(" ", answer).translate(_DASHES)
+    for token in _NUMBER.findall(text):
+        d = _decimal(token)
+        if d is None:
+            continue
+        exp = d.as_tuple().exponent
+        half_ulp = Decimal(5) * Decimal(10) ** ((exp if isinstance(exp, int) else 0) - 1)
+        if not any(abs(a - d) <= min(half_ulp, a * MAX_RELATIVE_ERROR) for a in allowed):
+            bad.append(token.rstrip(".,"))
+    return list(dict.fromkeys(bad))
+
+
+# --------------------------------------------------------------------------------------------
+# Invalid arguments, in words the model can act on
+# --------------------------------------------------------------------------------------------
+
+
+def argument_errors(errors: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pydantic validation errors of a tool's arguments as short sentences naming each one."""
+    out: list[str] = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "__root__") or "arguments"
+        kind = str(e.get("type", ""))
+        if kind == "missing":
+            out.append(f"missing required argument `{loc}`")
+        elif kind == "extra_forbidden":
+            out.append(f"unknown argument `{loc}`")
+        else:
+            got = e.get("input")
+            shown = f" (got {json.dumps(got, default=str)[:60]})" if "input" in e else ""
+            out.append(f"invalid argument `{loc}`: {e.get('msg', 'invalid value')}{shown}")
+    return list(dict.fromkeys(out))
+
+
+def invalid_call_message(tool_name: str, problems: Sequence[str], signature: str = "") -> str:
+    """The tool result an invalid call gets: what is wrong, the tool's arguments, what to do."""
+    text = f"Error: the call of {tool_name} was not run: {'; '.join(problems) or 'invalid'}."
+    if signature:
+        text += f" Its arguments: {signature}."
+    return text + " Call it again with valid arguments, or answer without it."

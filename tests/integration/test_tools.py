@@ -1,5 +1,6 @@
-"""The chat-ops tools on a real Chroma and ledger (tmp data dir), and the chat-ops graph on the
-fake OpenAI server returning structured tool calls (the native function-calling path, exactly)."""
+"""The chat-ops tools on a real Chroma and ledger (tmp data dir), their results in sentences,
+and the chat-ops graph on the fake OpenAI server returning structured tool calls (the native
+function-calling path, exactly)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from langchain_core.tools import BaseTool
 from agents import registry
 from agents.context import Context as BaseContext
 from agents.llm.factory import create_chat_model
+from agents.llm.tool_calls import reply_problem, unsupported_numbers
 from agents.rag.store import RetrievalUnavailableError, get_retriever
 from agents.usage.ledger import get_ledger
 from graphs import chatops_advanced as chatops
@@ -29,13 +31,20 @@ from graphs.chatops_advanced import (
 from tests.fakes.openai_server import FakeServer
 from tools import (
     TOOLS,
+    compare_backtests,
+    explain_metric,
     get_backtest,
     list_my_strategies,
     market_data,
+    my_spend,
     my_usage,
     run_backtest,
+    run_strategy_spec,
     search_my_backtests,
+    summarize,
+    top_backtests,
 )
+from tools.metrics import METRICS
 
 
 @pytest.fixture
@@ -79,11 +88,16 @@ def call(tool: BaseTool, user_id: str, **args: Any) -> Any:
 def test_tools_expose_no_user_argument_to_the_model() -> None:
     assert [t.name for t in TOOLS] == [
         "search_my_backtests",
+        "top_backtests",
         "get_backtest",
+        "compare_backtests",
         "run_backtest",
+        "run_strategy_spec",
         "list_my_strategies",
         "market_data",
+        "explain_metric",
         "my_usage",
+        "my_spend",
     ]
     for t in TOOLS:
         props = t.tool_call_schema.model_json_schema().get("properties", {})  # type: ignore[union-attr]
@@ -108,7 +122,10 @@ def test_run_then_get_search_and_list_are_per_user() -> None:
 
     hits = call(search_my_backtests, "alice", query="moving average crossover on GOOG", k=3)
     assert hits["count"] == 1 and hits["results"][0]["backtest_id"] == bid
-    assert 0 <= hits["results"][0]["score"] <= 1 and "SmaCross" in hits["results"][0]["summary"]
+    top = hits["results"][0]
+    assert 0 <= top["score"] <= 1 and top["strategy"] == "SmaCross"
+    assert top["total return"] == f"{out['total_return_pct']:.1f}%"  # labelled facts
+    assert top["Sharpe ratio"] == f"{out['sharpe']:.2f}" and top["period"].startswith("2004-")
     assert call(search_my_backtests, "alice", query="x", symbol="BTCUSD")["count"] == 0
     assert call(search_my_backtests, "mallory", query="SmaCross GOOG")["count"] == 0
     sharpe = out["sharpe"]
@@ -188,6 +205,150 @@ def test_store_down_degrades_to_a_message(monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_user_is_required(store: None) -> None:
     with pytest.raises(ValueError):
         call(list_my_strategies, " alice")
+
+
+def _three_backtests(user: str = "alice") -> list[dict[str, Any]]:
+    runs = [("SmaCross", "GOOG"), ("BuyAndHold", "GOOG"), ("Momentum", "BTCUSD")]
+    return [call(run_backtest, user, strategy_name=n, symbol=s) for n, s in runs]
+
+
+@pytest.mark.usefixtures("store")
+def test_top_backtests_ranks_by_a_validated_metric_per_user() -> None:
+    runs = _three_backtests()
+    by_sharpe = sorted(runs, key=lambda r: -r["sharpe"])
+    out = call(top_backtests, "alice", metric="Sharpe ratio", k=2)
+    assert out["metric"] == "Sharpe ratio" and out["ranked"] == 2 and out["of_backtests"] == 3
+    assert [b["backtest_id"] for b in out["backtests"]] == [r["backtest_id"] for r in by_sharpe[:2]]
+    assert [b["rank"] for b in out["backtests"]] == [1, 2]
+    assert out["backtests"][0]["Sharpe ratio"] == f"{by_sharpe[0]['sharpe']:.2f}"
+    dd = call(top_backtests, "alice", metric="drawdown", k=10)
+    assert dd["order"] == "smallest drawdown first"
+    values = [float(b["max drawdown"].rstrip("%")) for b in dd["backtests"]]
+    assert values == sorted(values, reverse=True) and len(values) == 3  # -5% before -30%
+    goog = call(top_backtests, "alice", metric="win_rate", symbol="goog")
+    assert {b["symbol"] for b in goog["backtests"]} == {"GOOG"} and goog["of_backtests"] == 2
+    bad = call(top_backtests, "alice", metric="alpha")
+    assert "alpha" in bad and "total_return" in bad and "max_drawdown" in bad
+    assert "AAPL" in call(top_backtests, "alice", symbol="AAPL")
+    assert call(top_backtests, "mallory")["backtests"] == []
+    text = summarize("top_backtests", json.dumps(out))
+    assert text.startswith("Your top 2 of 3 backtests by Sharpe ratio (highest first):")
+    assert reply_problem(text) is None and unsupported_numbers(text, [json.dumps(out)]) == []
+
+
+@pytest.mark.usefixtures("store")
+def test_compare_backtests_computes_the_differences() -> None:
+    a, b, _ = _three_backtests()
+    out = call(compare_backtests, "alice", id_a=a["backtest_id"], id_b=b["backtest_id"])
+    assert out["A"]["strategy"] == "SmaCross" and out["B"]["strategy"] == "BuyAndHold"
+    diff = out["difference_B_minus_A"]
+    delta = round(b["total_return_pct"] - a["total_return_pct"], 1)
+    sign = "+" if delta > 0 else "-"
+    assert diff["total return"] == f"{sign}{abs(delta):,.1f} percentage points"
+    trades = b["num_trades"] - a["num_trades"]
+    assert diff["trades"] == f"{'+' if trades > 0 else '-'}{abs(trades)}"
+    assert out["better"]["total return"] == ("B" if delta > 0 else "A")
+    assert "trades" not in out["better"]  # neither direction is better
+    assert "different" in call(compare_backtests, "alice", id_a="x", id_b="x")
+    missing = call(compare_backtests, "alice", id_a=a["backtest_id"], id_b="bt-nope")
+    assert missing.startswith("No backtest") and "bt-nope" in missing
+    stolen = call(compare_backtests, "mallory", id_a=a["backtest_id"], id_b=b["backtest_id"])
+    assert stolen.startswith("No backtest")
+    text = summarize("compare_backtests", json.dumps(out))
+    assert "A vs B: total return" in text and diff["total return"] in text
+    assert reply_problem(text) is None and unsupported_numbers(text, [json.dumps(out)]) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Sharpe", "sortino ratio", "max drawdown", "CAGR", "win rate", "exposure", "buy-and-hold"],
+)
+def test_explain_metric_answers_from_the_table(name: str) -> None:
+    out = explain_metric.invoke({"name": name})
+    known = {m.label: m for m in METRICS.values()}
+    assert out["metric"] in known and out["definition"] == known[out["metric"]].definition
+    text = summarize("explain_metric", json.dumps(out))
+    assert text.startswith(out["metric"] + ": ") and reply_problem(text) is None
+
+
+def test_explain_metric_refuses_unknown_names() -> None:
+    bad = explain_metric.invoke({"name": "alpha"})
+    assert "alpha" in bad and "sharpe" in bad and "buy_and_hold" in bad
+
+
+def test_my_spend_reports_totals_and_the_budget(
+    fake_env: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_chat_model("chatops_advanced", user_id="alice").invoke("hello #in=100 #out=10")
+    out = call(my_spend, "alice")
+    assert out["calls"] == 1 and out["cost_usd"] == "0.000021"
+    assert out["budget"]["daily_budget_usd"] == "no budget set"
+    assert (
+        out["budget"]["spent_today_usd"] == "0.000021"
+        and "remaining_today_usd" not in out["budget"]
+    )
+    text = summarize("my_spend", json.dumps(out))
+    assert "no budget set" in text and reply_problem(text) is None
+
+    monkeypatch.setenv("QUANT_GENAI_USER_BUDGETS_USD", json.dumps({"alice": 0.01}))
+    registry.reset()
+    get_ledger().reserve(
+        request_id="in-flight", user_id="alice", amount_nanousd=4_000_000,
+        budget_nanousd=10_000_000, ttl_s=60,
+    )  # fmt: skip
+    out = call(my_spend, "alice", since="2000-01-01")
+    b = out["budget"]
+    assert b["daily_budget_usd"] == "0.010000" and b["held_by_calls_in_flight_usd"] == "0.004000"
+    assert b["remaining_today_usd"] == "0.005979"  # 0.01 - 0.000021 spent - 0.004 held
+    assert out["since"] == "2000-01-01" and b["budget_resets"] == "00:00 UTC"
+    text = summarize("my_spend", json.dumps(out))
+    assert "$0.005979 left" in text
+    assert reply_problem(text) is None and unsupported_numbers(text, [json.dumps(out)]) == []
+    assert call(my_spend, "bob")["calls"] == 0
+    assert "YYYY-MM-DD" in call(my_spend, "alice", since="last week")
+
+
+SPEC = {
+    "name": "RsiDip",
+    "entry": {"conditions": [{"left": {"kind": "rsi", "period": 14}, "op": "below", "value": 30}]},
+    "exit": {"conditions": [{"left": {"kind": "rsi", "period": 14}, "op": "above", "value": 70}]},
+}
+
+
+@pytest.mark.usefixtures("store")
+def test_run_strategy_spec_compiles_runs_in_the_sandbox_and_saves() -> None:
+    out = call(run_strategy_spec, "alice", spec=SPEC, symbol="goog", start="2010-01-01")
+    assert out["strategy"] == "RsiDip" and out["symbol"] == "GOOG" and out["saved"] is True
+    assert out["start"] >= "2010-01-01" and out["num_trades"] >= 1
+    assert any("direction" in a for a in out["assumptions"])  # defaults are said, not silent
+    assert get_retriever().get_backtest("alice", out["backtest_id"]) is not None
+    assert get_retriever().count("mallory") == 0
+    text = summarize("run_strategy_spec", json.dumps(out))
+    assert text.startswith("RsiDip on GOOG") and "Assumptions:" in text
+    bad = call(run_strategy_spec, "alice", spec={"name": "x"}, symbol="GOOG")
+    assert bad.startswith("Invalid strategy spec") and "entry" in bad and "Example" in bad
+    assert "AAPL" in call(run_strategy_spec, "alice", spec=SPEC, symbol="AAPL")
+
+
+@pytest.mark.usefixtures("store")
+def test_every_summary_is_prose_with_the_results_numbers() -> None:
+    ran = call(run_backtest, "alice", strategy_name="SmaCross", symbol="GOOG")
+    results = {
+        "run_backtest": ran,
+        "get_backtest": call(get_backtest, "alice", backtest_id=ran["backtest_id"]),
+        "search_my_backtests": call(search_my_backtests, "alice", query="sma"),
+        "list_my_strategies": call(list_my_strategies, "alice"),
+        "market_data": market_data.invoke({"symbol": "BTCUSD"}),
+        "my_usage": call(my_usage, "alice"),
+        "top_backtests": call(top_backtests, "bob"),
+    }
+    for name, result in results.items():
+        content = json.dumps(result)
+        text = summarize(name, content)
+        assert reply_problem(text) is None, (name, text)
+        assert unsupported_numbers(text, [content]) == [], (name, text)
+        assert "{" not in text and '"' not in text, (name, text)
+    assert summarize("get_backtest", "No backtest with id 'x'.") == "No backtest with id 'x'."
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,13 +1,30 @@
-"""The JSON-in-text tool-call parser: every shape the local model writes, and garbage."""
+"""Tool calls of local models and the chat graph's control flow around them: the JSON-in-text
+parser (every shape the local model writes, and garbage), the no-raw-JSON guard, the number
+check, argument validation, trimming, and scripted replies through the chat-ops graph."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from langchain_core.messages import AIMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
 
-from agents.llm.tool_calls import parse_text_tool_calls, with_text_tool_calls
+from agents.llm.tool_calls import (
+    argument_errors,
+    invalid_call_message,
+    parse_text_tool_calls,
+    reply_problem,
+    unsupported_numbers,
+    unwrap_json_answer,
+    with_text_tool_calls,
+)
+from graphs.chatops_advanced import NO_ANSWER_REPLY
 
 NAMES = {"search_my_backtests", "list_my_strategies", "get_backtest", "market_data"}
 SEARCH = ("search_my_backtests", {"query": "GOOG momentum", "k": 3})
@@ -147,23 +164,363 @@ def test_message_helper_leaves_answers_and_native_calls_alone() -> None:
         ('{"result": "You have no strategies yet."}', "You have no strategies yet."),
         ('```json\n{"answer": "GOOG closed at 757.23."}\n```', "GOOG closed at 757.23."),
         ('{"Response": " ok "}', "ok"),
-        # left alone: not only JSON, several keys, not an answer key, not a string
+        # left alone (and then rejected by reply_problem): not only JSON, several keys, not an
+        # answer key, not a string, a list — no JSON dump is turned into "readable" lines
         ('Here: {"result": "x"}', 'Here: {"result": "x"}'),
-        ('{"result": "a", "score": 1}', "result: a\nscore: 1"),
-        ('{"symbol": "GOOG"}', "symbol: GOOG"),
-        ('{"result": 42}', "result: 42"),
-        (
-            '[{"name": "SmaCross", "symbol": "GOOG"}, {"name": "Rsi"}]',
-            "- name: SmaCross\n  symbol: GOOG\n- name: Rsi",
-        ),
-        ('{"strategies": ["A", "B"]}', "strategies:\n  - A\n  - B"),
+        ('{"result": "a", "score": 1}', '{"result": "a", "score": 1}'),
+        ('{"symbol": "GOOG"}', '{"symbol": "GOOG"}'),
+        ('{"result": 42}', '{"result": 42}'),
+        ('[{"name": "SmaCross"}]', '[{"name": "SmaCross"}]'),
         ("{}", "{}"),
         ('{"result": "unterminated', '{"result": "unterminated'),
     ],
 )
-def test_unwrap_json_answer(text: str, expected: str) -> None:
-    from langchain_core.messages import AIMessage
-
-    from agents.llm.tool_calls import unwrap_json_answer
-
+def test_unwrap_json_answer_only_unwraps_a_wrapped_sentence(text: str, expected: str) -> None:
     assert unwrap_json_answer(AIMessage(content=text)).content == expected
+
+
+# --------------------------------------------------------------------------------------------
+# The no-raw-JSON guard
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        '{"name": "search_my_backtests", "arguments": {"k": 3}}',  # an invalid call, echoed
+        'I will call {"name": "get_best_backtests", "arguments": {}} now.',  # unknown tool
+        "name: search_my_backtests\narguments:\n  query: best",  # the YAML echo of a call
+        '{"best_backtests": [{"backtest_id": "bt-e1a502afc04ccc639ef2", "score": 0.594',  # cut off
+        '```json\n{"symbol": "GOOG", "start": "2004-08-19"}\n```',
+        '[{"strategy": "SmaCross"}, {"strategy": "Momentum"}]',
+        "start: 2004-08-19\nend: 2013-03-01",  # a key: value dump
+        "strategy: SmaCross\nsymbol: GOOG\nsharpe: 0.79\ntrades: 33",
+        '<tool_call>{"name": "market_data"}</tool_call>',
+        '{\n  "symbol": "GOOG",\n  "bars": 2148\n}',
+    ],
+)
+def test_data_and_echoed_calls_are_not_answers(text: str) -> None:
+    assert reply_problem(text, NAMES) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your best backtest is SmaCross on GOOG: total return 439.4%, Sharpe ratio 0.79.",
+        "Here are your backtests:\n- SmaCross on GOOG: total return 439.4%, Sharpe 0.79.\n"
+        "- Momentum on BTCUSD: total return 12.0%, Sharpe 0.41.",
+        'Try parameters like {"fast": 10, "slow": 30} for a faster SmaCross on GOOG next time.',
+        "The GOOG data starts on 2004-08-19 and ends on 2013-03-01.",
+        "Symbol: GOOG",  # one short line is not a dump
+        "w0 w1 w2",
+    ],
+)
+def test_prose_is_an_answer(text: str) -> None:
+    assert reply_problem(text, NAMES) is None
+
+
+def test_unknown_tools_are_named() -> None:
+    why = reply_problem('{"name": "best_backtests", "arguments": {}}', NAMES)
+    assert why is not None and "best_backtests" in why
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers in answers
+# --------------------------------------------------------------------------------------------
+
+RESULT = '{"total_return_pct": 439.35, "sharpe": 0.79, "start": "2004-08-19", "count": 3}'
+
+
+@pytest.mark.parametrize(
+    ("answer", "bad"),
+    [
+        ("Total return 439%, Sharpe 0.8, from 2004-08-19; 3 backtests.", []),
+        ("1. SmaCross\n2. Momentum with 439.4%", []),  # list markers are not numbers
+        ("A drawdown of -439.35% (sign-free)", []),
+        ("You asked about the top 5.", []),  # the user's number
+        ("Sharpe 0.95 over 2008-01-01.", ["0.95", "2008", "01"]),
+        ("Total return 440%", ["440"]),  # 439.35 does not round to 440
+    ],
+)
+def test_unsupported_numbers(answer: str, bad: list[str]) -> None:
+    assert unsupported_numbers(answer, [RESULT, "show me the top 5"]) == bad
+
+
+# --------------------------------------------------------------------------------------------
+# Argument validation against a tool's schema
+# --------------------------------------------------------------------------------------------
+
+
+def test_argument_errors_name_missing_and_invalid_arguments() -> None:
+    from pydantic import ValidationError
+
+    from tools import market_data, search_my_backtests
+
+    schema = search_my_backtests.tool_call_schema
+    with pytest.raises(ValidationError) as missing:
+        schema.model_validate({"k": 3})  # type: ignore[union-attr]
+    assert argument_errors(missing.value.errors()) == ["missing required argument `query`"]
+    with pytest.raises(ValidationError) as wrong:
+        schema.model_validate({"query": "x", "k": "five"})  # type: ignore[union-attr]
+    (problem,) = argument_errors(wrong.value.errors())
+    assert problem.startswith("invalid argument `k`") and '"five"' in problem
+    text = invalid_call_message("market_data", ["missing required argument `symbol`"], "sig()")
+    assert "market_data" in text and "`symbol`" in text and "sig()" in text
+    assert market_data.name == "market_data"
+
+
+# --------------------------------------------------------------------------------------------
+# The chat graph's control flow, with a scripted chat model
+# --------------------------------------------------------------------------------------------
+
+META = {"catalog_model": "gpt-4o-mini", "route": "local", "model_name": "qwen-0.5b"}
+SERVED = "gpt-4o-mini (served by local: qwen-0.5b)"
+
+
+class Scripted(BaseChatModel):
+    """Replies with the scripted texts (or messages) in order; records every prompt."""
+
+    script: list[Any] = Field(default_factory=list)
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(self, messages: list[BaseMessage], *a: Any, **k: Any) -> ChatResult:
+        self.prompts.append(list(messages))
+        nxt = self.script.pop(0)
+        msg = nxt if isinstance(nxt, AIMessage) else AIMessage(content=nxt)
+        msg = msg.model_copy(update={"response_metadata": {**META, **msg.response_metadata}})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Scripted:  # type: ignore[override]
+        return self
+
+
+def run_graph(
+    monkeypatch: pytest.MonkeyPatch,
+    script: list[Any],
+    question: str = "Tell me about GOOG.",
+    mode: str = "json_text",
+    **ctx: Any,
+) -> tuple[dict[str, Any], Scripted]:
+    from graphs import chatops_advanced as chatops
+
+    model = Scripted(script=list(script))
+    monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
+    monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: mode)
+    out = chatops.graph.invoke(
+        chatops.InputState(messages=[HumanMessage(question)]),
+        context=chatops.Context(user_id="alice", **ctx),
+    )
+    assert model.script == [], "every scripted reply was used"
+    return out, model
+
+
+def call(tool: str, **args: Any) -> str:
+    return json.dumps({"name": tool, "arguments": args})
+
+
+def test_a_call_with_a_missing_argument_is_a_tool_error_the_model_can_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = "The GOOG data starts on 2004-08-19 and ends on 2013-03-01."
+    out, model = run_graph(
+        monkeypatch, [call("market_data"), call("market_data", symbol="GOOG"), answer]
+    )
+    kinds = [type(m).__name__ for m in out["messages"]]
+    assert kinds == [
+        "HumanMessage", "AIMessage", "ToolMessage", "AIMessage", "ToolMessage", "AIMessage",
+    ]  # fmt: skip
+    error = out["messages"][2]
+    assert error.status == "error" and "missing required argument `symbol`" in error.content
+    assert "market_data(symbol: string" in error.content  # the tool's arguments, to retry
+    assert "missing required argument `symbol`" in model.prompts[1][-1].content  # it saw it
+    assert out["messages"][-1].content == answer
+    assert out["answer_source"] == "model" and out["model_used"] == SERVED
+    assert out["messages"][-1].response_metadata["model_used"] == SERVED
+
+
+def test_native_calls_are_validated_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = AIMessage("", tool_calls=[{"name": "explain_metric", "args": {}, "id": "c1"}])
+    out, _ = run_graph(monkeypatch, [bad, "Sorry."], mode="native")
+    assert "missing required argument `name`" in out["messages"][2].content
+    assert out["messages"][-1].content == "Sorry."
+
+
+def test_json_and_echoes_are_never_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import summarize
+
+    script = [
+        call("explain_metric", name="sharpe"),
+        '{"metric": "Sharpe ratio", "definition": "return over risk"}',  # the result, echoed
+        "name: explain_metric\narguments:\n  name: sharpe",  # the call, as YAML
+    ]
+    out, model = run_graph(monkeypatch, script, "What is the Sharpe ratio?", max_steps=4)
+    msgs = out["messages"]
+    assert [type(m).__name__ for m in msgs] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]  # fmt: skip  (the two bad replies never entered the thread)
+    assert msgs[-1].content == summarize("explain_metric", str(msgs[2].content))
+    assert msgs[-1].content.startswith("Sharpe ratio: The annualised return divided by")
+    assert out["answer_source"] == "tool_result_summary" and out["model_used"] == SERVED
+    retry = model.prompts[2][-1].content
+    assert "not shown" in retry and "JSON" in retry  # the model was told why, once
+    assert reply_problem(msgs[-1].content) is None
+
+
+def test_numbers_no_tool_returned_are_replaced_by_the_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = [call("market_data", symbol="GOOG"), "GOOG rose 999.9% between 2004 and 2013."]
+    out, model = run_graph(monkeypatch, script, "How did GOOG do?")
+    final = out["messages"][-1].content
+    result = json.loads(out["messages"][2].content)
+    assert "999.9" not in final and f"{result['return_pct']}%" in final
+    assert result["first_date"] in final and out["answer_source"] == "tool_result_summary"
+    assert len(model.prompts) == 2  # replaced at once: the facts are there
+
+
+def test_invented_numbers_without_a_tool_send_the_model_to_a_tool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = [
+        "Your best Sharpe ratio was 1.87.",
+        call("explain_metric", name="sharpe"),
+        "The Sharpe ratio is return divided by volatility.",
+    ]
+    out, model = run_graph(monkeypatch, script, "What is my best Sharpe?")
+    assert "Numbers must come from a tool" in model.prompts[1][-1].content
+    assert "1.87" in model.prompts[1][-1].content
+    assert out["messages"][-1].content == script[-1] and out["answer_source"] == "model"
+
+
+def test_no_answer_and_no_tool_result_ends_in_prose(monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _ = run_graph(monkeypatch, ['{"a": 1}', '{"b": 2}'], "hm?")
+    assert out["messages"][-1].content == NO_ANSWER_REPLY
+    assert out["answer_source"] == "no_answer"
+    assert [type(m).__name__ for m in out["messages"]] == ["HumanMessage", "AIMessage"]
+
+
+def test_unknown_tools_get_the_tool_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = [call("best_backtests", k=3), call("explain_metric", name="win rate"), "Fine."]
+    out, model = run_graph(monkeypatch, script, "what is a win rate?")
+    note = model.prompts[1][-1].content
+    assert "best_backtests" in note and "top_backtests" in note
+    assert out["messages"][-1].content == "Fine."
+
+
+def test_the_step_budget_ends_with_the_last_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = [call("explain_metric", name="cagr"), call("explain_metric", name="cagr")]
+    out, _ = run_graph(monkeypatch, script, "cagr?", mode="json_text", max_steps=2)
+    # the second call came at the budget: not run, the first result answers
+    assert out["messages"][-1].content.startswith("CAGR: Compound annual growth rate")
+    assert [type(m).__name__ for m in out["messages"]].count("ToolMessage") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Long threads fit the model's context
+# --------------------------------------------------------------------------------------------
+
+
+def _turn(i: int, words: int = 200) -> list[BaseMessage]:
+    cid = f"c{i}"
+    return [
+        HumanMessage(f"question {i} " + "word " * words),
+        AIMessage("", tool_calls=[{"name": "market_data", "args": {"symbol": "GOOG"}, "id": cid}]),
+        ToolMessage("result " * words, tool_call_id=cid, name="market_data"),
+        AIMessage(f"answer {i}"),
+    ]
+
+
+def test_fit_history_keeps_the_latest_turn_and_whole_exchanges() -> None:
+    from graphs.chatops_advanced import fit_history, message_tokens
+
+    thread = [m for i in range(6) for m in _turn(i)] + [HumanMessage("latest question")]
+    assert fit_history(thread, 10**6) == thread  # everything fits
+    two_turns = message_tokens(thread[-9:])
+    kept = fit_history(thread, two_turns + 5)
+    assert kept == thread[-9:]  # the last two turns, newest first, from a human message
+    assert isinstance(kept[0], HumanMessage) and kept[-1].content == "latest question"
+    for budget in range(0, two_turns + 50, 37):
+        kept = fit_history(thread, budget)
+        assert kept[-1] is thread[-1]  # the latest human message always
+        ids = {m.tool_call_id for m in kept if isinstance(m, ToolMessage)}
+        calls = {c["id"] for m in kept if isinstance(m, AIMessage) for c in m.tool_calls}
+        assert ids == calls  # no call without its result, no result without its call
+        assert message_tokens(kept) <= max(budget, message_tokens(thread[-1:]))
+
+
+def test_an_oversized_current_turn_keeps_its_question_and_last_exchange() -> None:
+    from graphs.chatops_advanced import fit_history
+
+    turn = _turn(0)[:3] + _turn(1)[1:3]  # one question, two tool exchanges
+    kept = fit_history(turn, 300)
+    assert kept == [turn[0], turn[3], turn[4]]
+
+
+def test_the_model_gets_a_trimmed_thread_with_the_system_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graphs import chatops_advanced as chatops
+
+    monkeypatch.setattr(chatops, "context_window", lambda *a, **k: 2600)
+    model = Scripted(script=["Fine."])
+    monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
+    monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: "native")
+    old = [m for i in range(8) for m in _turn(i)]
+    chatops.graph.invoke(
+        chatops.InputState(messages=[*old, HumanMessage("and now?")]),  # type: ignore[list-item]
+        context=chatops.Context(user_id="alice", max_tokens=100),
+    )
+    (prompt,) = model.prompts
+    assert isinstance(prompt[0], SystemMessage) and prompt[-1].content == "and now?"
+    assert 1 < len(prompt) < len(old) and isinstance(prompt[1], HumanMessage)
+    assert "question 0" not in str(prompt) and "question 7" in str(prompt)
+
+
+def test_a_tool_refusal_is_an_error_the_model_retries_with_the_tools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = [call("explain_metric", name="alpha"), call("explain_metric", name="sortino"), "Ok."]
+    out, model = run_graph(monkeypatch, script, "what is alpha?")
+    refusal = out["messages"][2]
+    assert refusal.status == "error" and "valid metrics are" in refusal.content
+    assert "Tools:" in model.prompts[1][0].content  # not in answer-only mode: it may call again
+    assert "Tools:" not in model.prompts[2][0].content  # after a real result it answers
+    assert out["messages"][-1].content == "Ok."
+
+
+def test_a_reply_cut_off_at_the_token_limit_keeps_its_complete_sentences(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cut = AIMessage(
+        "Sortino is like Sharpe. It counts only the downside and",
+        response_metadata={"finish_reason": "length"},
+    )
+    out, _ = run_graph(monkeypatch, [call("explain_metric", name="sortino"), cut], "sortino?")
+    assert out["messages"][-1].content == "Sortino is like Sharpe."
+    assert out["answer_source"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("One. Two is cut", "One."),
+        ("A ratio of 0.79 and", ""),  # a decimal point ends no sentence
+        ("Your backtests by total return (highest first): \n1.", ""),  # a dangling list
+        ("Two lines.\nHere they are:\n1. SmaCross on", "Two lines."),
+        ('He said "done." Then', 'He said "done."'),
+    ],
+)
+def test_complete_part(text: str, kept: str) -> None:
+    from graphs.chatops_advanced import complete_part
+
+    cut = AIMessage(text, response_metadata={"finish_reason": "length"})
+    assert complete_part(cut).content == kept
+    assert complete_part(AIMessage(text)).content == text  # only cut-off replies are cut
