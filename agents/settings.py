@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.registry import cached
@@ -104,14 +104,38 @@ class Settings(BaseSettings):
     local_model_path: Path | None = Field(
         default=None,
         validation_alias="QUANT_GENAI_LOCAL_MODEL_PATH",
-        description="A GGUF to serve instead of assembling the packaged Qwen2.5-Coder-0.5B",
+        description="One GGUF that serves every tier (one server, QUANT_GENAI_LOCAL_PORT/CTX) "
+        "instead of the packaged Qwen2.5-Coder-0.5B (mini) and 1.5B (standard and above)",
     )
     local_model_host: str = Field(default="127.0.0.1", validation_alias="QUANT_GENAI_LOCAL_HOST")
     local_model_port: int = Field(
-        default=8766, ge=1, le=65535, validation_alias="QUANT_GENAI_LOCAL_PORT"
+        default=8766,
+        ge=1,
+        le=65535,
+        validation_alias="QUANT_GENAI_LOCAL_PORT",
+        description="Port of the default embedded model's server (the 0.5B, or the GGUF given "
+        "as QUANT_GENAI_LOCAL_MODEL_PATH)",
     )
-    local_model_ctx: int = Field(default=8192, ge=512, validation_alias="QUANT_GENAI_LOCAL_CTX")
+    local_model_ctx: int = Field(
+        default=8192,
+        ge=512,
+        validation_alias="QUANT_GENAI_LOCAL_CTX",
+        description="Tokens per request of the embedded models (each server holds 2 slots)",
+    )
     local_model_threads: int = Field(default=2, ge=1, validation_alias="QUANT_GENAI_LOCAL_THREADS")
+    local_large_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias="QUANT_GENAI_LOCAL_LARGE_PORT",
+        description="Port of the 1.5B's server; unset = QUANT_GENAI_LOCAL_PORT + 1",
+    )
+    local_large_ctx: int | None = Field(
+        default=None,
+        ge=512,
+        validation_alias="QUANT_GENAI_LOCAL_LARGE_CTX",
+        description="Tokens per request of the 1.5B; unset = QUANT_GENAI_LOCAL_CTX",
+    )
 
     # -- the REST / LangGraph server (agents/serve/auth.py, agents/serve/api.py) ----------
     api_keys: dict[str, str] | None = Field(
@@ -148,6 +172,18 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _two_local_ports(self) -> Settings:
+        if (
+            self.local_model_path is None
+            and self.resolved_local_large_port == self.local_model_port
+        ):
+            raise ValueError(
+                "QUANT_GENAI_LOCAL_LARGE_PORT must differ from QUANT_GENAI_LOCAL_PORT: "
+                "each embedded model has its own server"
+            )
+        return self
+
     @field_validator("openai_api_key", mode="before")
     @classmethod
     def _blank_key_is_none(cls, v: object) -> object:
@@ -179,6 +215,17 @@ class Settings(BaseSettings):
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_local_large_port(self) -> int:
+        """The 1.5B's port: QUANT_GENAI_LOCAL_LARGE_PORT, else the next one after the 0.5B's."""
+        if self.local_large_port is not None:
+            return self.local_large_port
+        return self.local_model_port + 1 if self.local_model_port < 65535 else 65534
+
+    @property
+    def resolved_local_large_ctx(self) -> int:
+        return self.local_large_ctx if self.local_large_ctx is not None else self.local_model_ctx
 
     @property
     def resolved_database_url(self) -> str:

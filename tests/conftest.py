@@ -69,22 +69,50 @@ def fake_settings(make_settings: Callable[..., Settings], fake_openai: FakeServe
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def local_gguf() -> Path:
-    """The packaged GGUF, assembled once where `make model` puts it (./data/models)."""
+def _assembled(model_id: str) -> Path:
     from agents.llm.weights import assemble_model
 
-    return assemble_model(Settings(_env_file=None, data_dir=ROOT / "data"), progress=False)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=ROOT / "data")  # type: ignore[call-arg]
+    return assemble_model(settings, progress=False, model_id=model_id)
 
 
-@pytest.fixture(scope="session")
-def local_port() -> int:
-    """A port for this test session's local model server (not a developer's default)."""
+def _free_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_gguf() -> Path:
+    """The packaged 0.5B GGUF, assembled once where `make model` puts it (./data/models)."""
+    from agents.llm.weights import LOCAL_MODEL_ID
+
+    return _assembled(LOCAL_MODEL_ID)
+
+
+@pytest.fixture(scope="session")
+def local_large_gguf() -> Path:
+    """The packaged 1.5B GGUF, assembled once where `make model` puts it (./data/models)."""
+    from agents.llm.weights import LARGE_MODEL_ID
+
+    return _assembled(LARGE_MODEL_ID)
+
+
+@pytest.fixture(scope="session")
+def local_port() -> int:
+    """A port for this test session's local model server (not a developer's default)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def local_large_port(local_port: int) -> int:
+    """A port for this test session's 1.5B server (QUANT_GENAI_LOCAL_LARGE_PORT)."""
+    port = _free_port()
+    while port == local_port:
+        port = _free_port()
+    return port
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +135,30 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def local_env(monkeypatch: pytest.MonkeyPatch, local_gguf: Path, local_port: int) -> None:
-    """Process settings that route every model to this session's embedded model server."""
+    """Process settings that route every model to this session's embedded 0.5B server (one
+    GGUF for every tier through QUANT_GENAI_LOCAL_MODEL_PATH: the suite's fast default)."""
     monkeypatch.setenv("QUANT_GENAI_LOCAL_MODEL_PATH", str(local_gguf))
     monkeypatch.setenv("QUANT_GENAI_LOCAL_PORT", str(local_port))
     registry.reset()
+
+
+@pytest.fixture
+def local_models_env(
+    tmp_path: Path,
+    local_gguf: Path,
+    local_large_gguf: Path,
+    local_port: int,
+    local_large_port: int,
+) -> dict[str, str]:
+    """Settings (env names) of the embedded defaults proper: both packaged models, routed by
+    tier (mini → 0.5B on `local_port`, shared with `local_env`'s server; standard and above →
+    1.5B on `local_large_port`). The models are read from ./data/models; the ledger and stores
+    are this test's."""
+    assert local_gguf.parent == local_large_gguf.parent
+    return {
+        "QUANT_GENAI_DATA_DIR": str(local_gguf.parent.parent),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+        "CHROMADB_PATH": str(tmp_path / "chroma"),
+        "QUANT_GENAI_LOCAL_PORT": str(local_port),
+        "QUANT_GENAI_LOCAL_LARGE_PORT": str(local_large_port),
+    }

