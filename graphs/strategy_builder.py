@@ -1,53 +1,66 @@
-"""strategy_builder: a request in words → a `backtesting.Strategy` that really ran.
+"""strategy_builder: a request in words → a typed spec the model fills → code compiled from it
+→ a real, sandboxed backtest.
 
-Governance first (only masked text reaches a model), then the user's similar backtests and
-strategies as context, one generated class, static validation, a real backtest in the sandboxed
-subprocess, and a bounded repair loop that shows the model its own code with the exact error.
-A success is indexed into the user's stores, so the next request can retrieve it.
+Spec mode (the default): governance first (only masked text reaches a model); the model fills a
+`StrategySpec` through structured output (OpenAI structured outputs; grammar-constrained decoding
+on llama.cpp); code then checks it against the request (`agents.quant.faithfulness`): what the
+request states and the spec lacks or contradicts is fixed in code where the request gives the
+value (a 5% stop, a direction, a size), else sent back to the model by name; what the spec adds
+that nobody asked for is dropped; a repair that changes nothing ends the loop. What no spec can
+express is answered honestly ("cannot express X; closest: ..."), never substituted. A
+deterministic compiler turns the spec into readable `backtesting.Strategy` source that is
+validated and backtested in the sandbox, and indexed as a whole module. The user's similar past
+backtests are retrieved and cited by id in the answer — they inform it; they are not shown to the
+model to copy.
 
-Tokens and cost are summed from *this run's* ledger rows: every model call gets a fresh run id
-(the cost callback records it as the row's request id), so concurrent runs of the same user and
-service never mix.
+Code mode (`Context.mode="code"`): free-form code for capable models, through the same
+validation and sandbox, with a bounded repair loop that shows the model its own code and error.
+
+Tokens and cost are summed from this run's ledger rows (the run ids of its model calls).
 """
 
 from __future__ import annotations
 
 import ast
+import calendar
 import inspect
 import logging
 import operator
 import re
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationError
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
 from agents.llm.catalog import validate_model
-from agents.llm.factory import create_chat_model_with_fallback, model_used
+from agents.llm.factory import create_chat_model_with_fallback, model_used, route_used
 from agents.llm.tool_calls import message_text
 from agents.quant import corpus
-from agents.quant.backtests import BacktestResult, load_ohlcv, load_ohlcv_csv
+from agents.quant.backtests import BacktestResult, backtest_facts, load_ohlcv, load_ohlcv_csv
+from agents.quant.claims import claims
+from agents.quant.compiler import compile_spec
+from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
+from agents.quant.spec import StrategySpec
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
+from graphs import prompts as P
 
 log = logging.getLogger(__name__)
 
 SERVICE = "strategy_builder"
 MAX_ERROR_CHARS = 1500
-
-# --------------------------------------------------------------------------------------------
-# Prompts
-# --------------------------------------------------------------------------------------------
+DEFAULT_RAG_MAX_TOKENS = 500
 
 
 def _example(*objects: Any) -> str:
@@ -63,100 +76,55 @@ FEW_SHOT_EXAMPLES: tuple[str, ...] = (
     _example(corpus.sma, corpus.SmaCross),
     _example(corpus.rsi, corpus.RsiMeanReversion),
 )
-
 STRATEGY_SYSTEM = (
     "You are a quantitative trading strategy expert who writes Python for the backtesting.py "
-    "library. You write exactly ONE class that subclasses `backtesting.Strategy`.\n"
-    "Rules:\n"
-    "- Imports allowed: " + ", ".join(sorted(ALLOWED_IMPORTS - {"__future__"})) + ". "
-    "Start with `from backtesting import Strategy` (and `from backtesting.lib import crossover` "
-    "if you need it).\n"
-    "- Tunable parameters are class attributes with literal values (e.g. `fast = 10`).\n"
-    "- `def init(self):` computes every indicator with `self.I(func, self.data.Close, ...)`, "
-    "where `func` is a plain function you define with pandas/numpy returning an array.\n"
-    "- `def next(self):` trades with `self.buy()`, `self.sell()` or `self.position.close()`, "
-    "reading the latest values as `indicator[-1]` or with `crossover(a, b)`.\n"
-    "- Positions are fractional units: use ratios and comparisons between prices and "
-    "indicators only, never fixed price levels or share counts.\n"
-    "- No file, network or process access, no eval/exec/open, no printing.\n"
-    "Reply with the complete code in one ```python block and nothing else."
-)
-STRATEGY_USER = (
-    "Example of a valid strategy:\n```python\n{example}```\n\n"
-    "{context}"
-    "Write a strategy for this request: {request}"
-)
+    "library. You write exactly ONE class that subclasses `backtesting.Strategy`.\nRules:\n"
+    "- Imports allowed: " + ", ".join(sorted(ALLOWED_IMPORTS - {"__future__"})) + ".\n"
+) + P.CODE_SYSTEM_RULES
+STRATEGY_USER = "Example of a valid strategy:\n```python\n{example}```\n\n{context}" + P.CODE_USER
 CONTEXT_HEADER = "The user's past work, for reference:\n"
-REPAIR_USER = (
-    "Request: {request}\n\n"
-    "This strategy code failed {stage}:\n```python\n{code}\n```\n\n"
-    "Error{where}:\n{error}\n\n"
-    "{hint}"
-    "Fix the error and reply with the complete corrected code in one ```python block."
-)
-# The mistakes the embedded 0.5B model repeats (bench/results/services.json), each with the
-# concrete fix: measured, the bare error alone made it resend the same code.
-REPAIR_HINTS: tuple[tuple[str, str], ...] = (
-    (
-        "must be a simple literal",
-        "Class attributes are tunable parameters and must be plain numbers (`fast = 5`). "
-        "Compute indicators inside `def init(self):`, e.g. "
-        "`self.ema_fast = self.I(ema, self.data.Close, self.fast)`.",
-    ),
-    (
-        "same length as `data`",
-        "The function given to `self.I` must return an array exactly as long as its input: "
-        "use pandas rolling windows, e.g. "
-        "`return pd.Series(values).rolling(n).max().to_numpy()`, never a single number.",
-    ),
-    (
-        "'Position' object has no attribute",
-        "`self.position` only has `size`, `pl`, `pl_pct`, `is_long`, `is_short` and `close()`. "
-        "For a stop loss pass it when buying: `self.buy(sl=self.data.Close[-1] * 0.95)`.",
-    ),
-    (
-        "object has no attribute",
-        "Every `self.<name>` you read must be a class parameter (`name = 20`) or be assigned "
-        "in `init()` before it is used.",
-    ),
-    (
-        "no Python code",
-        "Reply with Python code only: one ```python block containing the whole class.",
-    ),
-)
-BLOCKED_NOTE = "blocked by prompt governance: {reasons}"
-DEFAULT_RAG_MAX_TOKENS = 500
-PROMPT_OVERHEAD_TOKENS = (
+NO_CODE_ERROR = P.NO_CODE_ERROR
+PROMPT_OVERHEAD_TOKENS = 16 + max(
+    count_tokens(P.SPEC_SYSTEM) + count_tokens(P.SPEC_REPAIR_USER) + 900,  # + the spec itself
     count_tokens(STRATEGY_SYSTEM)
     + count_tokens(STRATEGY_USER)
     + max(count_tokens(e) for e in FEW_SHOT_EXAMPLES)
-    + DEFAULT_RAG_MAX_TOKENS
-    + 16  # message framing
+    + DEFAULT_RAG_MAX_TOKENS,
 )
 """Tokens of the fixed prompt around the user's request (REST checks the context window)."""
-NO_CODE_ERROR = "the reply contained no Python code defining a backtesting.Strategy subclass"
 
 # --------------------------------------------------------------------------------------------
 # Context and state
 # --------------------------------------------------------------------------------------------
 
 
+def _d(text: str) -> Any:
+    return Field(description=text)
+
+
 @dataclass(kw_only=True)
 class Context(BaseContext):
     """Knobs of the strategy builder."""
 
+    mode: Literal["spec", "code"] = field(
+        default="spec",
+        metadata={
+            "description": "spec: the model fills a typed spec that code compiles (default); "
+            "code: free-form code for capable models, through the sandbox."
+        },
+    )
     symbol: str = field(
         default="GOOG",
-        metadata={"description": "Bundled symbol to backtest on (GOOG, EURUSD, BTCUSD)."},
+        metadata={"description": "Bundled symbol when the request names none."},
     )
     max_repairs: int = field(
-        default=2, metadata={"description": "Repair attempts after the first draft fails."}
+        default=2, metadata={"description": "Repairs after the first spec or draft fails."}
     )
     max_tokens: int = field(
-        default=600, metadata={"description": "Output token cap for each draft or repair."}
+        default=600, metadata={"description": "Output token cap for each model call."}
     )
     temperature: float = field(
-        default=0.2,
+        default=0.0,
         metadata={"description": "Sampling temperature (ignored by reasoning models)."},
     )
     timeout_s: float = field(
@@ -167,12 +135,12 @@ class Context(BaseContext):
     )
     use_rag: bool = field(
         default=True,
-        metadata={"description": "Give the model the user's similar backtests and strategies."},
+        metadata={"description": "Look up the user's similar past backtests to cite."},
     )
     rag_k: int = field(default=3, metadata={"description": "Similar backtests to retrieve."})
     rag_max_tokens: int = field(
         default=DEFAULT_RAG_MAX_TOKENS,
-        metadata={"description": "Token budget of the retrieved context in the prompt."},
+        metadata={"description": "Code mode: token budget of the past work in the prompt."},
     )
 
 
@@ -180,29 +148,47 @@ class Context(BaseContext):
 class InputState:
     """What to build; optionally on the user's own OHLCV CSV and a date range."""
 
-    request: str = ""
-    csv_path: str | None = None
-    start: str | None = None
-    end: str | None = None
+    request: Annotated[str, _d("The strategy in words (English or Korean).")] = ""
+    csv_path: Annotated[str | None, _d("A server-side OHLCV CSV (programmatic use).")] = None
+    start: Annotated[str | None, _d("First date of the backtest, YYYY-MM-DD.")] = None
+    end: Annotated[str | None, _d("Last date of the backtest, YYYY-MM-DD.")] = None
 
 
 @dataclass(kw_only=True)
 class OutputState:
-    ok: bool = False
-    blocked: bool = False
-    code: str = ""
-    strategy_class: str | None = None
-    metrics: BacktestResult | None = None
-    error: str | None = None
-    error_line: int | None = None
-    failed_stage: Literal["validation", "backtest", "model"] | None = None
-    repairs: int = 0
-    model_used: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    list_price_usd: float = 0.0
-    rag_used: bool = False
+    ok: Annotated[bool, _d("A strategy was built as asked and its backtest ran.")] = False
+    blocked: Annotated[bool, _d("Prompt governance refused the request.")] = False
+    answer: Annotated[str, _d("The answer in words: what was built and assumed, or why not.")] = ""
+    expressible: Annotated[bool, _d("False: the request asks for what no spec can say.")] = True
+    unsupported: Annotated[list[str], _d("What the request asks that cannot be expressed.")] = (
+        field(default_factory=list)
+    )
+    spec: Annotated[dict[str, Any] | None, _d("The filled StrategySpec (spec mode).")] = None
+    code: Annotated[str, _d("The strategy's Python source: a whole, runnable module.")] = ""
+    strategy_class: Annotated[str | None, _d("The Strategy subclass in `code`.")] = None
+    assumptions: Annotated[list[str], _d("Every value the request did not state.")] = field(
+        default_factory=list
+    )
+    discrepancies: Annotated[list[str], _d("Where the spec still differs from the request.")] = (
+        field(default_factory=list)
+    )
+    metrics: Annotated[BacktestResult | None, _d("The real backtest's result.")] = None
+    related: Annotated[list[dict[str, Any]], _d("The user's similar past backtests, cited.")] = (
+        field(default_factory=list)
+    )
+    error: Annotated[str | None, _d("What failed, in words.")] = None
+    error_line: Annotated[int | None, _d("Code mode: the failing line.")] = None
+    failed_stage: Annotated[
+        Literal["validation", "backtest", "model", "spec"] | None, _d("Where it failed.")
+    ] = None
+    repairs: Annotated[int, _d("Repair rounds used.")] = 0
+    model_used: Annotated[str | None, _d("The catalog model that answered.")] = None
+    served_by: Annotated[str | None, _d("What served it (route: served model).")] = None
+    input_tokens: Annotated[int, _d("Input tokens of this run's model calls.")] = 0
+    output_tokens: Annotated[int, _d("Output tokens of this run's model calls.")] = 0
+    cost_usd: Annotated[float, _d("What this run's model calls cost.")] = 0.0
+    list_price_usd: Annotated[float, _d("The catalog list price of the same tokens.")] = 0.0
+    rag_used: Annotated[bool, _d("Similar past backtests were found and cited.")] = False
     notes: Annotated[list[str], operator.add] = field(default_factory=list)
 
 
@@ -210,6 +196,8 @@ class OutputState:
 class State(InputState, OutputState):
     masked_request: str = ""
     rag_context: str = ""
+    spec_error: str | None = None  # the last reply that was no valid spec
+    previous_spec: dict[str, Any] | None = None
     # Run ids of this run's model calls = the request ids of its ledger rows.
     call_ids: Annotated[list[str], operator.add] = field(default_factory=list)
 
@@ -251,11 +239,7 @@ def _bare_code(text: str) -> str:
 
 
 def extract_code(reply: str) -> str:
-    """The strategy code in a model reply: fenced or bare, with the prose around it dropped.
-
-    A 0.5B model wraps code in prose, uses ```python, ```py or bare fences, splits imports and
-    class into separate blocks, or runs out of tokens inside a fence; all of these still count.
-    """
+    """The strategy code in a model reply: fenced or bare, with the prose around it dropped."""
     text = _THINK.sub("", reply).replace("\r\n", "\n")
     blocks = [
         textwrap.dedent(body).strip("\n")
@@ -306,11 +290,7 @@ _IMPORT_FIXES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
 
 
 def add_missing_imports(code: str) -> str:
-    """Add the standard imports a small model forgets (`pd.` used, `pandas` never imported).
-
-    Only the allow-listed names the prompt teaches; anything else is left for validation to
-    reject with a reason the model can act on.
-    """
+    """Add the standard imports a small model forgets (`pd.` used, `pandas` never imported)."""
     missing = [
         imp for used, have, imp in _IMPORT_FIXES if used.search(code) and not have.search(code)
     ]
@@ -320,7 +300,7 @@ def add_missing_imports(code: str) -> str:
 def format_context(
     backtests: list[RetrievedContext], strategies: list[RetrievedContext], max_tokens: int
 ) -> str:
-    """The user's similar backtests (summaries) then strategies (code), best first, in budget."""
+    """Code mode: the user's similar backtests then strategies, best first, in budget."""
     items = [("backtest", c.content) for c in backtests]
     items += [("strategy", f"```python\n{c.content.strip()}\n```") for c in strategies]
     parts = keep_within_budget(
@@ -333,15 +313,15 @@ def format_context(
 
 
 def repair_prompt(request: str, code: str, stage: str, error: str, line: int | None) -> str:
-    """What the model sees to fix its code: the code, where it failed and the exact error."""
+    """Code mode: the model's code, where it failed and the exact error (plus a known fix)."""
     where = ""
     if line is not None:
         lines = code.splitlines()
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         where = f" at line {line}" + (f" (`{text}`)" if text else "")
     stage_text = "static validation" if stage == "validation" else "when backtested"
-    hint = next((h for marker, h in REPAIR_HINTS if marker in error), "")
-    return REPAIR_USER.format(
+    hint = next((h for marker, h in P.CODE_REPAIR_HINTS if marker in error), "")
+    return P.CODE_REPAIR_USER.format(
         request=request,
         stage=stage_text,
         code=code.rstrip() or "# (no code)",
@@ -351,8 +331,80 @@ def repair_prompt(request: str, code: str, stage: str, error: str, line: int | N
     )
 
 
+_STATED_SCALARS = frozenset(
+    {"stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "atr_stop_multiple"}
+    | {"max_bars", "size_pct", "direction", "symbol", "start", "end"}
+)
+_DROPPABLE = _STATED_SCALARS | {"short_entry"}
+
+
+def _date_of(prefix: str, *, end: bool) -> str | None:
+    """A date from a prefix, the first (or last) day it covers: 2010 → 2010-01-01."""
+    parts = [int(x) for x in re.findall(r"\d+", prefix)][:3]
+    if not parts:
+        return None
+    year, month, day = [*parts, 0, 0][:3]
+    month = month or (12 if end else 1)
+    if not day:
+        day = calendar.monthrange(year, month)[1] if end else 1
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+def apply_stated(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """Repairs code can make by name, with no model: a value the request states for a scalar
+    field is written in (a 5% stop, short, 50% of equity, a symbol, dates); a scalar the spec
+    invented is dropped. Returns the spec and what was changed."""
+    found = [c for c in claims(request) if c.field in _STATED_SCALARS]
+    stated = {c.field: c.value for c in found}
+    directions = {c.value for c in found if c.field == "direction"}
+    if "both" in directions or {"long", "short"} <= directions:
+        stated["direction"] = "both"
+    for bound in ("start", "end"):  # claims give date prefixes: 2010, 2010-06, 2010-06-30
+        if bound in stated:
+            stated[bound] = _date_of(str(stated[bound]), end=bound == "end")
+    report = check(request, spec)
+    dropped = {a.field for a in report.violations if a.field in _DROPPABLE} - set(stated)
+    update: dict[str, Any] = {f: None for f in dropped}
+    update |= {f: v for f, v in stated.items() if str(getattr(spec, f)) != str(v)}
+    if not update:
+        return spec, []
+    try:
+        fixed = StrategySpec.model_validate({**spec.model_dump(), **update})
+    except ValidationError:
+        return spec, []
+    changes = [f"{f}: {getattr(spec, f)!r} → {v!r}" for f, v in update.items()]
+    return fixed, changes
+
+
+def spec_answer(state: State, ctx: Context) -> str:
+    """The user's answer in words, from the compiled strategy, its backtest and past work."""
+    parts: list[str] = []
+    m = state.metrics
+    if m is not None:
+        facts = backtest_facts(m)
+        hold = facts.get("buy-and-hold return")
+        parts.append(
+            f"Built {state.strategy_class} for {m.symbol}, {facts['period']}: total return "
+            f"{facts['total return']}"
+            + (f" (buy and hold: {hold})" if hold else "")
+            + f", Sharpe ratio {facts['Sharpe ratio']}, max drawdown {facts['max drawdown']}, "
+            f"{facts['trades']} trades."
+        )
+    if state.assumptions:
+        parts.append("Assumed (not in the request): " + "; ".join(state.assumptions) + ".")
+    if state.related:
+        cites = ", ".join(
+            f"{r['backtest_id']} ({r['summary'][:80]})" for r in state.related[: ctx.rag_k]
+        )
+        parts.append("Your similar past backtests: " + cites + ".")
+    return " ".join(parts)
+
+
 # --------------------------------------------------------------------------------------------
-# Nodes
+# Nodes: governance and retrieval (both modes)
 # --------------------------------------------------------------------------------------------
 
 
@@ -369,8 +421,8 @@ def govern(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         load_ohlcv(ctx.symbol)
     report = gate(state.request)
     if report.verdict == "block":
-        error = BLOCKED_NOTE.format(reasons=blocked_reasons(report))
-        return {"blocked": True, "error": error, "notes": [error]}
+        error = P.BLOCKED_NOTE.format(reasons=blocked_reasons(report))
+        return {"blocked": True, "error": error, "answer": error, "notes": [error]}
     return {"masked_request": report.masked_text}
 
 
@@ -379,7 +431,7 @@ def route_after_governance(state: State) -> Literal["retrieve", "finish"]:
 
 
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The user's similar backtests and strategies; without Chroma, go on without them."""
+    """The user's similar backtests (cited by id); in code mode also their strategies."""
     ctx = runtime.context
     if not ctx.use_rag:
         return {"notes": ["RAG switched off for this run"]}
@@ -388,25 +440,34 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         backtests = retriever.search_similar_backtests(
             ctx.user_id, state.masked_request, k=ctx.rag_k
         )
-        strategies = retriever.search_similar_strategies(ctx.user_id, state.masked_request, k=1)
+        strategies = (
+            retriever.search_similar_strategies(ctx.user_id, state.masked_request, k=1)
+            if ctx.mode == "code"
+            else []
+        )
     except RetrievalUnavailableError as exc:
         log.warning("strategy_builder: retrieval unavailable: %s", exc)
         return {"notes": [f"answered without RAG: {exc}"]}
+    related = [
+        {"backtest_id": c.id, "summary": c.content, "score": round(c.score, 3)} for c in backtests
+    ]
     context = format_context(backtests, strategies, ctx.rag_max_tokens)
-    if not context:
-        return {"notes": ["no similar backtests or strategies of this user to use as context"]}
-    return {"rag_context": context, "rag_used": True}
+    return {"rag_context": context, "related": related, "rag_used": bool(related)}
+
+
+def route_mode(state: State, runtime: Runtime[Context]) -> Literal["fill_spec", "generate"]:
+    return "generate" if runtime.context.mode == "code" else "fill_spec"
+
+
+# --------------------------------------------------------------------------------------------
+# Model calls
+# --------------------------------------------------------------------------------------------
 
 
 def _chat(runtime: Runtime[Context]) -> Any:
     ctx = runtime.context
-    return create_chat_model_with_fallback(
-        SERVICE,
-        ctx.model,
-        user_id=ctx.user_id,
-        max_tokens=ctx.max_tokens,
-        temperature=ctx.temperature,
-    )
+    overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens, "temperature": ctx.temperature}
+    return create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
 
 
 class _ChatRunIds(BaseCallbackHandler):
@@ -421,41 +482,180 @@ class _ChatRunIds(BaseCallbackHandler):
         self.ids.append(str(run_id))
 
 
-def _ask(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
-    """One model call (and its fallback's, if any); their run ids are their ledger rows' ids."""
-    chat = _chat(runtime)
-    calls = _ChatRunIds()
-    messages = [SystemMessage(STRATEGY_SYSTEM), HumanMessage(prompt)]
-    requested = validate_model(SERVICE, runtime.context.model).id
-    try:
-        reply = chat.invoke(messages, config={"callbacks": [calls]})
-    except QuotaExceededError:
-        raise  # the caller hears 429 with when to retry; nothing was sent
-    except Exception as exc:  # endpoint down or timing out after the client's retries
-        log.warning("strategy_builder: model call failed: %s", type(exc).__name__)
-        return {
-            "call_ids": calls.ids,  # a failed call still has its ledger row
-            "model_used": requested,
-            "error": f"model call failed: {type(exc).__name__}: {exc}",
-            "error_line": None,
-            "failed_stage": "model",
-        }
+def _who(reply: Any, requested: str) -> dict[str, Any]:
+    """The catalog model that answered and what served it."""
+    if not isinstance(reply, AIMessage):
+        return {"model_used": requested}
+    served = reply.response_metadata.get("model_name") or reply.response_metadata.get("model")
+    route = route_used(reply)
     return {
-        "code": extract_code(message_text(reply.content)),
-        "call_ids": calls.ids,
         "model_used": model_used(reply) or requested,
+        "served_by": f"{route}: {served}" if route and served else None,
     }
 
 
+def _failed_call(calls: _ChatRunIds, requested: str, exc: Exception) -> dict[str, Any]:
+    log.warning("strategy_builder: model call failed: %s", type(exc).__name__)
+    return {
+        "call_ids": calls.ids,  # a failed call still has its ledger row
+        "model_used": requested,
+        "error": f"model call failed: {type(exc).__name__}: {exc}",
+        "error_line": None,
+        "failed_stage": "model",
+    }
+
+
+def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
+    """One structured-output call: the model fills a StrategySpec (or says why it could not)."""
+    calls = _ChatRunIds()
+    requested = validate_model(SERVICE, runtime.context.model).id
+    chain = _chat(runtime).with_structured_output(
+        StrategySpec, method="json_schema", include_raw=True
+    )
+    messages = [SystemMessage(P.SPEC_SYSTEM), HumanMessage(prompt)]
+    try:
+        out = chain.invoke(messages, config={"callbacks": [calls]})
+    except QuotaExceededError:
+        raise  # the caller hears 429 with when to retry; nothing was sent
+    except Exception as exc:  # endpoint down or timing out after the client's retries
+        return _failed_call(calls, requested, exc)
+    update = {"call_ids": calls.ids, **_who(out.get("raw"), requested)}
+    spec = out.get("parsed")
+    if isinstance(spec, StrategySpec):
+        return {**update, "spec": spec.model_dump(mode="json"), "spec_error": None}
+    error = str(out.get("parsing_error") or "no spec in the reply")[:MAX_ERROR_CHARS]
+    return {**update, "spec_error": error}
+
+
+def _ask_code(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
+    """Code mode: one model call (and its fallback's, if any)."""
+    calls = _ChatRunIds()
+    requested = validate_model(SERVICE, runtime.context.model).id
+    messages = [SystemMessage(STRATEGY_SYSTEM), HumanMessage(prompt)]
+    try:
+        reply = _chat(runtime).invoke(messages, config={"callbacks": [calls]})
+    except QuotaExceededError:
+        raise
+    except Exception as exc:
+        return _failed_call(calls, requested, exc)
+    return {
+        "code": extract_code(message_text(reply.content)),
+        "call_ids": calls.ids,
+        **_who(reply, requested),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes: spec mode
+# --------------------------------------------------------------------------------------------
+
+
+def fill_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The model fills the spec from the (masked) request."""
+    return _ask_spec(runtime, P.SPEC_USER.format(request=state.masked_request))
+
+
+def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Faithfulness in code: fix what the request states, drop what it never asked for, and
+    list what still differs; stop on a repair that changed nothing."""
+    if state.failed_stage == "model" or state.spec is None:
+        return {}
+    spec, changes = apply_stated(state.masked_request, StrategySpec.model_validate(state.spec))
+    report = check(state.masked_request, spec)
+    update: dict[str, Any] = {
+        "spec": spec.model_dump(mode="json"),
+        "discrepancies": [d.message for d in report.discrepancies]
+        + [a.message for a in report.violations],
+        "assumptions": [a.message for a in report.assumptions],
+        "notes": [f"fixed in code from the request: {c}" for c in changes],
+    }
+    if state.previous_spec is not None and state.previous_spec == update["spec"]:
+        update["notes"] = [*update["notes"], "the repair changed nothing: stopped repairing"]
+        update["repairs"] = runtime.context.max_repairs  # no further round
+    return update
+
+
+def route_after_spec(
+    state: State, runtime: Runtime[Context]
+) -> Literal["repair_spec", "refuse", "compile", "finish"]:
+    if state.failed_stage == "model":
+        return "finish"
+    can_repair = state.repairs < runtime.context.max_repairs
+    if state.spec is None:
+        return "repair_spec" if can_repair else "finish"
+    if unexpressible(state.masked_request) or state.spec.get("unsupported"):
+        return "refuse"
+    if state.discrepancies:
+        return "repair_spec" if can_repair else "finish"  # never build what was not asked
+    return "compile"
+
+
+def repair_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Back to the model, every problem named (or the reason its reply was no spec)."""
+    request = state.masked_request
+    if state.spec is None:
+        prompt = P.SPEC_INVALID_USER.format(request=request, error=state.spec_error)
+    else:
+        spec = StrategySpec.model_validate(state.spec)
+        instructions = check(request, spec).repair_instructions()
+        prompt = P.SPEC_REPAIR_USER.format(
+            request=request, spec=spec.model_dump_json(exclude_none=True), instructions=instructions
+        )
+    return {**_ask_spec(runtime, prompt), "previous_spec": state.spec, "repairs": state.repairs + 1}
+
+
+def refuse(state: State) -> dict[str, Any]:
+    """What the spec cannot express, said plainly, with the closest expressible strategy."""
+    what = unexpressible(state.masked_request) + list((state.spec or {}).get("unsupported") or [])
+    what = list(dict.fromkeys(what))
+    answer = P.CANNOT_EXPRESS.format(what=", ".join(what))
+    spec = state.spec
+    if spec is not None:
+        closest = StrategySpec.model_validate({**spec, "unsupported": []})
+        answer += P.CLOSEST.format(description=compile_spec(closest).description)
+    return {"expressible": False, "unsupported": what, "answer": answer, "ok": False}
+
+
+def compile_node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The deterministic compiler: spec → a whole, readable module (validated before running)."""
+    assert state.spec is not None
+    spec = StrategySpec.model_validate(state.spec)
+    if spec.symbol is None and runtime.context.symbol != "GOOG":
+        spec = spec.model_copy(update={"symbol": runtime.context.symbol})
+    compiled = compile_spec(spec)
+    report = validate_strategy_code(compiled.code)
+    if not report.ok:  # our compiler's bug, not the user's: say so
+        error = f"compiled code failed validation: {report.summary()}"
+        return {"error": error, "failed_stage": "validation"}
+    assumed = [a.reason for a in compiled.assumptions]
+    return {
+        "code": compiled.code,
+        "strategy_class": compiled.class_name,
+        "assumptions": list(dict.fromkeys([*state.assumptions, *assumed])),
+        "failed_stage": None,
+        "error": None,
+        "spec": spec.model_dump(mode="json"),
+    }
+
+
+def route_after_compile(state: State) -> Literal["backtest", "finish"]:
+    return "finish" if state.failed_stage else "backtest"
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes: code mode
+# --------------------------------------------------------------------------------------------
+
+
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The first draft: a few-shot example, the user's context, the (masked) request."""
+    """Code mode's first draft: a few-shot example, the user's context, the (masked) request."""
     example = (
         FEW_SHOT_EXAMPLES[1] if "rsi" in state.masked_request.lower() else FEW_SHOT_EXAMPLES[0]
     )
     prompt = STRATEGY_USER.format(
         example=example, context=state.rag_context, request=state.masked_request
     )
-    return _ask(runtime, prompt)
+    return _ask_code(runtime, prompt)
 
 
 def validate(state: State) -> dict[str, Any]:
@@ -477,7 +677,7 @@ def validate(state: State) -> dict[str, Any]:
 
 
 def _can_repair(state: State, runtime: Runtime[Context]) -> bool:
-    return state.repairs < runtime.context.max_repairs
+    return runtime.context.mode == "code" and state.repairs < runtime.context.max_repairs
 
 
 def route_after_validation(
@@ -490,19 +690,39 @@ def route_after_validation(
     return "repair" if _can_repair(state, runtime) else "finish"
 
 
+def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Code mode: the model gets its own code and the exact error, and returns the fix."""
+    prompt = repair_prompt(
+        state.masked_request,
+        state.code,
+        state.failed_stage or "validation",
+        state.error or "",
+        state.error_line,
+    )
+    return {**_ask_code(runtime, prompt), "repairs": state.repairs + 1}
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes: both modes
+# --------------------------------------------------------------------------------------------
+
+
 def backtest(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A real backtest of the code in the sandboxed subprocess."""
     ctx = runtime.context
+    symbol = (state.spec or {}).get("symbol") or ctx.symbol
+    start = state.start or (state.spec or {}).get("start")
+    end = state.end or (state.spec or {}).get("end")
     result = run_in_sandbox(
         state.code,
-        symbol=ctx.symbol,
+        symbol=symbol,
         csv_path=state.csv_path,
         user_id=ctx.user_id,
         strategy_name=state.strategy_class,
         timeout_s=ctx.timeout_s,
         memory_mb=ctx.memory_mb,
-        start=state.start,
-        end=state.end,
+        start=start,
+        end=end,
     )
     if not result.ok or result.result is None:
         error = f"[{result.error_kind}] {result.error or 'no result'}"
@@ -521,18 +741,6 @@ def route_after_backtest(
     return "repair" if _can_repair(state, runtime) else "finish"
 
 
-def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The model gets its own code and the exact error, and returns the fixed code."""
-    prompt = repair_prompt(
-        state.masked_request,
-        state.code,
-        state.failed_stage or "validation",
-        state.error or "",
-        state.error_line,
-    )
-    return {**_ask(runtime, prompt), "repairs": state.repairs + 1}
-
-
 def index(state: State) -> dict[str, Any]:
     """Index the backtest and its code in the user's stores; a down Chroma is only a note."""
     assert state.metrics is not None
@@ -544,22 +752,31 @@ def index(state: State) -> dict[str, Any]:
     return {"ok": True}
 
 
-def finish(state: State) -> dict[str, Any]:
-    """Close the run: its usage, every output field written (LangGraph omits unwritten ones)."""
+def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Close the run: the answer, its usage, every output field (LangGraph omits unwritten)."""
     update: dict[str, Any] = {
         f.name: getattr(state, f.name) for f in fields(OutputState) if f.name != "notes"
     }
     update.update(asdict(get_ledger().totals(state.call_ids)), notes=[])
+    if state.ok and not state.answer:
+        update["answer"] = spec_answer(state, runtime.context)
     if state.failed_stage is not None:
         update["ok"] = False
         update["notes"] = [f"gave up after {state.repairs} repair(s): {state.failed_stage} failed"]
+        if not state.answer:
+            update["answer"] = f"Could not build it: {state.error}"
+    elif runtime.context.mode == "spec" and not (state.ok or state.blocked) and state.expressible:
+        if state.spec is None:
+            error = f"no valid spec after {state.repairs} repair(s): {state.spec_error}"
+        else:
+            error = "the spec still differs from the request: " + "; ".join(state.discrepancies)
+        update.update(failed_stage="spec", error=error, answer=f"Could not build it: {error}")
     return update
 
 
 # --------------------------------------------------------------------------------------------
 # Service function
 # --------------------------------------------------------------------------------------------
-
 
 # The service function returns the graph's own output type, validated (metrics → BacktestResult).
 StrategyBuildResult = OutputState
@@ -571,6 +788,7 @@ def build_strategy(
     *,
     user_id: str,
     model: str | None = None,
+    mode: Literal["spec", "code"] = "spec",
     symbol: str = "GOOG",
     csv_path: str | None = None,
     start: str | None = None,
@@ -584,6 +802,7 @@ def build_strategy(
     ctx = Context(
         user_id=user_id,
         model=model,
+        mode=mode,
         symbol=symbol,
         max_repairs=max_repairs,
         max_tokens=max_tokens,
@@ -602,19 +821,29 @@ builder = StateGraph(
 )
 builder.add_node(govern)
 builder.add_node(retrieve)
+builder.add_node(fill_spec)
+builder.add_node(check_spec)
+builder.add_node(repair_spec)
+builder.add_node(refuse)
+builder.add_node("compile", compile_node)
 builder.add_node(generate)
 builder.add_node(validate)
-builder.add_node(backtest)
 builder.add_node(repair)
+builder.add_node(backtest)
 builder.add_node(index)
 builder.add_node(finish)
 builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_governance)
-builder.add_edge("retrieve", "generate")
+builder.add_conditional_edges("retrieve", route_mode)
+builder.add_edge("fill_spec", "check_spec")
+builder.add_conditional_edges("check_spec", route_after_spec)
+builder.add_edge("repair_spec", "check_spec")
+builder.add_edge("refuse", "finish")
+builder.add_conditional_edges("compile", route_after_compile)
 builder.add_edge("generate", "validate")
 builder.add_conditional_edges("validate", route_after_validation)
-builder.add_conditional_edges("backtest", route_after_backtest)
 builder.add_edge("repair", "validate")
+builder.add_conditional_edges("backtest", route_after_backtest)
 builder.add_edge("index", "finish")
 builder.add_edge("finish", END)
-graph = builder.compile(name="strategy_builder")
+graph = builder.compile(name=SERVICE)

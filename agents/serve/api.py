@@ -335,13 +335,20 @@ def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
 
 @app.post("/v1/chat")
 def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
-    """One turn of a per-user thread (memory in this server process)."""
+    """One turn of a per-user thread; memory is durable (SQLite under the data dir, or Postgres)."""
     model = _validated("chatops_advanced", body.model)
     check_fits("chatops_advanced", model, body.message, body.max_tokens)
-    reply = chatops_advanced.chat(
+    reply = chatops_advanced.chat_turn(
         body.message, user_id=user, **body.model_dump(exclude={"message"})
     )
-    return _json({"thread_id": body.thread_id, "reply": reply})
+    return _json(
+        {
+            "thread_id": body.thread_id,
+            "reply": reply.text,
+            "model_used": reply.model_used,
+            "answer_source": reply.answer_source,
+        }
+    )
 
 
 @app.post("/v1/backtests", status_code=201)

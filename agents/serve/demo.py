@@ -99,6 +99,8 @@ def run_demo(console: Console) -> None:
 
 
 DEMO_CORPUS_USERS = 8
+DEMO_STRATEGY = "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60."
+DEMO_CHAT = "Which of my backtests has the best Sharpe ratio?"
 RAG_USER = "user-000"
 RAG_QUERY = "trend-following strategy on GOOG with a good Sharpe ratio and shallow drawdown"
 
@@ -148,45 +150,39 @@ def show_services(console: Console) -> None:
     )
 
     t0 = time.perf_counter()
-    built = strategy_builder.build_strategy(
-        "an SMA crossover strategy with fast 10 and slow 30", user_id=DEMO_USER, max_repairs=2
-    )
-    if built.ok and built.metrics is not None:
-        m = built.metrics
-        outcome = (
-            f"return {m.total_return_pct:.1f}%, Sharpe {m.sharpe or 0:.2f}, "
-            f"{m.num_trades} trades on {m.symbol}; indexed as {m.id}"
-        )
-    else:
-        outcome = f"failed at {built.failed_stage}: {built.error}"
+    built = strategy_builder.build_strategy(DEMO_STRATEGY, user_id=DEMO_USER, max_repairs=2)
+    body = built.answer
+    if built.ok:
+        body += f"\n\nspec: {built.spec}\n\n{built.code}"
     console.print(
         Panel(
-            f"{built.code}\n\n{outcome}",
-            title=f"strategy_builder · {built.model_used} · repairs {built.repairs}",
-            subtitle=f"{time.perf_counter() - t0:.1f} s · {built.input_tokens} in / "
-            f"{built.output_tokens} out tokens · list price ${built.list_price_usd}",
+            body,
+            title=f"strategy_builder · {DEMO_STRATEGY!r} · {built.model_used} ({built.served_by})",
+            subtitle=f"{time.perf_counter() - t0:.1f} s · repairs {built.repairs} · "
+            f"{built.input_tokens} in / {built.output_tokens} out tokens · "
+            f"list price ${built.list_price_usd}",
         )
     )
 
     latest = get_retriever().list_backtests(DEMO_USER, limit=1)
     if latest:
         t0 = time.perf_counter()
-        out = narrative_report.graph.invoke(
-            narrative_report.InputState(backtest_id=latest[0].id),
-            context=narrative_report.Context(user_id=DEMO_USER, max_tokens=200),
+        out = narrative_report.write_report(
+            backtest_id=latest[0].id, user_id=DEMO_USER, max_tokens=200
         )
-        how = "template (the model invented numbers)" if out["used_fallback"] else "model prose"
+        how = f"{out.model_sentences} model / {out.template_sentences} template sentences"
         console.print(
             Panel(
-                out["report"],
+                out.report,
                 title=f"narrative_report · {how}",
-                subtitle=f"{time.perf_counter() - t0:.1f} s · every number checked",
+                subtitle=f"{time.perf_counter() - t0:.1f} s · every number checked against its "
+                f"own metric; {len(out.rejected_sentences)} sentence(s) rejected, never shown",
             )
         )
 
     t0 = time.perf_counter()
     answer = chatops_advanced.chat(
-        "List my strategies.", user_id=DEMO_USER, thread_id="demo", max_tokens=160
+        DEMO_CHAT, user_id=DEMO_USER, thread_id=f"demo-{time.time_ns()}", max_tokens=160
     )
     console.print(
         Panel(

@@ -52,7 +52,7 @@ def test_narrative_report_falls_back_when_its_model_is_down() -> None:
 def test_strategy_builder_counts_the_failed_attempts_and_the_fallback() -> None:
     out = strategy_builder.graph.invoke(
         strategy_builder.InputState(request="an SMA crossover on GOOG #down=gpt-4o #out=5"),
-        context=strategy_builder.Context(user_id="sb", model="gpt-4o", max_repairs=1),
+        context=strategy_builder.Context(user_id="sb", model="gpt-4o", max_repairs=1, mode="code"),
     )
     # the fake answers words, not code: two drafts (first + one repair), each one 503 from
     # gpt-4o and then the fallback's answer

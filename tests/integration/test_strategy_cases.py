@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,3 +46,47 @@ def test_the_judge_refuses_different_behaviour() -> None:
     short_only = reference_trades(by_id["h13"])  # same crosses, the other side
     assert not behaviour_matches(long_only, short_only)
     assert not behaviour_matches(sma_50_200.iloc[:0], sma_50_200)  # no trades vs some
+
+
+def _result(**kw: object) -> SimpleNamespace:
+    base: dict[str, object] = dict(
+        ok=True,
+        expressible=True,
+        discrepancies=[],
+        assumptions=[],
+        metrics=None,
+        code="",
+        strategy_class=None,
+    )
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_the_verdicts_follow_what_the_user_wanted() -> None:
+    from agents.quant.compiler import compile_spec
+    from agents.quant.spec import StrategySpec
+    from bench.strategies import judge
+
+    by_id = {c.id: c for c in CASES}
+    cross = {
+        "left": {"kind": "sma", "period": 50},
+        "op": "crosses_above",
+        "right": {"kind": "sma", "period": 200},
+    }
+    right = compile_spec(
+        StrategySpec.model_validate({"name": "Golden", "entry": {"conditions": [cross]}})
+    )
+    wrong = compile_spec(
+        StrategySpec.model_validate(
+            {
+                "name": "Golden",
+                "entry": {"conditions": [{**cross, "right": {"kind": "sma", "period": 100}}]},
+            }
+        )
+    )
+    case = by_id["t01"]
+    assert judge(case, _result(code=right.code, strategy_class=right.class_name)) == "success"
+    assert judge(case, _result(code=wrong.code, strategy_class=wrong.class_name)) == "substitute"
+    assert judge(case, _result(ok=False, discrepancies=["x"])) == "refused"
+    gap = by_id["t19"]
+    assert judge(gap, _result(ok=False, expressible=False)) == "success"
+    assert judge(gap, _result(code=right.code, strategy_class=right.class_name)) == "substitute"

@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from agents.llm.catalog import ModelNotAllowedError
 from agents.quant.sandbox import validate_strategy_code
+from agents.quant.spec import StrategySpec
 from agents.rag.store import RetrievedContext
 from agents.usage.ledger import LedgerRow, get_ledger
 from graphs.strategy_builder import (
@@ -139,7 +140,7 @@ def test_validate_node_reports_line_and_stage() -> None:
 
 
 def test_routes_within_the_repair_budget() -> None:
-    rt = runtime(max_repairs=2)
+    rt = runtime(max_repairs=2, mode="code")
     assert route_after_validation(State(), rt) == "backtest"
     assert route_after_validation(State(failed_stage="validation", repairs=0), rt) == "repair"
     assert route_after_validation(State(failed_stage="validation", repairs=1), rt) == "repair"
@@ -262,7 +263,7 @@ def test_repair_loop_is_bounded_and_shows_the_model_its_error(
     monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
     out = sb.graph.invoke(
         sb.InputState(request="an SMA crossover"),
-        context=Context(user_id="u1", max_repairs=2, use_rag=False),
+        context=Context(user_id="u1", mode="code", max_repairs=2, use_rag=False),
     )
     assert not out["ok"] and out["repairs"] == 2 and out["failed_stage"] == "validation"
     assert "forbidden-import" in out["error"] and out["metrics"] is None
@@ -288,7 +289,9 @@ def test_model_failure_ends_the_run_with_the_error(monkeypatch: pytest.MonkeyPat
 
     chat = DownChat([])
     monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
-    out = sb.graph.invoke(sb.InputState(request="an SMA crossover"), context=Context(use_rag=False))
+    out = sb.graph.invoke(
+        sb.InputState(request="an SMA crossover"), context=Context(mode="code", use_rag=False)
+    )
     assert not out["ok"] and out["failed_stage"] == "model" and "timed out" in out["error"]
     assert len(chat.prompts) == 1 and out["repairs"] == 0  # no repair against a down endpoint
 
@@ -312,3 +315,99 @@ def test_repair_prompt_adds_the_fix_for_known_mistakes() -> None:
     ]:
         assert fix in repair_prompt("x", GOOD, "backtest", error, 3)
     assert "Hint" not in repair_prompt("x", GOOD, "backtest", "ZeroDivisionError", 3)
+
+
+# ---- spec mode with a scripted model (no model, no sandbox for the refusals) ----------------
+
+
+class ScriptedSpecChat(ScriptedChat):
+    """Stands in for the factory's model under `with_structured_output`: scripted specs."""
+
+    def __init__(self, specs: list[dict[str, Any] | None]) -> None:
+        super().__init__([])
+        self.specs = specs
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> ScriptedSpecChat:
+        assert schema is StrategySpec and kwargs["method"] == "json_schema"
+        return self
+
+    def invoke(self, messages: list[Any], config: Any = None) -> Any:
+        from langchain_core.messages import AIMessage
+
+        self.prompts.append(str(messages[-1].content))
+        raw = self.specs[len(self.prompts) - 1]
+        parsed = None if raw is None else StrategySpec.model_validate(raw)
+        error = None if raw is not None else ValueError("not JSON")
+        return {"raw": AIMessage("{}"), "parsed": parsed, "parsing_error": error}
+
+
+RSI_7 = {
+    "name": "RsiReversal",
+    "entry": {"conditions": [{"left": {"kind": "rsi", "period": 7}, "op": "below", "value": 25}]},
+    "exit": {"conditions": [{"left": {"kind": "rsi", "period": 7}, "op": "above", "value": 60}]},
+}
+RSI_REQUEST = "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60."
+
+
+def _run_spec(monkeypatch: pytest.MonkeyPatch, request: str, specs: list[Any]) -> Any:
+    import graphs.strategy_builder as sb
+
+    chat = ScriptedSpecChat(specs)
+    monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
+    out = sb.graph.invoke(
+        sb.InputState(request=request), context=Context(user_id="u1", use_rag=False)
+    )
+    return out, chat
+
+
+def test_code_writes_what_the_request_states_and_drops_what_it_never_said() -> None:
+    from graphs.strategy_builder import apply_stated
+
+    invented = StrategySpec.model_validate({**RSI_7, "take_profit_pct": 8.0})
+    fixed, changes = apply_stated(RSI_REQUEST + " Use a 5% stop loss.", invented)
+    assert fixed.stop_loss_pct == 5 and fixed.take_profit_pct is None
+    assert any("stop_loss_pct" in c for c in changes) and any("take_profit" in c for c in changes)
+    same, none = apply_stated(RSI_REQUEST, StrategySpec.model_validate(RSI_7))
+    assert none == [] and same == StrategySpec.model_validate(RSI_7)
+
+
+def test_a_discrepancy_goes_back_to_the_model_by_name_then_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrong = {**RSI_7, "entry": {"conditions": [
+        {"left": {"kind": "rsi", "period": 14}, "op": "below", "value": 25}]}}  # fmt: skip
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [wrong, RSI_7])
+    assert len(chat.prompts) == 2 and "7" in chat.prompts[1] and "14" in chat.prompts[1]
+    assert out["ok"] and out["repairs"] == 1 and out["discrepancies"] == []
+    assert "class RsiReversal(Strategy)" in out["code"] and "rsi_period = 7" in out["code"]
+    assert out["metrics"].num_trades > 0  # a real backtest of the compiled code
+    assert "RsiReversal" in out["answer"] and "total return" in out["answer"]
+
+
+def test_a_repair_that_changes_nothing_stops_and_nothing_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrong = {**RSI_7, "entry": {"conditions": [
+        {"left": {"kind": "ema", "period": 7}, "op": "below", "value": 25}]}}  # fmt: skip
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [wrong, wrong, wrong])
+    assert len(chat.prompts) == 2  # the fill and one repair that changed nothing
+    assert any("changed nothing" in n for n in out["notes"]) or out["repairs"] >= 1
+    assert not out["ok"] and out["failed_stage"] == "spec" and out["metrics"] is None
+    assert out["code"] == "" and "differs from the request" in out["answer"]
+
+
+def test_what_no_spec_can_express_is_refused_with_the_closest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = "Buy at the open when the stock gaps up more than 2% and sell at the close."
+    gap = {"name": "GapUp", "entry": {"conditions": [
+        {"left": {"kind": "roc", "period": 1}, "op": "above", "value": 2}]}}  # fmt: skip
+    out, _ = _run_spec(monkeypatch, request, [gap])
+    assert not out["ok"] and not out["expressible"] and out["metrics"] is None
+    assert out["answer"].startswith("Cannot express") and "closest" in out["answer"]
+    assert any("gap" in u.lower() for u in out["unsupported"])
+
+
+def test_an_invalid_reply_is_repaired_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [None, RSI_7])
+    assert "not a valid StrategySpec" in chat.prompts[1] and out["ok"]

@@ -1,0 +1,175 @@
+"""Strategy builder benchmark: does the built strategy *behave* as the request asked?
+
+Run: `python -m bench.strategies [--split tune|heldout|all] [--model M] [--limit N]` (not in CI;
+~20–60 s a request on the embedded models, 2 cores). Each case of `bench/strategy_cases.py`
+goes through `build_strategy` on the configured backend, as its own user whose store holds only
+the demo corpus (never the benchmark's own outputs). The judge is independent of the service:
+
+- specific request: success = the service built a strategy and its trades on the case's data
+  match the hand-written reference (`behaviour_matches`); a strategy that runs but behaves
+  differently is a **silent substitute** unless the service flagged it (then a refusal);
+- not expressible: success = an honest refusal (`expressible=False`); a built strategy is a
+  silent substitute;
+- vague: success = a strategy that trades, with its choices returned as assumptions.
+
+Both halves are reported; prompts and rules are tuned on `tune` only. Results go to
+`bench/results/strategies.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+RESULTS = Path(__file__).resolve().parent / "results" / "strategies.json"
+
+
+def _generated_trades(code: str, class_name: str, symbol: str) -> Any:
+    """The built strategy's trades on the case's data (the code is validated before it runs)."""
+    from agents.quant.sandbox import validate_strategy_code
+    from bench.strategy_cases import trades_of
+
+    report = validate_strategy_code(code)
+    if not report.ok:
+        raise ValueError(report.summary())
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<strategy>", "exec"), namespace)
+    return trades_of(namespace[class_name], symbol)
+
+
+def judge(case: Any, res: Any) -> str:
+    """success / substitute / refused / failed, by what the user wanted."""
+    from bench.strategy_cases import behaviour_matches, reference_trades
+
+    if case.kind == "inexpressible":
+        if not res.expressible:
+            return "success"
+        return "substitute" if res.ok else "failed"
+    if not res.ok:
+        return "refused" if (not res.expressible or res.discrepancies) else "failed"
+    if case.kind == "vague":
+        trades = res.metrics.num_trades if res.metrics else 0
+        return "success" if trades > 0 and res.assumptions else "failed"
+    got = _generated_trades(res.code, res.strategy_class, case.symbol)
+    return "success" if behaviour_matches(got, reference_trades(case)) else "substitute"
+
+
+def _seed(user: str) -> None:
+    """The user's store holds the demo corpus (someone's real past work), nothing else."""
+    from agents.quant.corpus import generate_corpus
+    from agents.rag.store import get_retriever
+
+    mine = [r.model_copy(update={"user_id": user}) for r in generate_corpus(1, per_user=15)]
+    get_retriever().bulk_index(mine)
+
+
+def run_case(case: Any, *, model: str | None, max_repairs: int) -> dict[str, Any]:
+    from graphs.strategy_builder import build_strategy
+
+    user = f"bench-{case.id}"
+    _seed(user)
+    t0 = time.perf_counter()
+    try:
+        res = build_strategy(
+            case.request, user_id=user, model=model, max_repairs=max_repairs, symbol=case.symbol
+        )
+        verdict = judge(case, res)
+        out: dict[str, Any] = {
+            "verdict": verdict,
+            "ok": res.ok,
+            "expressible": res.expressible,
+            "failed_stage": res.failed_stage,
+            "error": (res.error or "")[:300] or None,
+            "repairs": res.repairs,
+            "spec": res.spec,
+            "assumptions": res.assumptions,
+            "discrepancies": res.discrepancies,
+            "num_trades": res.metrics.num_trades if res.metrics else None,
+            "model_used": res.model_used,
+            "served_by": res.served_by,
+            "tokens": res.input_tokens + res.output_tokens,
+        }
+    except Exception as exc:  # a crash is the service failing: recorded, not raised
+        out = {"verdict": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    out.update(
+        id=case.id,
+        split=case.split,
+        lang=case.lang,
+        kind=case.kind,
+        request=case.request,
+        latency_s=round(time.perf_counter() - t0, 2),
+    )
+    return out
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def half(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(rs)
+        verdicts = ("success", "substitute", "refused", "failed")
+        count = {v: sum(r["verdict"] == v for r in rs) for v in verdicts}
+        lat = [float(r["latency_s"]) for r in rs]
+        return {
+            "requests": n,
+            **count,
+            "success_rate": round(count["success"] / n, 3) if n else None,
+            "korean_success": f"{sum(r['verdict'] == 'success' for r in rs if r['lang'] == 'ko')}"
+            f"/{sum(r['lang'] == 'ko' for r in rs)}",
+            "median_latency_s": statistics.median(lat) if lat else None,
+        }
+
+    return {
+        split: half([r for r in runs if r["split"] == split]) for split in ("tune", "heldout")
+    } | {"all": half(runs)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
+    parser.add_argument("--model", default=None, help="strategy_builder model (policy default)")
+    parser.add_argument("--max-repairs", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    os.environ["QUANT_GENAI_DATA_DIR"] = str(
+        args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-strategies-"))
+    )
+    from agents import registry  # after the data dir is set: settings are read on first use
+    from agents.settings import get_settings
+    from bench.strategy_cases import CASES
+
+    registry.reset()
+    cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
+    started = datetime.now(UTC)
+    runs = []
+    for i, case in enumerate(cases, 1):
+        run = run_case(case, model=args.model, max_repairs=args.max_repairs)
+        runs.append(run)
+        head = f"[{i:2d}/{len(cases)}] {run['latency_s']:6.1f}s {run['verdict']:10s}"
+        print(f"{head} {case.id} {case.request[:60]}", flush=True)
+    report = {
+        "benchmark": "strategies",
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "backend": get_settings().backend,
+        "model": args.model,
+        "summary": summarise(runs),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
