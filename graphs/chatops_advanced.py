@@ -66,8 +66,8 @@ from pydantic import Field
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
-from agents.llm.catalog import MODEL_CATALOG, validate_model
-from agents.llm.factory import context_window, create_chat_model_with_fallback
+from agents.llm.catalog import validate_model
+from agents.llm.factory import context_window, create_chat_model_with_fallback, local_server
 from agents.llm.tool_calls import (
     argument_errors,
     invalid_call_message,
@@ -76,7 +76,6 @@ from agents.llm.tool_calls import (
     unwrap_json_answer,
     with_text_tool_calls,
 )
-from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 from agents.usage.limits import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -210,7 +209,7 @@ _TOOLS_BY_NAME: dict[str, BaseTool] = {t.name: t for t in TOOLS}
 def tool_calling_mode(chat: Any, service: str, model_id: str | None) -> str:
     """How the model that will actually answer calls tools: native, json_text or none."""
     if (getattr(chat, "metadata", None) or {}).get("route") == "local":
-        return MODEL_CATALOG[LOCAL_MODEL_ID].tool_calling
+        return local_server(validate_model(service, model_id))[1].tool_calling
     return validate_model(service, model_id).tool_calling
 
 

@@ -154,7 +154,10 @@ class StrategySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="CamelCase class name, e.g. RsiReversal")
+    name: str = Field(
+        pattern=r"^[A-Z][A-Za-z0-9]{2,40}$",  # in the schema: the grammar holds it too
+        description="CamelCase class name, e.g. RsiReversal",
+    )
     direction: Direction = Field(default="long", description="long, short, or both")
     entry: Rule = Field(description="When to open a position (a short one if direction=short)")
     exit: Rule | None = Field(
