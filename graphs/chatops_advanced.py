@@ -685,26 +685,10 @@ def chat_turn(
     return ChatReply(text, out.get("model_used"), out.get("answer_source"))
 
 
-def chat(
-    message: str,
-    *,
-    user_id: str,
-    thread_id: str,
-    model: str | None = None,
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
-    max_steps: int | None = None,
-    max_tokens: int | None = None,
-) -> str:
-    """One turn of a conversation that remembers earlier turns of the same thread: the text."""
-    return chat_turn(
-        message,
-        user_id=user_id,
-        thread_id=thread_id,
-        model=model,
-        checkpointer=checkpointer,
-        max_steps=max_steps,
-        max_tokens=max_tokens,
-    ).text
+def chat(message: str, **kwargs: Any) -> str:
+    """One turn of a conversation that remembers earlier turns of the same thread: the text
+    (the keyword arguments are `chat_turn`'s)."""
+    return chat_turn(message, **kwargs).text
 
 
 __all__ = [
