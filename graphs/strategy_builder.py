@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import calendar
 import inspect
+import json
 import logging
 import operator
 import re
@@ -50,7 +51,7 @@ from agents.quant.claims import claims
 from agents.quant.compiler import compile_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
-from agents.quant.spec import StrategySpec
+from agents.quant.spec import StrategySpec, drop_inapplicable
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
@@ -505,6 +506,24 @@ def _failed_call(calls: _ChatRunIds, requested: str, exc: Exception) -> dict[str
     }
 
 
+def _lenient(raw: Any) -> tuple[StrategySpec | None, list[str]]:
+    """A reply the schema's validators refused only for fields its series kinds take no value
+    for is accepted without them (and says so); anything else stays refused."""
+    if not isinstance(raw, AIMessage):
+        return None, []
+    try:
+        data = json.loads(message_text(raw.content))
+    except ValueError:
+        return None, []
+    cleaned, dropped = drop_inapplicable(data)
+    if not dropped:
+        return None, []
+    try:
+        return StrategySpec.model_validate(cleaned), dropped
+    except ValidationError:
+        return None, []
+
+
 def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
     """One structured-output call: the model fills a StrategySpec (or says why it could not)."""
     calls = _ChatRunIds()
@@ -521,6 +540,9 @@ def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
         return _failed_call(calls, requested, exc)
     update = {"call_ids": calls.ids, **_who(out.get("raw"), requested)}
     spec = out.get("parsed")
+    if not isinstance(spec, StrategySpec):
+        spec, dropped = _lenient(out.get("raw"))
+        update["notes"] = [f"ignored a field the series takes no value for: {d}" for d in dropped]
     if isinstance(spec, StrategySpec):
         return {**update, "spec": spec.model_dump(mode="json"), "spec_error": None}
     error = str(out.get("parsing_error") or "no spec in the reply")[:MAX_ERROR_CHARS]

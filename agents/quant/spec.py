@@ -215,3 +215,30 @@ class StrategySpec(BaseModel):
                     if s is not None:
                         seen.setdefault(s.model_dump_json(), s)
         return list(seen.values())
+
+
+def drop_inapplicable(data: object) -> tuple[object, list[str]]:
+    """A model's spec JSON without the series fields its kind takes no value for (a period on a
+    price, a slow period on an RSI, a width on an SMA), and what was dropped. The grammar cannot
+    say which fields go with which kind; code can, so these need no repair round."""
+    dropped: list[str] = []
+
+    def walk(node: object, path: str) -> object:
+        if isinstance(node, dict):
+            kind = node.get("kind")
+            if isinstance(kind, str) and "left" not in node:
+                for name, applies in (
+                    ("period", kind not in PRICE_KINDS and kind not in STREAK_KINDS),
+                    ("slow_period", kind in MACD_KINDS),
+                    ("signal_period", kind in MACD_KINDS),
+                    ("std_dev", kind.startswith("bb_")),
+                ):
+                    if not applies and node.get(name) is not None:
+                        dropped.append(f"{path}.{name} ({kind} takes none)")
+                        node = {k: v for k, v in node.items() if k != name}
+            return {k: walk(v, f"{path}.{k}" if path else k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return node
+
+    return walk(data, ""), dropped

@@ -411,3 +411,38 @@ def test_what_no_spec_can_express_is_refused_with_the_closest(
 def test_an_invalid_reply_is_repaired_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
     out, chat = _run_spec(monkeypatch, RSI_REQUEST, [None, RSI_7])
     assert "not a valid StrategySpec" in chat.prompts[1] and out["ok"]
+
+
+def test_a_field_the_series_takes_no_value_for_is_dropped_in_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Measured on the 1.5B: an RSI with a slow period; the grammar cannot forbid it."""
+    import json
+
+    import graphs.strategy_builder as sb
+    from agents.quant.spec import drop_inapplicable
+
+    noisy = json.loads(json.dumps(RSI_7))
+    noisy["entry"]["conditions"][0]["left"] |= {"slow_period": 26, "signal_period": 9}
+    cleaned, dropped = drop_inapplicable(noisy)
+    assert StrategySpec.model_validate(cleaned) == StrategySpec.model_validate(RSI_7)
+    assert dropped == [
+        "entry.conditions[0].left.slow_period (rsi takes none)",
+        "entry.conditions[0].left.signal_period (rsi takes none)",
+    ]
+
+    class RawChat(ScriptedSpecChat):
+        def invoke(self, messages: list[Any], config: Any = None) -> Any:
+            from langchain_core.messages import AIMessage
+
+            self.prompts.append(str(messages[-1].content))
+            return {"raw": AIMessage(json.dumps(noisy)), "parsed": None, "parsing_error": "x"}
+
+    chat = RawChat([])
+    monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
+    out = sb.graph.invoke(
+        sb.InputState(request=RSI_REQUEST), context=Context(user_id="u1", use_rag=False)
+    )
+    assert out["ok"] and len(chat.prompts) == 1 and "rsi_period = 7" in out["code"]
+    with pytest.raises(Exception, match="takes no"):  # the spec itself still refuses them
+        StrategySpec.model_validate(noisy)
