@@ -91,8 +91,24 @@ _KNOBS: dict[str, _Knobs] = {
 """Per packaged model: its port, its per-request window, and the variable that moves the port."""
 
 
+class _Endpoint:
+    """Where a server answers, for anything with a `host` and a `port`."""
+
+    host: str
+    port: int
+
+    @property
+    def root_url(self) -> str:
+        return root_url(self.host, self.port)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL (any non-empty api key is accepted)."""
+        return f"{self.root_url}/v1"
+
+
 @dataclass(frozen=True, eq=False)
-class ServerConfig:
+class ServerConfig(_Endpoint):
     """Where and how one embedded model is served, from settings (computing it starts nothing)."""
 
     settings: Settings = field(repr=False)
@@ -109,14 +125,6 @@ class ServerConfig:
     @property
     def key(self) -> tuple[str, int]:
         return (self.host, self.port)
-
-    @property
-    def root_url(self) -> str:
-        return root_url(self.host, self.port)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root_url}/v1"
 
     @property
     def model_path(self) -> Path:
@@ -245,7 +253,7 @@ def server_info(root: str) -> tuple[list[str], Path | None, int | None]:
 
 
 @dataclass(eq=False)
-class LocalModelServer:
+class LocalModelServer(_Endpoint):
     """A handle on a llama.cpp server: ours (`owned`, stopped by `stop`) or a shared one."""
 
     host: str
@@ -256,15 +264,6 @@ class LocalModelServer:
     context_window: int | None = None
     """Tokens per request (llama.cpp's per-slot n_ctx), when the server reports it."""
     _server: Any = field(default=None, repr=False)
-
-    @property
-    def root_url(self) -> str:
-        return root_url(self.host, self.port)
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-compatible base URL (any non-empty api key is accepted)."""
-        return f"{self.root_url}/v1"
 
     def is_healthy(self) -> bool:
         return probe(self.root_url) is Probe.HEALTHY
