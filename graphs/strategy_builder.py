@@ -22,7 +22,6 @@ Tokens and cost are summed from this run's ledger rows (the run ids of its model
 from __future__ import annotations
 
 import ast
-import calendar
 import inspect
 import json
 import logging
@@ -30,7 +29,6 @@ import operator
 import re
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
-from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -47,8 +45,8 @@ from agents.llm.factory import create_chat_model_with_fallback, model_used, rout
 from agents.llm.tool_calls import message_text
 from agents.quant import corpus
 from agents.quant.backtests import BacktestResult, backtest_facts, load_ohlcv, load_ohlcv_csv
-from agents.quant.claims import claims
 from agents.quant.compiler import compile_spec
+from agents.quant.drafting import apply_stated, draft_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
 from agents.quant.spec import StrategySpec, drop_inapplicable
@@ -112,6 +110,13 @@ class Context(BaseContext):
         metadata={
             "description": "spec: the model fills a typed spec that code compiles (default); "
             "code: free-form code for capable models, through the sandbox."
+        },
+    )
+    draft_in_code: bool = field(
+        default=True,
+        metadata={
+            "description": "Spec mode: when the request states a whole strategy, build the spec "
+            "from its stated facts in code and call no model; false: the model always fills it."
         },
     )
     symbol: str = field(
@@ -199,6 +204,7 @@ class State(InputState, OutputState):
     rag_context: str = ""
     spec_error: str | None = None  # the last reply that was no valid spec
     previous_spec: dict[str, Any] | None = None
+    readings: list[str] = field(default_factory=list)  # what code read into a drafted spec
     # Run ids of this run's model calls = the request ids of its ledger rows.
     call_ids: Annotated[list[str], operator.add] = field(default_factory=list)
 
@@ -332,54 +338,6 @@ def repair_prompt(request: str, code: str, stage: str, error: str, line: int | N
     )
 
 
-_STATED_SCALARS = frozenset(
-    {"stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "atr_stop_multiple"}
-    | {"max_bars", "size_pct", "direction", "symbol", "start", "end"}
-)
-_DROPPABLE = _STATED_SCALARS | {"short_entry"}
-
-
-def _date_of(prefix: str, *, end: bool) -> str | None:
-    """A date from a prefix, the first (or last) day it covers: 2010 → 2010-01-01."""
-    parts = [int(x) for x in re.findall(r"\d+", prefix)][:3]
-    if not parts:
-        return None
-    year, month, day = [*parts, 0, 0][:3]
-    month = month or (12 if end else 1)
-    if not day:
-        day = calendar.monthrange(year, month)[1] if end else 1
-    try:
-        return date(year, month, day).isoformat()
-    except ValueError:
-        return None
-
-
-def apply_stated(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
-    """Repairs code can make by name, with no model: a value the request states for a scalar
-    field is written in (a 5% stop, short, 50% of equity, a symbol, dates); a scalar the spec
-    invented is dropped. Returns the spec and what was changed."""
-    found = [c for c in claims(request) if c.field in _STATED_SCALARS]
-    stated = {c.field: c.value for c in found}
-    directions = {c.value for c in found if c.field == "direction"}
-    if "both" in directions or {"long", "short"} <= directions:
-        stated["direction"] = "both"
-    for bound in ("start", "end"):  # claims give date prefixes: 2010, 2010-06, 2010-06-30
-        if bound in stated:
-            stated[bound] = _date_of(str(stated[bound]), end=bound == "end")
-    report = check(request, spec)
-    dropped = {a.field for a in report.violations if a.field in _DROPPABLE} - set(stated)
-    update: dict[str, Any] = {f: None for f in dropped}
-    update |= {f: v for f, v in stated.items() if str(getattr(spec, f)) != str(v)}
-    if not update:
-        return spec, []
-    try:
-        fixed = StrategySpec.model_validate({**spec.model_dump(), **update})
-    except ValidationError:
-        return spec, []
-    changes = [f"{f}: {getattr(spec, f)!r} → {v!r}" for f, v in update.items()]
-    return fixed, changes
-
-
 def spec_answer(state: State, ctx: Context) -> str:
     """The user's answer in words, from the compiled strategy, its backtest and past work."""
     parts: list[str] = []
@@ -456,8 +414,12 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"rag_context": context, "related": related, "rag_used": bool(related)}
 
 
-def route_mode(state: State, runtime: Runtime[Context]) -> Literal["fill_spec", "generate"]:
-    return "generate" if runtime.context.mode == "code" else "fill_spec"
+def route_mode(
+    state: State, runtime: Runtime[Context]
+) -> Literal["draft", "fill_spec", "generate"]:
+    if runtime.context.mode == "code":
+        return "generate"
+    return "draft" if runtime.context.draft_in_code else "fill_spec"
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,6 +534,24 @@ def _ask_code(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def draft(state: State) -> dict[str, Any]:
+    """The spec the request states, built in code when its facts make a whole strategy
+    (`agents.quant.drafting`); otherwise the model fills it, and we say what was open."""
+    drafted = draft_spec(state.masked_request)
+    if drafted.spec is None:
+        return {"notes": ["for the model to decide: " + "; ".join(drafted.open)]}
+    return {
+        "spec": drafted.spec.model_dump(mode="json"),
+        "readings": drafted.assumptions,
+        "served_by": "code: every value is stated in the request (no model call)",
+        "notes": ["spec built in code from the request's stated facts"],
+    }
+
+
+def route_after_draft(state: State) -> Literal["check_spec", "fill_spec"]:
+    return "check_spec" if state.spec is not None else "fill_spec"
+
+
 def fill_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The model fills the spec from the (masked) request."""
     return _ask_spec(runtime, P.SPEC_USER.format(request=state.masked_request))
@@ -588,7 +568,9 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "spec": spec.model_dump(mode="json"),
         "discrepancies": [d.message for d in report.discrepancies]
         + [a.message for a in report.violations],
-        "assumptions": [a.message for a in report.assumptions],
+        "assumptions": list(
+            dict.fromkeys([*state.readings, *(a.message for a in report.assumptions)])
+        ),
         "notes": [f"fixed in code from the request: {c}" for c in changes],
     }
     if state.previous_spec is not None and state.previous_spec == update["spec"]:
@@ -818,6 +800,7 @@ def build_strategy(
     max_repairs: int = 2,
     max_tokens: int = 600,
     use_rag: bool = True,
+    draft_in_code: bool = True,
 ) -> StrategyBuildResult:
     """Run the graph for one request; a model the policy forbids raises before any work."""
     validate_model(SERVICE, model)
@@ -829,6 +812,7 @@ def build_strategy(
         max_repairs=max_repairs,
         max_tokens=max_tokens,
         use_rag=use_rag,
+        draft_in_code=draft_in_code,
     )
     inp = InputState(request=request, csv_path=csv_path, start=start, end=end)
     return _RESULT.validate_python(graph.invoke(inp, context=ctx))
@@ -843,6 +827,7 @@ builder = StateGraph(
 )
 builder.add_node(govern)
 builder.add_node(retrieve)
+builder.add_node(draft)
 builder.add_node(fill_spec)
 builder.add_node(check_spec)
 builder.add_node(repair_spec)
@@ -857,6 +842,7 @@ builder.add_node(finish)
 builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_governance)
 builder.add_conditional_edges("retrieve", route_mode)
+builder.add_conditional_edges("draft", route_after_draft)
 builder.add_edge("fill_spec", "check_spec")
 builder.add_conditional_edges("check_spec", route_after_spec)
 builder.add_edge("repair_spec", "check_spec")

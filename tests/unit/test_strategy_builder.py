@@ -349,13 +349,16 @@ RSI_7 = {
 RSI_REQUEST = "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60."
 
 
-def _run_spec(monkeypatch: pytest.MonkeyPatch, request: str, specs: list[Any]) -> Any:
+def _run_spec(
+    monkeypatch: pytest.MonkeyPatch, request: str, specs: list[Any], draft_in_code: bool = False
+) -> Any:
     import graphs.strategy_builder as sb
 
     chat = ScriptedSpecChat(specs)
     monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
     out = sb.graph.invoke(
-        sb.InputState(request=request), context=Context(user_id="u1", use_rag=False)
+        sb.InputState(request=request),
+        context=Context(user_id="u1", use_rag=False, draft_in_code=draft_in_code),
     )
     return out, chat
 
@@ -441,8 +444,26 @@ def test_a_field_the_series_takes_no_value_for_is_dropped_in_code(
     chat = RawChat([])
     monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
     out = sb.graph.invoke(
-        sb.InputState(request=RSI_REQUEST), context=Context(user_id="u1", use_rag=False)
+        sb.InputState(request=RSI_REQUEST),
+        context=Context(user_id="u1", use_rag=False, draft_in_code=False),
     )
     assert out["ok"] and len(chat.prompts) == 1 and "rsi_period = 7" in out["code"]
     with pytest.raises(Exception, match="takes no"):  # the spec itself still refuses them
         StrategySpec.model_validate(noisy)
+
+
+def test_a_request_that_states_everything_is_built_in_code_with_no_model_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [], draft_in_code=True)
+    assert chat.prompts == []  # the scripted model has no reply: any call would fail the run
+    assert out["ok"] and out["model_used"] is None and "no model call" in out["served_by"]
+    assert "rsi_period = 7" in out["code"] and out["metrics"].num_trades > 0
+    assert out["input_tokens"] == 0 and out["cost_usd"] == 0
+
+
+def test_a_vague_request_still_goes_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry_only = {k: v for k, v in RSI_7.items() if k != "exit"}
+    out, chat = _run_spec(monkeypatch, "a mean-reversion strategy", [entry_only], True)
+    assert len(chat.prompts) == 1 and out["ok"]
+    assert any("for the model to decide" in n for n in out["notes"])

@@ -1,0 +1,326 @@
+"""A `StrategySpec` drafted in code from what a request states, before any model is asked.
+
+"Code computes, the model decides only what it must": `claims(request)` already reads every
+number, indicator, comparison, direction, exit and symbol a request states (English and Korean).
+When those facts make a whole strategy — an entry rule, every number in the request accounted
+for, every named indicator used, and `faithfulness.check` finds nothing to object to — the spec is
+built from them directly and no model is called. Otherwise `draft_spec` says what is still open
+("no entry rule is stated", "the request's 2.5 is not read", "which Bollinger band is not said")
+and the model fills the spec as before; a vague request ("a good trend strategy") is exactly
+what the model is for.
+
+Readings code makes that the request leaves open are returned as assumptions, like the
+compiler's defaults: a plain "moving average" is the simple one; "oversold"/"overbought" on an
+RSI are 30/70; an unnumbered golden cross is the 50/200-day averages; "buy and hold" is a rule
+that is always true and never exits.
+
+`apply_stated` is the other half: the scalar facts a request states (stops, exits after N bars,
+size, direction, symbol, dates) written into a spec, and scalars nobody asked for dropped — used
+on drafts and on model-filled specs alike.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import pairwise
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from agents.quant.claims import Claim, fmt
+from agents.quant.faithfulness import check, claims, unexpressible
+from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec
+
+__all__ = ["Drafted", "apply_stated", "draft_spec"]
+
+_STATED_SCALARS = frozenset(
+    {"stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "atr_stop_multiple"}
+    | {"max_bars", "size_pct", "direction", "symbol", "start", "end"}
+)
+_DROPPABLE = _STATED_SCALARS | {"short_entry"}
+_DIRECT = frozenset(get_args(SeriesKind))  # a family named as a spec kind is that kind
+_BAND_WORDS = (
+    ("bb_lower", re.compile(r"lower|bottom|하단|아래\s{0,2}밴드", re.I)),
+    ("bb_upper", re.compile(r"upper|top|상단|위\s{0,2}밴드", re.I)),
+    ("bb_middle", re.compile(r"middle|mid|center|centre|basis|중간|중심", re.I)),
+)
+_ZONES = {("rsi", "below"): 30.0, ("rsi", "above"): 70.0}
+_GOLDEN = {"fast": 50, "slow": 200}
+_HOLD = re.compile(
+    r"(?<![a-z])buy[\s-]{1,3}(?:and|&|n)[\s-]{1,3}hold(?![a-z])|매수\s{0,2}후\s{0,2}(?:계속\s{0,2})?"
+    r"보유|바이\s{0,2}앤\s{0,2}홀드",
+    re.I,
+)
+_ANY = re.compile(r"(?<![a-z])(?:or|either)(?![a-z])|또는|혹은|이거나|거나", re.I)
+_NUMBER = re.compile(r"(?<![\d.])\d{1,12}(?:\.\d{1,6})?(?!\.?\d)")
+_KIND_WORDS = {"sma": "Sma", "ema": "Ema", "rsi": "Rsi", "macd": "Macd", "atr": "Atr"}
+_KIND_WORDS |= {"macd_signal": "MacdSignal", "macd_hist": "MacdHist", "roc": "Roc"}
+_KIND_WORDS |= {"bb_lower": "LowerBand", "bb_upper": "UpperBand", "bb_middle": "MidBand"}
+_KIND_WORDS |= {"highest_high": "High", "lowest_low": "Low", "volume_sma": "AvgVolume"}
+_KIND_WORDS |= {"up_streak": "UpStreak", "down_streak": "DownStreak"}
+
+
+@dataclass
+class Drafted:
+    """`spec`: the whole strategy the request states (None when something is open); `open`:
+    what a model must still decide, in words; `assumptions`: readings code made."""
+
+    spec: StrategySpec | None
+    open: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ stated scalars
+def _date_of(prefix: str, *, end: bool) -> str | None:
+    """A date from a prefix, the first (or last) day it covers: 2010 → 2010-01-01."""
+    parts = [int(x) for x in re.findall(r"\d+", prefix)][:3]
+    if not parts:
+        return None
+    year, month, day = [*parts, 0, 0][:3]
+    month = month or (12 if end else 1)
+    if not day:
+        day = calendar.monthrange(year, month)[1] if end else 1
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+def _stated(found: list[Claim]) -> dict[str, Any]:
+    """The scalar values a request states, direction and dates resolved."""
+    scalars = [c for c in found if c.field in _STATED_SCALARS]
+    stated: dict[str, Any] = {c.field: c.value for c in scalars}
+    directions = {c.value for c in scalars if c.field == "direction"}
+    if "both" in directions or {"long", "short"} <= directions:
+        stated["direction"] = "both"
+    for bound in ("start", "end"):  # claims give date prefixes: 2010, 2010-06, 2010-06-30
+        if bound in stated:
+            stated[bound] = _date_of(str(stated[bound]), end=bound == "end")
+    return stated
+
+
+def apply_stated(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """Repairs code can make by name, with no model: a value the request states for a scalar
+    field is written in (a 5% stop, short, 50% of equity, a symbol, dates); a scalar the spec
+    invented is dropped. Returns the spec and what was changed."""
+    stated = _stated(claims(request))
+    report = check(request, spec)
+    dropped = {a.field for a in report.violations if a.field in _DROPPABLE} - set(stated)
+    update: dict[str, Any] = {f: None for f in dropped}
+    update |= {f: v for f, v in stated.items() if str(getattr(spec, f)) != str(v)}
+    if not update:
+        return spec, []
+    try:
+        fixed = StrategySpec.model_validate({**spec.model_dump(), **update})
+    except ValidationError:
+        return spec, []
+    changes = [f"{f}: {getattr(spec, f)!r} → {v!r}" for f, v in update.items()]
+    return fixed, changes
+
+
+# ------------------------------------------------------------------------------ series
+class _Reader:
+    """Claims → series, conditions and rules; every gap is written to `open`."""
+
+    def __init__(self, request: str, found: list[Claim]) -> None:
+        self.request, self.found = request, found
+        self.open: list[str] = []
+        self.assumed: list[str] = []
+        self.periods: dict[str, list[object]] = {}
+        for c in found:
+            if c.field.endswith((".period", ".slow_period", ".signal_period", ".std_dev")):
+                self.periods.setdefault(c.field, []).append(c.value)
+
+    def one(self, name: str) -> object | None:
+        """The one value stated for `name` (`rsi.period`), else None (the default)."""
+        values = list(dict.fromkeys(self.periods.get(name, [])))
+        return values[0] if len(values) == 1 else None
+
+    def series(self, key: str, op: str, near: str) -> Series | None:
+        fam, _, per = key.partition(":")
+        kind = self._kind(fam, op, near)
+        if kind is None:
+            return None
+        args: dict[str, Any] = {"kind": kind}
+        if kind in ("close", "open", "high", "low", "volume", "up_streak", "down_streak"):
+            return Series(**args)
+        family = "bb" if kind.startswith("bb_") else "macd" if kind.startswith("macd") else kind
+        if per in _GOLDEN:
+            args["period"] = _GOLDEN[per]
+            self.assumed.append(
+                f"the golden/death cross read as the {_GOLDEN['fast']}- and "
+                f"{_GOLDEN['slow']}-bar averages"
+            )
+        elif per:
+            args["period"] = int(float(per))
+        elif (stated := self.one(f"{family}.period")) is not None:
+            args["period"] = int(float(str(stated)))
+        if family == "macd":
+            args["slow_period"] = self.one("macd.slow_period")
+            args["signal_period"] = self.one("macd.signal_period")
+        if family == "bb":
+            args["std_dev"] = self.one("bb.std_dev")
+        return Series(**{k: v for k, v in args.items() if v is not None})
+
+    def _kind(self, fam: str, op: str, near: str) -> str | None:
+        if fam in _DIRECT:
+            return fam
+        if fam == "price":
+            return "close"
+        if fam == "ma":
+            self.assumed.append("a plain moving average read as the simple one (SMA)")
+            return "sma"
+        if fam == "donchian":
+            return "highest_high" if "above" in op else "lowest_low"
+        if fam == "bb":  # the band word said last before (or in) the claim
+            hits = [(m.start(), kind) for kind, w in _BAND_WORDS for m in w.finditer(near)]
+            if hits:
+                return max(hits)[1]
+            self.open.append(f"which Bollinger band ({near.strip()!r}) is not said")
+            return None
+        self.open.append(f"{fam} is not a series the spec has")
+        return None
+
+
+# ------------------------------------------------------------------------------ rules
+def _near(request: str, c: Claim, found: list[Claim]) -> str:
+    """The claim's text with what precedes it back to the end of the previous claim (band
+    words live there: "…, 중간선을 상향 돌파")."""
+    before = max((o.span[1] for o in found if o.span[1] <= c.span[0]), default=0)
+    return request[before : c.span[1]]
+
+
+def _condition(r: _Reader, c: Claim, role: str, direction: str, near: str) -> Condition | None:
+    op = str(c.op)
+    if op == "crosses":
+        if role == "exit":
+            r.open.append(f"whether the exit cross in {c.text!r} is upward or downward")
+            return None
+        op = "crosses_below" if role == "short" else "crosses_above"
+    left = r.series(str(c.series), op, near)
+    if left is None:
+        return None
+    if c.field == "level":
+        value = c.value
+        if value is None:
+            value = _ZONES.get((left.kind, op.removeprefix("crosses_")))
+            if value is None:
+                r.open.append(f"the level of {c.text!r} is not stated")
+                return None
+            r.assumed.append(f"{c.text!r} read as {left.kind.upper()} {op} {fmt(value)}")
+        return Condition(left=left, op=op, value=float(value))  # type: ignore[arg-type]
+    right = r.series(str(c.other), op, near)
+    return None if right is None else Condition(left=left, op=op, right=right)  # type: ignore[arg-type]
+
+
+def _roles(rules: list[Claim], direction: str) -> dict[str, list[Claim]]:
+    """Claims by the rule they belong to; an unassigned one opens the position."""
+    first = "short" if direction == "short" else "entry"
+    out: dict[str, list[Claim]] = {"entry": [], "exit": [], "short": []}
+    for c in rules:
+        role = c.role or first
+        if direction == "short" and role == "entry":
+            role = "short"
+        if direction == "long" and role == "short":
+            role = "entry"
+        out[role].append(c)
+    if direction == "short":
+        out["entry"], out["short"] = out["short"], []
+    return out
+
+
+def _rule(r: _Reader, group: list[Claim], role: str, direction: str) -> Rule | None:
+    conditions = []
+    for c in group:
+        cond = _condition(r, c, role, direction, _near(r.request, c, r.found))
+        if cond is not None:
+            conditions.append(cond)
+    if not conditions or len(conditions) != len(group) or len(conditions) > 6:
+        return None
+    gaps = [r.request[a.span[1] : b.span[0]] for a, b in pairwise(group)]
+    combine = "any" if any(_ANY.search(g) for g in gaps) else "all"
+    return Rule(combine=combine, conditions=conditions)
+
+
+def _name(entry: Rule) -> str:
+    words = []
+    for c in entry.conditions:
+        for s in (c.left, c.right):
+            if s is not None and s.kind in _KIND_WORDS:
+                words.append(_KIND_WORDS[s.kind] + (str(s.period) if s.period else ""))
+    op = entry.conditions[0].op
+    tail = "Cross" if op.startswith("crosses") else "Above" if op == "above" else "Below"
+    name = "".join(dict.fromkeys(words)) + tail
+    return (name if len(name) >= 3 else "Drafted" + name)[:41]
+
+
+def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
+    """Numbers outside every claim, except one restating a period already read ("the 20/50
+    EMA cross: long when the 20 crosses above the 50")."""
+    covered = bytearray(len(request))
+    for c in found:
+        covered[c.span[0] : c.span[1]] = b"\x01" * (c.span[1] - c.span[0])
+    periods = {fmt(c.value) for c in found if c.field.endswith("period")}
+    unread = (m.group() for m in _NUMBER.finditer(request) if not covered[m.start()])
+    return [n for n in unread if fmt(float(n)) not in periods]
+
+
+def _unused_indicators(found: list[Claim]) -> list[str]:
+    used = {
+        str(k).partition(":")[0]
+        for c in found
+        if c.field in ("level", "condition")
+        for k in (c.series, c.other)
+        if k
+    }
+    named = [str(c.value) for c in found if c.field == "indicator"]
+    return [n for n in named if n not in used and not (n == "ma" and used & {"sma", "ema"})]
+
+
+# ------------------------------------------------------------------------------ the draft
+def draft_spec(request: str) -> Drafted:
+    """The spec the request states, or what is still open (module docstring)."""
+    found = claims(request)
+    if unexpressible(request):
+        return Drafted(None, ["the request asks for what no spec can express"])
+    r = _Reader(request, found)
+    stated = _stated(found)
+    direction = str(stated.get("direction", "long"))
+    rules = [c for c in found if c.field in ("level", "condition")]
+    if not rules and _HOLD.search(request):
+        r.assumed.append("buy and hold read as: enter on the first bar, never exit")
+        entry: Rule | None = Rule(
+            conditions=[Condition(left=Series(kind="close"), op="above", value=0)]
+        )
+        exit_rule = short = None
+    else:
+        rules_by = _roles(rules, direction)
+        entry = _rule(r, rules_by["entry"], "entry", direction) if rules_by["entry"] else None
+        exit_rule = _rule(r, rules_by["exit"], "exit", direction) if rules_by["exit"] else None
+        short = _rule(r, rules_by["short"], "short", direction) if rules_by["short"] else None
+        if entry is None and not r.open:
+            r.open.append("no entry rule is stated")
+        if rules_by["exit"] and exit_rule is None and not r.open:
+            r.open.append("the exit rule could not be read")
+    r.open += [f"the request's {n} is not read" for n in _unread_numbers(request, found)]
+    r.open += [f"{n} is named but no rule on it is read" for n in _unused_indicators(found)]
+    if r.open or entry is None:
+        return Drafted(None, list(dict.fromkeys(r.open)), r.assumed)
+    spec = StrategySpec(
+        name=_name(entry),
+        direction=direction,  # type: ignore[arg-type]
+        entry=entry,
+        exit=exit_rule,
+        short_entry=short if direction == "both" else None,
+    )
+    spec, _ = apply_stated(request, spec)
+    report = check(request, spec)
+    if not report.faithful:
+        problems = [d.message for d in report.discrepancies] + [
+            a.message for a in report.violations
+        ]
+        return Drafted(None, problems, r.assumed)
+    return Drafted(spec, [], list(dict.fromkeys(r.assumed)))

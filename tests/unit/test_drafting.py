@@ -1,0 +1,113 @@
+"""The spec drafted in code from a request's stated facts (`agents.quant.drafting`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.quant.drafting import apply_stated, draft_spec
+from agents.quant.faithfulness import check
+from agents.quant.spec import StrategySpec
+
+
+def _conds(rule: object) -> list[tuple[str, int | None, str, object]]:
+    assert rule is not None
+    out = []
+    for c in rule.conditions:  # type: ignore[attr-defined]
+        right = (c.right.kind, c.right.period) if c.right is not None else c.value
+        out.append((c.left.kind, c.left.period, c.op, right))
+    return out
+
+
+def test_a_stated_crossover_with_stops_is_drafted_whole() -> None:
+    d = draft_spec("SMA 10/30 crossover with a 5% stop loss and a 10% take profit.")
+    assert d.spec is not None and d.open == []
+    assert _conds(d.spec.entry) == [("sma", 10, "crosses_above", ("sma", 30))]
+    assert d.spec.exit is None  # the opposite cross
+    assert (d.spec.stop_loss_pct, d.spec.take_profit_pct) == (5, 10)
+
+
+def test_levels_take_the_one_stated_period_and_their_roles() -> None:
+    d = draft_spec("Short EURUSD when RSI(10) rises above 75, cover when it drops below 50.")
+    assert d.spec is not None
+    assert d.spec.direction == "short" and d.spec.symbol == "EURUSD"
+    assert _conds(d.spec.entry) == [("rsi", 10, "above", 75.0)]
+    assert _conds(d.spec.exit) == [("rsi", 10, "below", 50.0)]
+
+
+def test_korean_band_words_pick_the_band_each_rule_names() -> None:
+    d = draft_spec("볼린저밴드(20, 2) 하단을 하향 돌파하면 매수, 중간선을 상향 돌파하면 청산")
+    assert d.spec is not None
+    assert d.spec.entry.conditions[0].right is not None
+    assert d.spec.entry.conditions[0].right.kind == "bb_lower"
+    assert d.spec.exit is not None and d.spec.exit.conditions[0].right is not None
+    assert d.spec.exit.conditions[0].right.kind == "bb_middle"
+
+
+def test_or_between_conditions_makes_any() -> None:
+    d = draft_spec(
+        "Buy when the 5-day SMA crosses over the 15-day SMA or RSI(7) goes below 20; sell when "
+        "the 5-day SMA crosses under the 15-day SMA."
+    )
+    assert d.spec is not None and d.spec.entry.combine == "any"
+    assert len(d.spec.entry.conditions) == 2
+
+
+def test_readings_code_makes_are_assumptions() -> None:
+    d = draft_spec("Buy when RSI is oversold and sell when it is overbought.")
+    assert d.spec is not None
+    assert _conds(d.spec.entry) == [("rsi", None, "below", 30.0)]
+    assert any("oversold" in a for a in d.assumptions)
+    golden = draft_spec("A golden cross strategy on GOOG from 2015 to 2020.")
+    assert golden.spec is not None and str(golden.spec.start) == "2015-01-01"
+    assert _conds(golden.spec.entry) == [("sma", 50, "crosses_above", ("sma", 200))]
+    assert any("50- and 200-bar" in a for a in golden.assumptions)
+
+
+def test_buy_and_hold_enters_once_and_never_exits() -> None:
+    d = draft_spec("Buy and hold GOOG.")
+    assert d.spec is not None
+    assert _conds(d.spec.entry) == [("close", None, "above", 0.0)] and d.spec.exit is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "why"),
+    [
+        ("Give me a decent trend-following strategy for bitcoin.", "no entry rule"),
+        ("Mean reversion on bitcoin with Bollinger Bands", "no rule on it"),
+        ("Buy when RSI(14) is below 30 and the spread is 2.5 wide.", "2.5 is not read"),
+        ("Buy when the stock gaps up 2% at the open.", "no spec can express"),
+    ],
+)
+def test_what_is_not_stated_is_left_to_the_model_and_named(request_: str, why: str) -> None:
+    d = draft_spec(request_)
+    assert d.spec is None
+    assert any(why in o for o in d.open), d.open
+
+
+def test_every_draft_passes_the_faithfulness_check() -> None:
+    for request in (
+        "Go long when the 9-day EMA is above the 21-day EMA and RSI(14) is above 50; exit when "
+        "the 9 EMA falls below the 21 EMA.",
+        "10일 ROC가 0을 상향 돌파하면 매수, 하향 돌파하면 매도. 자본의 50%만 투자",
+        "롱숏 모두: 12일 EMA가 26일 EMA를 상향 돌파하면 매수, 하향 돌파하면 공매도",
+    ):
+        d = draft_spec(request)
+        assert d.spec is not None, d.open
+        assert check(request, d.spec).faithful
+
+
+def test_apply_stated_writes_stated_scalars_and_drops_invented_ones() -> None:
+    request = "RSI(7) below 25 to buy, above 60 to exit, from 2012 to 2014, 20% of equity."
+    spec = StrategySpec.model_validate(
+        {
+            "name": "RsiReversal",
+            "entry": {
+                "conditions": [{"left": {"kind": "rsi", "period": 7}, "op": "below", "value": 25}]
+            },
+            "trailing_stop_pct": 3,
+        }
+    )
+    fixed, changes = apply_stated(request, spec)
+    assert fixed.trailing_stop_pct is None and fixed.size_pct == 20
+    assert (str(fixed.start), str(fixed.end)) == ("2012-01-01", "2014-12-31")
+    assert len(changes) == 4
