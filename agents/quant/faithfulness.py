@@ -59,15 +59,14 @@ _NAMES += " macd_hist=MACD_histogram bb=Bollinger_bands bb_lower=lower_Bollinger
 _NAMES += "_change bb_upper=upper_Bollinger_band bb_middle=middle_Bollinger_band volume=volume"
 _NAMES += " highest_high=highest_high lowest_low=lowest_low donchian=Donchian_channel price=price"
 _NAMES += " volume_sma=average_volume close=close open=open high=high low=low up_streak=up_streak"
+_NAMES += " down_streak=down_streak"
 NAMES = {k: v.replace("_", " ") for k, _, v in (p.partition("=") for p in _NAMES.split())}
-NAMES["down_streak"] = "down streak"
 _OPS = {o: o.replace("_", " ") for o in ("above", "below", "crosses_above", "crosses_below")}
 _OPS["crosses"] = "crosses"
 _FLIP = {"above": "below", "below": "above", "crosses_above": "crosses_below", "crosses": "crosses"}
 _FLIP["crosses_below"] = "crosses_above"
 _COMPAT = {"below": {"below", "crosses_below"}, "above": {"above", "crosses_above"}}
-_COMPAT |= {"crosses_above": {"crosses_above"}, "crosses_below": {"crosses_below"}}
-_COMPAT["crosses"] = {"crosses_above", "crosses_below"}
+_COMPAT |= {o: {o} for o in _OPS if "_" in o} | {"crosses": {"crosses_above", "crosses_below"}}
 _ROLE_WORDS = {"entry": "to enter when ", "exit": "to exit when ", "short": "to go short when "}
 _SCALARS = {"stop_loss_pct": "a {}% stop loss", "take_profit_pct": "a {}% take profit"}
 _SCALARS |= {"trailing_stop_pct": "a {}% trailing stop", "atr_stop_multiple": "a {}× ATR stop"}
@@ -76,6 +75,7 @@ _PARAMS = {"period": "period", "slow_period": "slow period", "signal_period": "s
 _PARAMS["std_dev"] = "width"
 _AND = re.compile(r"(?<![a-z])(?:and|or|but|while)(?![a-z])|그리고|이고|이며|하고", re.I)
 _NUM_GAP = re.compile(r"[\s:=(]{0,3}(?:(?:the|a|level|of)\s{1,2}){0,2}", re.I)
+_DAYS = re.compile(r"[\s-]{0,2}(?:days?|bars?|periods?|sessions?)(?![a-z])", re.I)
 _KNUM_GAP = re.compile(r"\s{0,2}(?:을|를|에서|에|선을|선|으로|로|가|이)?\s{0,2}")
 _UNEXPRESSIBLE_RE = re.compile(vocab.gate("|".join(f"(?:{p})" for _, p in UNEXPRESSIBLE)), re.I)
 
@@ -193,9 +193,12 @@ class _Grammar:
                 return self._cond(left, op, nxt, left.start, nxt.end)
             return nxt.family in _VS_PRICE and self._cond(None, op, nxt, it.start, nxt.end)
         if _is(nxt, "num") and _NUM_GAP.fullmatch(self.text, it.end, nxt.start):
-            subject = left or self._recent(it)
-            end = nxt.end
-            return subject is None or self._level(subject, op, nxt.value, (left or it).start, end)
+            subject, end = left or self._recent(it), _DAYS.match(self.text, nxt.end)
+            if end and subject is not None and subject.family in _MA:  # "over the 100-day"
+                ma = Token("ser", nxt.start, end.end(), subject.family, (nxt.value,))
+                self.drafts.append(Draft(f"{ma.family}.period", nxt.value, ma.start, ma.end))
+                return self._cond(subject, op, ma, subject.start, end.end())
+            return not subject or self._level(subject, op, nxt.value, (left or it).start, nxt.end)
         if "cross" in op and _pair(prv) and not prv.used:
             return self._pair(prv, op, prv.start, it.end)
         return False

@@ -111,3 +111,9 @@ def test_apply_stated_writes_stated_scalars_and_drops_invented_ones() -> None:
     assert fixed.trailing_stop_pct is None and fixed.size_pct == 20
     assert (str(fixed.start), str(fixed.end)) == ("2012-01-01", "2014-12-31")
     assert len(changes) == 4
+
+
+def test_an_elliptical_average_is_an_average_not_a_level() -> None:
+    d = draft_spec("Buy when the 30-day EMA crosses above the 90-day, sell when it crosses below.")
+    assert d.spec is not None, d.open
+    assert _conds(d.spec.entry) == [("ema", 30, "crosses_above", ("ema", 90))]
