@@ -828,7 +828,8 @@ def build(found: list[Claim]) -> StrategySpec | None:
             fam, fam
         )
         if per in ("fast", "slow"):
-            stated = sorted(v for f in ("ma", "sma", "ema") for v in periods.get(f + ".period", []))
+            # the stated periods of the averages of this kind (an EMA's 200 is no SMA's)
+            stated = sorted(v for f in ("ma", kind) for v in periods.get(f + ".period", []))
             per = fmt(stated[0] if per == "fast" else stated[-1]) if len(stated) > 1 else "10"
             per = "30" if per == "10" and key.endswith("slow") else per
         values: dict[str, Any] = {}
