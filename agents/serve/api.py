@@ -2,13 +2,17 @@
 
 Same API keys and users as the graph routes (`agents.serve.auth`). Endpoints are plain `def`s:
 FastAPI runs them in its threadpool, so a minute-long call to the embedded model never blocks
-the server's event loop. Every error is `{"error": {"type", "message", "allowed"?}}`:
-400 bad input (unknown service, model, tier, symbol, group), 422 a body or query that fails its
-schema, 401 no or bad key, 403 a model the policy forbids or another user's data, 404 a missing
-backtest, 413 a prompt over the model's context window where it is served (checked before any
-model call, with each graph's own fixed prompt tokens), 429 over the per-user rate
-(`agents.usage.limits.RateLimiter`) or daily budget (both with Retry-After), 503 the vector
-store down.
+the server's event loop. `POST /v1/reports/stream` and `POST /v1/chat/stream` take the same
+bodies as `/v1/reports` and `/v1/chat` and answer with server-sent events
+(`agents.serve.streaming`): the same checks run first (in the threadpool), the graph streams in
+a thread of its own, and an error before the first event is the route's usual JSON error.
+
+Every error is `{"error": {"type", "message", "allowed"?}}`: 400 bad input (unknown service,
+model, tier, symbol, group), 422 a body or query that fails its schema, 401 no or bad key, 403
+a model the policy forbids or another user's data, 404 a missing backtest, 413 a prompt over the
+model's context window where it is served (checked before any model call, with each graph's own
+fixed prompt tokens), 429 over the per-user rate (`agents.usage.limits.RateLimiter`) or daily
+budget (both with Retry-After), 503 the vector store down.
 
 `/metrics` is Prometheus text from the global registry (`agents.serve.metrics`): calls, tokens
 and cost by service and model from the ledger, plus request counters. Under `langgraph dev` the
@@ -25,8 +29,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -43,6 +48,7 @@ from agents.llm.catalog import (
 from agents.llm.factory import context_window
 from agents.quant.backtests import SYMBOLS, BacktestResult
 from agents.rag.store import RetrievalUnavailableError, get_retriever
+from agents.serve import streaming
 from agents.serve.auth import is_admin, key_from_headers, user_for_key
 from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
 from agents.usage.ledger import usage_report
@@ -81,11 +87,31 @@ class ApiError(Exception):
         self.status, self.type, self.message = status, type_, message
         self.allowed, self.headers = allowed, headers
 
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"type": self.type, "message": self.message}
+    def body(self) -> dict[str, Any]:
+        """The JSON error body (also the data of a stream's `error` event)."""
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.allowed is not None:
-            body["allowed"] = self.allowed
-        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
+            error["allowed"] = self.allowed
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def api_error(exc: BaseException, where: str = "a route") -> ApiError:
+    """The API's error for an exception a route or a streamed graph run raised."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, QuotaExceededError):
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return ApiError(429, "quota_exceeded", str(exc), headers=retry)
+    if isinstance(exc, narrative_report.BacktestNotFoundError):
+        return ApiError(404, "backtest_not_found", str(exc))
+    if isinstance(exc, RetrievalUnavailableError):
+        return ApiError(503, "retrieval_unavailable", str(exc))
+    # Same shape for bugs; the message stays generic (it could carry secrets or paths).
+    log.error("unhandled error on %s: %s", where, type(exc).__name__, exc_info=exc)
+    return ApiError(500, "internal_error", f"internal error ({type(exc).__name__})")
 
 
 def _model_error(exc: Exception, service: str) -> ApiError:
@@ -218,8 +244,7 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
 @app.exception_handler(QuotaExceededError)
 async def _quota_error(request: Request, exc: QuotaExceededError) -> JSONResponse:
     """Over the user's daily budget (counting calls in flight): 429, nothing was sent."""
-    retry = {"Retry-After": str(exc.retry_after_s)}
-    return ApiError(429, "quota_exceeded", str(exc), headers=retry).response()
+    return api_error(exc).response()
 
 
 @app.exception_handler(RequestValidationError)
@@ -240,8 +265,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 @app.exception_handler(Exception)
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Same shape for bugs; the message stays generic (it could carry secrets or paths)."""
-    log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
-    return ApiError(500, "internal_error", f"internal error ({type(exc).__name__})").response()
+    return api_error(exc, request.url.path).response()
 
 
 @app.middleware("http")
@@ -313,42 +337,67 @@ def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
     return _json(out)
 
 
-@app.post("/v1/reports")
-def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
-    """A narrative report of one backtest, inline or by id from the caller's store."""
+def _check_report(body: ReportRequest) -> None:
+    """What `/v1/reports` and its stream check before any work (400, 403, 413)."""
     if (body.backtest is None) == (body.backtest_id is None):
         raise ApiError(400, "bad_request", "give exactly one of `backtest` or `backtest_id`")
     model = _validated("narrative_report", body.model)
     check_fits("narrative_report", model, body.request, body.max_tokens)
+
+
+@app.post("/v1/reports")
+def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
+    """A narrative report of one backtest, inline or by id from the caller's store."""
+    _check_report(body)
     try:
         out = narrative_report.write_report(
             body.backtest,
             user_id=user,
             **body.model_dump(exclude={"backtest"}),
         )
-    except narrative_report.BacktestNotFoundError as exc:
-        raise ApiError(404, "backtest_not_found", str(exc)) from exc
-    except RetrievalUnavailableError as exc:
-        raise ApiError(503, "retrieval_unavailable", str(exc)) from exc
-    return _json(out)
+    except (narrative_report.BacktestNotFoundError, RetrievalUnavailableError) as exc:
+        raise api_error(exc) from exc
+    return _json(streaming.report_json(out))
+
+
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
+}
+
+
+@app.post("/v1/reports/stream", response_class=StreamingResponse, responses=_SSE)
+async def stream_report(body: ReportRequest, user: LimitedUser, request: Request) -> Response:
+    """`/v1/reports` as server-sent events: `sentence` per accepted passage, then `report` (the
+    body `/v1/reports` returns); `error` (the error body) if the run fails once started."""
+    await run_in_threadpool(_check_report, body)
+    run = streaming.report_run(body.backtest, user_id=user, **body.model_dump(exclude={"backtest"}))
+    return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
+
+
+def _check_chat(body: ChatRequest) -> None:
+    """What `/v1/chat` and its stream check before any work (400, 403, 413)."""
+    model = _validated("chatops_advanced", body.model)
+    check_fits("chatops_advanced", model, body.message, body.max_tokens)
 
 
 @app.post("/v1/chat")
 def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
     """One turn of a per-user thread; memory is durable (SQLite under the data dir, or Postgres)."""
-    model = _validated("chatops_advanced", body.model)
-    check_fits("chatops_advanced", model, body.message, body.max_tokens)
+    _check_chat(body)
     reply = chatops_advanced.chat_turn(
         body.message, user_id=user, **body.model_dump(exclude={"message"})
     )
-    return _json(
-        {
-            "thread_id": body.thread_id,
-            "reply": reply.text,
-            "model_used": reply.model_used,
-            "answer_source": reply.answer_source,
-        }
-    )
+    return _json(streaming.chat_json(body.thread_id, reply))
+
+
+@app.post("/v1/chat/stream", response_class=StreamingResponse, responses=_SSE)
+async def stream_chat(body: ChatRequest, user: LimitedUser, request: Request) -> Response:
+    """`/v1/chat` as server-sent events: `tool` per call and per result, `answer` once the
+    reply is accepted, then `done` (the body `/v1/chat` returns); `error` if the run fails once
+    started."""
+    await run_in_threadpool(_check_chat, body)
+    run = streaming.chat_run(body.message, user_id=user, **body.model_dump(exclude={"message"}))
+    return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
 
 
 @app.post("/v1/backtests", status_code=201)
