@@ -73,7 +73,9 @@ def _seed(user: str) -> None:
     get_retriever().bulk_index(mine)
 
 
-def run_case(case: Any, *, model: str | None, max_repairs: int) -> dict[str, Any]:
+def run_case(
+    case: Any, *, model: str | None, max_repairs: int, draft_in_code: bool = True
+) -> dict[str, Any]:
     from graphs.strategy_builder import build_strategy
 
     user = f"bench-{case.id}"
@@ -81,7 +83,12 @@ def run_case(case: Any, *, model: str | None, max_repairs: int) -> dict[str, Any
     t0 = time.perf_counter()
     try:
         res = build_strategy(
-            case.request, user_id=user, model=model, max_repairs=max_repairs, symbol=case.symbol
+            case.request,
+            user_id=user,
+            model=model,
+            max_repairs=max_repairs,
+            symbol=case.symbol,
+            draft_in_code=draft_in_code,
         )
         verdict = judge(case, res)
         out: dict[str, Any] = {
@@ -97,6 +104,7 @@ def run_case(case: Any, *, model: str | None, max_repairs: int) -> dict[str, Any
             "num_trades": res.metrics.num_trades if res.metrics else None,
             "model_used": res.model_used,
             "served_by": res.served_by,
+            "drafted_in_code": (res.served_by or "").startswith("code:"),
             "tokens": res.input_tokens + res.output_tokens,
         }
     except Exception as exc:  # a crash is the service failing: recorded, not raised
@@ -125,6 +133,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "korean_success": f"{sum(r['verdict'] == 'success' for r in rs if r['lang'] == 'ko')}"
             f"/{sum(r['lang'] == 'ko' for r in rs)}",
             "median_latency_s": statistics.median(lat) if lat else None,
+            "drafted_in_code": sum(bool(r.get("drafted_in_code")) for r in rs),
         }
 
     return {
@@ -137,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
     parser.add_argument("--model", default=None, help="strategy_builder model (policy default)")
     parser.add_argument("--max-repairs", type=int, default=2)
+    parser.add_argument(
+        "--no-draft", action="store_true", help="the model fills every spec (no code draft)"
+    )
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -153,7 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     runs = []
     for i, case in enumerate(cases, 1):
-        run = run_case(case, model=args.model, max_repairs=args.max_repairs)
+        run = run_case(
+            case, model=args.model, max_repairs=args.max_repairs, draft_in_code=not args.no_draft
+        )
         runs.append(run)
         head = f"[{i:2d}/{len(cases)}] {run['latency_s']:6.1f}s {run['verdict']:10s}"
         print(f"{head} {case.id} {case.request[:60]}", flush=True)
@@ -163,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "backend": get_settings().backend,
         "model": args.model,
+        "draft_in_code": not args.no_draft,
+        "local_model_path": os.environ.get("QUANT_GENAI_LOCAL_MODEL_PATH"),
         "summary": summarise(runs),
         "runs": runs,
     }

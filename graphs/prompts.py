@@ -29,6 +29,10 @@ SPEC_SYSTEM = (
     '"sma", "period": 50}, "op": "crosses_above", "right": {"kind": "sma", "period": 200}}]}}'
 )
 SPEC_USER = "Request: {request}"
+STYLE_SYSTEM = (
+    "A trading-strategy request names no indicator or rule. Choose the one style that fits its "
+    'words best: {styles}. Reply with JSON: {{"style": "<style>"}}.'
+)
 SPEC_REPAIR_USER = (
     "Request: {request}\n\nYour spec:\n{spec}\n\n{instructions}\n\n"
     "Reply with the corrected spec only."

@@ -46,7 +46,7 @@ from agents.llm.tool_calls import message_text
 from agents.quant import corpus
 from agents.quant.backtests import BacktestResult, backtest_facts, load_ohlcv, load_ohlcv_csv
 from agents.quant.compiler import compile_spec
-from agents.quant.drafting import apply_stated, draft_spec
+from agents.quant.drafting import STYLES, StyleChoice, apply_stated, draft_spec, style_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
 from agents.quant.spec import StrategySpec, drop_inapplicable
@@ -205,6 +205,7 @@ class State(InputState, OutputState):
     spec_error: str | None = None  # the last reply that was no valid spec
     previous_spec: dict[str, Any] | None = None
     readings: list[str] = field(default_factory=list)  # what code read into a drafted spec
+    vague: bool = False  # the request states no rule: the model only chooses a style
     # Run ids of this run's model calls = the request ids of its ledger rows.
     call_ids: Annotated[list[str], operator.add] = field(default_factory=list)
 
@@ -539,7 +540,10 @@ def draft(state: State) -> dict[str, Any]:
     (`agents.quant.drafting`); otherwise the model fills it, and we say what was open."""
     drafted = draft_spec(state.masked_request)
     if drafted.spec is None:
-        return {"notes": ["for the model to decide: " + "; ".join(drafted.open)]}
+        note = "for the model to decide: " + (
+            "a style" if drafted.vague else "; ".join(drafted.open)
+        )
+        return {"notes": [note], "vague": drafted.vague}
     return {
         "spec": drafted.spec.model_dump(mode="json"),
         "readings": drafted.assumptions,
@@ -548,7 +552,45 @@ def draft(state: State) -> dict[str, Any]:
     }
 
 
-def route_after_draft(state: State) -> Literal["check_spec", "fill_spec"]:
+def route_after_draft(state: State) -> Literal["check_spec", "choose_style", "fill_spec"]:
+    if state.spec is not None:
+        return "check_spec"
+    return "choose_style" if state.vague else "fill_spec"
+
+
+def choose_style(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """A request that states no rule: the model chooses only the style (an enum, under the
+    grammar); code builds that style's textbook rule and says so. If the call fails, the model
+    fills the whole spec instead."""
+    calls = _ChatRunIds()
+    requested = validate_model(SERVICE, runtime.context.model).id
+    chain = _chat(runtime).with_structured_output(
+        StyleChoice, method="json_schema", include_raw=True
+    )
+    styles = ", ".join(f"{k} ({v[0]})" for k, v in STYLES.items())
+    messages = [
+        SystemMessage(P.STYLE_SYSTEM.format(styles=styles)),
+        HumanMessage(state.masked_request),
+    ]
+    try:
+        out = chain.invoke(messages, config={"callbacks": [calls]})
+    except QuotaExceededError:
+        raise
+    except Exception as exc:
+        return _failed_call(calls, requested, exc)
+    update = {"call_ids": calls.ids, **_who(out.get("raw"), requested)}
+    choice = out.get("parsed")
+    if not isinstance(choice, StyleChoice):
+        return {**update, "vague": False, "notes": ["no style chosen: the model fills the spec"]}
+    spec, _ = style_spec(state.masked_request, choice.style)
+    bars = len(load_ohlcv(spec.symbol or runtime.context.symbol))  # windows that fit the data
+    spec, readings = style_spec(state.masked_request, choice.style, bars)
+    return {**update, "spec": spec.model_dump(mode="json"), "readings": readings}
+
+
+def route_after_style(state: State) -> Literal["check_spec", "fill_spec", "finish"]:
+    if state.failed_stage == "model":
+        return "finish"
     return "check_spec" if state.spec is not None else "fill_spec"
 
 
@@ -828,6 +870,7 @@ builder = StateGraph(
 builder.add_node(govern)
 builder.add_node(retrieve)
 builder.add_node(draft)
+builder.add_node(choose_style)
 builder.add_node(fill_spec)
 builder.add_node(check_spec)
 builder.add_node(repair_spec)
@@ -843,6 +886,7 @@ builder.add_edge(START, "govern")
 builder.add_conditional_edges("govern", route_after_governance)
 builder.add_conditional_edges("retrieve", route_mode)
 builder.add_conditional_edges("draft", route_after_draft)
+builder.add_conditional_edges("choose_style", route_after_style)
 builder.add_edge("fill_spec", "check_spec")
 builder.add_conditional_edges("check_spec", route_after_spec)
 builder.add_edge("repair_spec", "check_spec")

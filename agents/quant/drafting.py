@@ -28,13 +28,13 @@ from datetime import date
 from itertools import pairwise
 from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.quant.claims import Claim, fmt
 from agents.quant.faithfulness import check, claims, unexpressible
 from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec
 
-__all__ = ["Drafted", "apply_stated", "draft_spec"]
+__all__ = ["STYLES", "Drafted", "StyleChoice", "apply_stated", "draft_spec", "style_spec"]
 
 _STATED_SCALARS = frozenset(
     {"stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "atr_stop_multiple"}
@@ -66,11 +66,95 @@ _KIND_WORDS |= {"up_streak": "UpStreak", "down_streak": "DownStreak"}
 @dataclass
 class Drafted:
     """`spec`: the whole strategy the request states (None when something is open); `open`:
-    what a model must still decide, in words; `assumptions`: readings code made."""
+    what a model must still decide, in words; `assumptions`: readings code made; `vague`: the
+    request states no rule at all ("a good trend strategy"): only a style is left to choose."""
 
     spec: StrategySpec | None
     open: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    vague: bool = False
+
+
+# ------------------------------------------------------------------------------ vague requests
+# A request that states no rule leaves one decision, the style; each style is a textbook rule
+# (entry only: the exit is its opposite, so nothing is added that a request has to state).
+STYLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "trend_following": (
+        "the 50-day SMA crossing above the 200-day SMA",
+        {"left": {"kind": "sma", "period": 50}, "op": "crosses_above",
+         "right": {"kind": "sma", "period": 200}},
+    ),
+    "short_term_trend": (
+        "the 12-day EMA crossing above the 26-day EMA",
+        {"left": {"kind": "ema", "period": 12}, "op": "crosses_above",
+         "right": {"kind": "ema", "period": 26}},
+    ),
+    "mean_reversion": (
+        "RSI(14) below 30",
+        {"left": {"kind": "rsi", "period": 14}, "op": "below", "value": 30},
+    ),
+    "dip_buying": (
+        "a close below the lower Bollinger band (20, 2)",
+        {"left": {"kind": "close"}, "op": "below",
+         "right": {"kind": "bb_lower", "period": 20, "std_dev": 2}},
+    ),
+    "breakout": (
+        "the close breaking above the prior 20-day high",
+        {"left": {"kind": "close"}, "op": "crosses_above",
+         "right": {"kind": "highest_high", "period": 20}},
+    ),
+    "momentum": (
+        "the 10-day rate of change above 0",
+        {"left": {"kind": "roc", "period": 10}, "op": "above", "value": 0},
+    ),
+}  # fmt: skip
+
+
+class StyleChoice(BaseModel):
+    """What a model decides for a request that states no rule: the style that fits its words."""
+
+    style: str = Field(
+        description="One of: " + ", ".join(STYLES),
+        json_schema_extra={"enum": list(STYLES)},
+    )
+
+    @field_validator("style")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STYLES:
+            raise ValueError(f"unknown style {v!r}; styles: {', '.join(STYLES)}")
+        return v
+
+
+def style_spec(request: str, style: str, bars: int | None = None) -> tuple[StrategySpec, list[str]]:
+    """The spec of a style for a vague request, the request's stated scalars written in, and
+    the choice as an assumption. With `bars` (the length of the data it will run on), windows
+    longer than a fifth of the data shrink in proportion (BTCUSD's bundled bars are monthly: a
+    200-bar average would never cross)."""
+    words, condition = STYLES[style]
+    longest = max(
+        (int(side["period"]) for side in (condition["left"], condition.get("right") or {})
+         if "period" in side),
+        default=0,
+    )  # fmt: skip
+    scale = min(1.0, bars / 5 / longest) if bars and longest else 1.0
+    if scale < 1.0:
+        condition = {
+            k: {**v, "period": max(2, round(v["period"] * scale))}
+            if isinstance(v, dict) and "period" in v
+            else v
+            for k, v in condition.items()
+        }
+    name = "".join(w.title() for w in style.split("_"))
+    spec = StrategySpec(name=name, entry=Rule(conditions=[Condition.model_validate(condition)]))
+    spec, _ = apply_stated(request, spec)
+    why = f"the request states no rule: chose a {style.replace('_', ' ')} rule, entering on {words}"
+    if scale < 1.0:
+        c = spec.entry.conditions[0]
+        sides = [x for x in (c.left, c.right) if x is not None and x.period]
+        shown = ", ".join(f"{x.kind.upper()}({x.period})" for x in sides)
+        why += f"; its windows shortened to fit {bars} bars of data: {shown}"
+    return spec, [why]
 
 
 # ------------------------------------------------------------------------------ stated scalars
@@ -301,14 +385,18 @@ def draft_spec(request: str) -> Drafted:
         entry = _rule(r, rules_by["entry"], "entry", direction) if rules_by["entry"] else None
         exit_rule = _rule(r, rules_by["exit"], "exit", direction) if rules_by["exit"] else None
         short = _rule(r, rules_by["short"], "short", direction) if rules_by["short"] else None
-        if entry is None and not r.open:
+        if entry is None and not r.open and not rules:
             r.open.append("no entry rule is stated")
+        elif entry is None and not r.open:
+            r.open.append("the entry rule could not be read")
         if rules_by["exit"] and exit_rule is None and not r.open:
             r.open.append("the exit rule could not be read")
     r.open += [f"the request's {n} is not read" for n in _unread_numbers(request, found)]
     r.open += [f"{n} is named but no rule on it is read" for n in _unused_indicators(found)]
     if r.open or entry is None:
-        return Drafted(None, list(dict.fromkeys(r.open)), r.assumed)
+        vague = r.open == ["no entry rule is stated"]
+        vague &= not any(c.field == "indicator" for c in found)
+        return Drafted(None, list(dict.fromkeys(r.open)), r.assumed, vague=vague)
     spec = StrategySpec(
         name=_name(entry),
         direction=direction,  # type: ignore[arg-type]

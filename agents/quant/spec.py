@@ -134,6 +134,11 @@ class Condition(BaseModel):
     def _one_right_side(self) -> Condition:
         if (self.right is None) == (self.value is None):
             raise ValueError("a condition compares with exactly one of `right` or `value`")
+        if self.right == self.left:  # "close crosses above close": never true, never trades
+            raise ValueError(
+                f"a condition compares {self.left.kind} with itself, which is never true: "
+                "compare it with another series or a fixed value"
+            )
         return self
 
 

@@ -117,3 +117,29 @@ def test_an_elliptical_average_is_an_average_not_a_level() -> None:
     d = draft_spec("Buy when the 30-day EMA crosses above the 90-day, sell when it crosses below.")
     assert d.spec is not None, d.open
     assert _conds(d.spec.entry) == [("ema", 30, "crosses_above", ("ema", 90))]
+
+
+def test_a_request_with_no_rule_is_vague_and_a_style_fills_it() -> None:
+    from agents.quant.drafting import STYLES, style_spec
+
+    d = draft_spec("Give me a decent trend-following strategy for bitcoin.")
+    assert d.spec is None and d.vague
+    named = draft_spec("Mean reversion on bitcoin with Bollinger Bands")  # names an indicator
+    assert named.spec is None and not named.vague
+    spec, why = style_spec("Give me a decent trend-following strategy for bitcoin.", "breakout")
+    assert spec.symbol == "BTCUSD" and spec.entry.conditions[0].right is not None
+    assert spec.entry.conditions[0].right.kind == "highest_high" and "breakout" in why[0]
+    short, why = style_spec("anything", "trend_following", bars=156)  # BTCUSD's monthly bars
+    periods = [s.period for c in short.entry.conditions for s in (c.left, c.right) if s]
+    assert max(p or 0 for p in periods) <= 156 // 5 and "shortened to fit 156 bars" in why[0]
+    assert set(STYLES) >= {"trend_following", "mean_reversion", "breakout"}
+
+
+def test_a_condition_on_a_series_against_itself_is_no_spec() -> None:
+    from pydantic import ValidationError
+
+    from agents.quant.spec import Condition
+
+    with pytest.raises(ValidationError, match="compares close with itself"):
+        Condition.model_validate({"left": {"kind": "close"}, "op": "above",
+                                  "right": {"kind": "close"}})  # fmt: skip

@@ -462,8 +462,44 @@ def test_a_request_that_states_everything_is_built_in_code_with_no_model_call(
     assert out["input_tokens"] == 0 and out["cost_usd"] == 0
 
 
-def test_a_vague_request_still_goes_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    entry_only = {k: v for k, v in RSI_7.items() if k != "exit"}
-    out, chat = _run_spec(monkeypatch, "a mean-reversion strategy", [entry_only], True)
+def test_a_request_naming_an_indicator_but_no_rule_goes_to_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bands = {"name": "BandReversion", "entry": {"conditions": [{"left": {"kind": "close"},
+             "op": "below", "right": {"kind": "bb_lower"}}]}}  # fmt: skip
+    out, chat = _run_spec(monkeypatch, "mean reversion with Bollinger bands", [bands], True)
     assert len(chat.prompts) == 1 and out["ok"]
     assert any("for the model to decide" in n for n in out["notes"])
+
+
+class ScriptedStyleChat(ScriptedSpecChat):
+    """A scripted model that is asked for a style (a vague request), then nothing else."""
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> ScriptedStyleChat:
+        self.schema = schema
+        return self
+
+    def invoke(self, messages: list[Any], config: Any = None) -> Any:
+        from langchain_core.messages import AIMessage
+
+        from agents.quant.drafting import StyleChoice
+
+        assert self.schema is StyleChoice  # the model is asked for the style only
+        self.prompts.append(str(messages[-1].content))
+        return {"raw": AIMessage("{}"), "parsed": StyleChoice(style="momentum")}
+
+
+def test_a_vague_request_only_asks_the_model_for_a_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    import graphs.strategy_builder as sb
+
+    chat = ScriptedStyleChat([])
+    monkeypatch.setattr(sb, "_chat", lambda runtime: chat)
+    out = sb.graph.invoke(
+        sb.InputState(request="Something that works on EURUSD, please."),
+        context=Context(user_id="u1", use_rag=False),
+    )
+    assert len(chat.prompts) == 1 and out["ok"], out["error"]
+    assert out["spec"]["symbol"] == "EURUSD" and out["spec"]["entry"]["conditions"][0]["left"][
+        "kind"] == "roc"  # fmt: skip
+    assert any("chose a momentum rule" in a for a in out["assumptions"])
+    assert out["metrics"].num_trades > 0
