@@ -467,7 +467,8 @@ def run_backtest(
     coarse lumps. We run `backtesting.lib.FractionalBacktest` with a power-of-ten unit chosen so
     the account can hold ~100+ units (0.1 share of GOOG, 1e-4 BTC; EURUSD needs none). Inside the
     strategy, prices are then divided by that unit: ratio-based logic (moving averages, RSI,
-    bands, `sl=price * 0.95`) is unaffected, absolute price constants and `size=<units>` are not.
+    bands, `sl=price * 0.95`) is unaffected, absolute price constants and `size=<units>` are not;
+    a strategy with a `price_unit` parameter is given the unit (compiled specs scale by it).
     Reported equity, returns and ratios are in dollars / percent and unaffected.
 
     Open trades are closed on the last bar (`finalize_trades=True`) so buy-and-hold and late
@@ -549,6 +550,8 @@ def engine_stats(
 ) -> pd.Series:
     """backtesting.py's stats (with `_trades`), fractional units where whole ones are too coarse."""
     unit = _fractional_unit(frame, cash)
+    if "price_unit" in strategy_parameters(strategy):  # fixed price levels, in the engine's units
+        parameters = {**parameters, "price_unit": unit}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         engine: Backtest

@@ -1,10 +1,9 @@
 """Compile a `StrategySpec` into readable, self-contained `backtesting.Strategy` source.
 
-Deterministic (same spec, byte-identical code). The module holds its imports, only the indicator
-helpers it uses (plain pandas/numpy, `agents.quant.corpus`'s arithmetic) and one class: its
-docstring is `describe_spec(spec)`, its parameters are named after what they are (`rsi_period`,
-`oversold`, `fast_period`, `stop_loss_pct`), one indicator per distinct series, a plain if/else
-`next()`. Each default taken from `DEFAULTS`, and each reading of the spec, is an `Assumption`.
+Deterministic (same spec, byte-identical code). The module holds its imports, the indicator
+helpers it uses (plain pandas/numpy) and one class: its docstring is `describe_spec(spec)`, its
+parameters named after what they are (`rsi_period`, `oversold`, `stop_loss_pct`), one indicator
+per distinct series, a plain `next()`. Each default taken, each reading, is an `Assumption`.
 
 Semantics (tests, the sandbox and bench/strategy_cases.py's references rely on them):
 
@@ -19,18 +18,17 @@ Semantics (tests, the sandbox and bench/strategy_cases.py's references rely on t
 * Conditions: crosses_above is `crossover(left, right)` (strictly below on the previous bar,
   strictly above on this one), crosses_below `crossover(right, left)`; above / below compare the
   latest values strictly. A fixed `value` is a parameter (RSI: `oversold` under 50, `overbought`
-  over). `run_backtest` trades GOOG in 0.1-share units, and strategies see prices in them: a
-  fixed *price* level meets 0.1 × the quote (ratios and oscillators are exact).
+  over). A fixed level on a price series is `level * price_unit` (volume: `/`): `run_backtest`
+  sets `price_unit` to the unit it trades in (0.1 share of GOOG), so 1000 means $1000.
 * Rules: all / any. `opposite(rule)` mirrors each op (crosses_above↔crosses_below, above↔below)
   and swaps all↔any (De Morgan): a mirror, not a negation (neither fires on equal values).
 * Directions: long: `entry` opens a long when flat, the exits close it; short: the same, short;
   both: `entry` goes long, `short_entry` (None: the `exit` rule, else the opposite of `entry`)
   short, each reversing the other (close, then open; if both fire when flat, long). In `both`,
   `exit` beside a `short_entry` closes a long, and its opposite a short.
-* Exits: `exit` None is the opposite of the entry signal unless `max_bars` is given (a time exit
-  is an exit rule); stops guard a position on top of the signal exit, never replace it (an "SMA
-  cross with a 5% stop" exits on the cross back too). max_bars: close ordered once max_bars bars
-  have passed since the entry bar. stop_loss_pct / take_profit_pct: `sl` / `tp` on the order,
+* Exits: `exit` None is the opposite of the entry signal unless `max_bars` is given; stops guard
+  a position on top of the signal exit, never replace it. max_bars: close ordered once max_bars
+  bars have passed since the entry bar. stop_loss_pct / take_profit_pct: `sl` / `tp` on the order,
   from the last close; atr_stop_multiple: `sl` at the last close ∓ N × ATR(14) (beside a stop
   loss, the tighter); trailing_stop_pct: close when the close is that far below the best close
   since the signal bar (short: above the lowest). Orders fill at the next open; what is still
@@ -43,7 +41,7 @@ import math
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,6 +54,7 @@ from agents.quant.spec import (
     Condition,
     Rule,
     Series,
+    SeriesKind,
     StrategySpec,
 )
 
@@ -306,8 +305,9 @@ class _Names:
         left, value = self.ref(_resolve(c.left)), _level(c.value)
         if c.right is not None:
             right = self.ref(_resolve(c.right))
-        else:
+        else:  # in the engine's units (module docstring)
             right = f"self.{self.levels[self.level_base(_resolve(c.left), value), value]}"
+            right += _SCALE.get(_resolve(c.left)[0], "")  # run_backtest sets price_unit
         if c.op.startswith("crosses"):
             pair = (left, right) if c.op == "crosses_above" else (right, left)
             return f"crossover({', '.join(pair)})"
@@ -346,6 +346,7 @@ def _names(plan: _Plan) -> _Names:
     for c in [c for rule in plan.rules.values() for c in rule.conditions if c.value is not None]:
         v = _level(c.value)
         levels.setdefault(names.level_base(_resolve(c.left), v), []).append(v)
+        names.params |= {"price_unit": 1.0} if _resolve(c.left)[0] in _SCALE else {}
     for base, values in levels.items():
         for v, pname in sorted(_ranked(values, base, ("lower", "upper")).items()):
             names.levels[base, v] = pname
@@ -371,6 +372,8 @@ _WORSE = {"long": "below", "short": "above", "both": "below (a short: above)"}
 _BETTER = {"long": "above", "short": "below", "both": "above (a short: below)"}
 _FIELD_TEXT = {"slow_period": "slow period", "signal_period": "signal period",
                "std_dev": "width in standard deviations"}
+_SCALE = {k: " / self.price_unit" if "volume" in k else " * self.price_unit"
+          for k in get_args(SeriesKind) if k not in ("rsi", "roc", "up_streak", "down_streak")}
 # fmt: on
 
 

@@ -99,7 +99,14 @@ def run_demo(console: Console) -> None:
 
 
 DEMO_CORPUS_USERS = 8
-DEMO_STRATEGY = "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60."
+DEMO_STRATEGIES = (
+    # states every value: the spec is built in code from the request, no model call
+    "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60.",
+    # states no rule: the model chooses a style, code builds it and lists every assumption
+    "A simple strategy for EURUSD.",
+    # asks what no spec can express: an honest refusal with the closest strategy, no substitute
+    "Buy at the open when the stock gaps up more than 2%.",
+)
 DEMO_CHAT = "Which of my backtests has the best Sharpe ratio?"
 RAG_USER = "user-000"
 RAG_QUERY = "trend-following strategy on GOOG with a good Sharpe ratio and shallow drawdown"
@@ -135,6 +142,25 @@ def show_retrieval(console: Console) -> None:
     console.print(Panel(prompt, title="RAG prompt (top-3, ≤ 600 context tokens)"))
 
 
+def show_strategy(console: Console, request: str) -> None:
+    """One strategy request: the answer, the spec, the compiled code and who built it."""
+    t0 = time.perf_counter()
+    built = strategy_builder.build_strategy(request, user_id=DEMO_USER, max_repairs=2)
+    body = built.answer
+    if built.ok:
+        body += f"\n\nspec: {built.spec}\n\n{built.code}"
+    who = built.served_by or built.model_used
+    console.print(
+        Panel(
+            body,
+            title=f"strategy_builder · {request!r} · {who}",
+            subtitle=f"{time.perf_counter() - t0:.1f} s · repairs {built.repairs} · "
+            f"{built.input_tokens} in / {built.output_tokens} out tokens · "
+            f"list price ${built.list_price_usd}",
+        )
+    )
+
+
 def show_services(console: Console) -> None:
     """Each service graph once, for the demo user, on whatever backend is configured."""
     text = "Backtest my idea; mail results to kim.minsu@example.com, card 4111 1111 1111 1111"
@@ -149,20 +175,8 @@ def show_services(console: Console) -> None:
         )
     )
 
-    t0 = time.perf_counter()
-    built = strategy_builder.build_strategy(DEMO_STRATEGY, user_id=DEMO_USER, max_repairs=2)
-    body = built.answer
-    if built.ok:
-        body += f"\n\nspec: {built.spec}\n\n{built.code}"
-    console.print(
-        Panel(
-            body,
-            title=f"strategy_builder · {DEMO_STRATEGY!r} · {built.model_used} ({built.served_by})",
-            subtitle=f"{time.perf_counter() - t0:.1f} s · repairs {built.repairs} · "
-            f"{built.input_tokens} in / {built.output_tokens} out tokens · "
-            f"list price ${built.list_price_usd}",
-        )
-    )
+    for request in DEMO_STRATEGIES:
+        show_strategy(console, request)
 
     latest = get_retriever().list_backtests(DEMO_USER, limit=1)
     if latest:
@@ -181,13 +195,14 @@ def show_services(console: Console) -> None:
         )
 
     t0 = time.perf_counter()
-    answer = chatops_advanced.chat(
+    reply = chatops_advanced.chat_turn(
         DEMO_CHAT, user_id=DEMO_USER, thread_id=f"demo-{time.time_ns()}", max_tokens=160
     )
     console.print(
         Panel(
-            answer,
-            title="chatops_advanced · tool call + answer",
+            reply.text,
+            title=f"chatops_advanced · {DEMO_CHAT!r} · answer from {reply.answer_source} · "
+            f"{reply.model_used}",
             subtitle=f"{time.perf_counter() - t0:.1f} s",
         )
     )

@@ -93,7 +93,8 @@ def check_valid(compiled: CompiledStrategy) -> None:
 @pytest.mark.parametrize("op", OPS)
 def test_every_series_kind_and_op_compiles_to_valid_code(kind: str, op: str) -> None:
     # against a fixed level, and against another series
-    for right in ({"value": 1.5}, {"right": {"kind": "close"}}):
+    other = "open" if kind == "close" else "close"  # a series against itself is no spec
+    for right in ({"value": 1.5}, {"right": {"kind": other}}):
         compiled = compile_spec(spec(entry=rule({"left": {"kind": kind}, "op": op, **right})))
         check_valid(compiled)
         attribute = {"macd": "macd_line", "bb_upper": "upper_band", "bb_lower": "lower_band"}
@@ -577,3 +578,26 @@ def test_results_are_frozen_and_carry_symbol_and_description() -> None:
     assert compiled.symbol == "EURUSD"
     assert compiled.description.startswith("Long only on EURUSD, all bars.")
     assert compile_spec(spec(entry=SMA_CROSS)).symbol == "GOOG"
+
+
+def test_a_fixed_price_level_means_the_quoted_price_not_the_engines_units() -> None:
+    """GOOG trades in 0.1-share units, so the strategy sees 0.1 × the quote; a level of $600
+    must still mean $600 (the engine hands compiled code its `price_unit`)."""
+    from agents.quant.backtests import engine_stats, run_backtest
+
+    data = load_ohlcv("GOOG")
+    spec = StrategySpec.model_validate(
+        {
+            "name": "AboveLevel",
+            "entry": {"conditions": [{"left": {"kind": "close"}, "op": "above", "value": 600}]},
+        }
+    )
+    compiled = compile_spec(spec)
+    assert "self.close_level * self.price_unit" in compiled.code
+    namespace: dict[str, Any] = {}
+    exec(compile(compiled.code, "<spec>", "exec"), namespace)
+    result = run_backtest(namespace[compiled.class_name], data, user_id="u1")
+    assert result.num_trades > 1  # in engine units every bar is "above 600": one trade only
+    stats = engine_stats(namespace[compiled.class_name], data, 10_000, 0.0, {})
+    closes = data["Close"].to_numpy()  # each entry follows a close above $600 (next-open fills)
+    assert all(closes[int(bar) - 1] > 600 for bar in stats["_trades"]["EntryBar"])
