@@ -627,9 +627,11 @@ def route_after_spec(
     if state.failed_stage == "model":
         return "finish"
     can_repair = state.repairs < runtime.context.max_repairs
+    if unexpressible(state.masked_request):  # refused with the closest spec, if there is one
+        return "refuse"
     if state.spec is None:
         return "repair_spec" if can_repair else "finish"
-    if unexpressible(state.masked_request) or state.spec.get("unsupported"):
+    if state.spec.get("unsupported"):
         return "refuse"
     if state.discrepancies:
         return "repair_spec" if can_repair else "finish"  # never build what was not asked

@@ -503,3 +503,12 @@ def test_a_vague_request_only_asks_the_model_for_a_style(monkeypatch: pytest.Mon
         "kind"] == "roc"  # fmt: skip
     assert any("chose a momentum rule" in a for a in out["assumptions"])
     assert out["metrics"].num_trades > 0
+
+
+def test_an_inexpressible_request_is_refused_even_without_a_valid_closest_spec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, chat = _run_spec(monkeypatch, "Buy when the stock gaps up 2% at the open.", [None], True)
+    assert len(chat.prompts) == 1  # no repair rounds for a spec that would be refused anyway
+    assert not out["ok"] and not out["expressible"] and out["failed_stage"] is None
+    assert out["answer"].startswith("Cannot express") and "closest" not in out["answer"].lower()
