@@ -366,7 +366,18 @@ def _unused_indicators(found: list[Claim]) -> list[str]:
 
 # ------------------------------------------------------------------------------ the draft
 def draft_spec(request: str) -> Drafted:
-    """The spec the request states, or what is still open (module docstring)."""
+    """The spec the request states, or what is still open (module docstring). Values no spec
+    takes ("RSI(0)", a series against itself) leave the draft open with the reason: the model,
+    and then the check, see the request as it is."""
+    try:
+        return _draft(request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "spec"
+        return Drafted(None, [f"the request's values make no valid spec ({where}: {first['msg']})"])
+
+
+def _draft(request: str) -> Drafted:
     found = claims(request)
     if unexpressible(request):
         return Drafted(None, ["the request asks for what no spec can express"])

@@ -76,6 +76,8 @@ def test_buy_and_hold_enters_once_and_never_exits() -> None:
         ("Mean reversion on bitcoin with Bollinger Bands", "no rule on it"),
         ("Buy when RSI(14) is below 30 and the spread is 2.5 wide.", "2.5 is not read"),
         ("Buy when the stock gaps up 2% at the open.", "no spec can express"),
+        ("Buy when SMA(0) crosses above SMA(600)", "make no valid spec"),
+        ("RSI(7) below 25 " * 2000, "make no valid spec"),  # a rule against itself, hostile size
     ],
 )
 def test_what_is_not_stated_is_left_to_the_model_and_named(request_: str, why: str) -> None:
