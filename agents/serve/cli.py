@@ -106,8 +106,15 @@ def local_status(
     if as_json:
         typer.echo(json.dumps(st, indent=2, default=str))
         return
-    for k, v in st.items():
-        console.print(f"[bold]{k}[/bold]: {v}")
+    table = Table(title="embedded model servers", title_justify="left")
+    for col in ("model", "url", "state", "healthy", "pid", "serves", "context"):
+        table.add_column(col)
+    for model_id, one in st["servers"].items():
+        healthy = "yes" if one["healthy"] else "no"
+        cells = [one["url"], one["state"], healthy, one["pid"], one["served_model"]]
+        cells.append(one["context_window"])
+        table.add_row(model_id, *("-" if v is None else str(v) for v in cells))
+    console.print(table)
     if not st.get("healthy"):
         raise typer.Exit(1)
 
