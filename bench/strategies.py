@@ -19,6 +19,7 @@ Both halves are reported; prompts and rules are tuned on `tune` only. Results go
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -136,9 +137,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "drafted_in_code": sum(bool(r.get("drafted_in_code")) for r in rs),
         }
 
-    return {
-        split: half([r for r in runs if r["split"] == split]) for split in ("tune", "heldout")
-    } | {"all": half(runs)}
+    splits = dict.fromkeys(r["split"] for r in runs)
+    return {split: half([r for r in runs if r["split"] == split]) for split in splits} | {
+        "all": half(runs)
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,6 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-draft", action="store_true", help="the model fills every spec (no code draft)"
     )
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--set",
+        choices=("main", "fresh"),
+        default="main",
+        help="main: bench/strategy_cases.py; fresh: bench/strategy_cases_fresh.py, written "
+        "after the service by someone who did not read its request reader (report only)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -161,7 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     from bench.strategy_cases import CASES
 
     registry.reset()
-    cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
+    if args.set == "fresh":
+        from bench.strategy_cases_fresh import FRESH_CASES
+
+        cases = [dataclasses.replace(c, split="fresh") for c in FRESH_CASES][: args.limit]
+    else:
+        cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
     started = datetime.now(UTC)
     runs = []
     for i, case in enumerate(cases, 1):
@@ -178,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         "backend": get_settings().backend,
         "model": args.model,
         "draft_in_code": not args.no_draft,
+        "set": args.set,
         "local_model_path": os.environ.get("QUANT_GENAI_LOCAL_MODEL_PATH"),
         "summary": summarise(runs),
         "runs": runs,
