@@ -130,6 +130,29 @@ def corpus_code(name: str) -> str:
     return header + "\n\n".join([*parts, inspect.getsource(corpus.STRATEGIES[name])])
 
 
+def test_numpy_array_reductions_work_in_user_code() -> None:
+    """numpy resolves `array.min()` & co. on first use by importing from the caller's frame:
+    from user code, the guarded import refused it (a compiled short trailing stop failed)."""
+    code = """
+from backtesting import Strategy
+import numpy as np
+
+
+class Reductions(Strategy):
+    def init(self):
+        pass
+
+    def next(self):
+        closes = np.asarray(self.data.Close[-5:])
+        low, high = closes.min(), closes.max()
+        if not self.position and closes.mean() > low and closes.std() >= 0 and high > 0:
+            self.buy()
+"""
+    out = run_in_sandbox(code, user_id="alice", timeout_s=20)
+    assert out.ok, out.error
+    assert out.result is not None and out.result.num_trades >= 1
+
+
 def test_every_corpus_strategy_passes_validation() -> None:
     """No false positives on realistic strategies (e.g. MACD's `signal` parameter)."""
     from agents.quant.corpus import STRATEGIES

@@ -211,6 +211,12 @@ def main() -> None:
     import backtesting.test  # noqa: F401
     import numpy as np
 
+    # numpy resolves some array methods on first use, importing from C through the *calling
+    # frame's* `__import__`: from user code that is the guarded one, and `array.min()` failed
+    # ("import of 'numpy._core._methods' is not allowed"). Used once here, they stay cached.
+    for method in ("min", "max", "sum", "mean", "std", "var", "prod", "any", "all"):
+        getattr(np.ones(2), method)()
+
     from agents.quant.backtests import run_backtest
 
     job = json.loads(sys.stdin.buffer.read())
