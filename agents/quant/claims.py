@@ -143,7 +143,7 @@ max_bars <B>(?:exit|close|sell|cover|get\s{1,2}out|liquidate|hold|keep)(?:s|ing|
 "   <V>[\s-]{0,2}(?:day|bar|session|candle)s?\s{1,2}<HOLD>
 "   <B>or\s{1,2}after\s{1,2}<V>[\s-]{0,2}<BARS>
 "   <V>\s{0,2}(?:거래일|일|봉|바)\s{0,2}(?:후|뒤|이후|경과\s{0,2}(?:후|시))\s{0,2}(?:에\s{0,2})?
-    (?:는\s{0,2})?(?:무조건\s{0,2})?(?:청산|매도|정리|종료|exit)
+    (?:는\s{0,2})?(?:무조건\s{0,2})?(?:청산|매도|정리|종료|exit|판다|팔(?:고|아|면)|파는)
 "   <V><KD>(?:간|동안)?\s{0,2}(?:만\s{0,2})?보유
 "   보유\s{0,2}기간<SEP>(?:최대\s{0,2})?<V><KD>
 size_pct <P>\s{0,2}(?:of\s{1,2}(?:the\s{1,2}|my\s{1,2}|our\s{1,2}|total\s{1,2}
@@ -266,7 +266,7 @@ short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing)?|go(?:es|ing
 exit <B>(?:buy(?:ing)?\s{1,2}(?:to\s{1,2})?(?:cover|back)|sell(?:s|ing)?|exit(?:s|ing)?|close(?:s
     |d)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|all\s{1,2}|out\s{1,2}(?:the\s{1,2})?)?(?:positions?|trades?
     |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|get\s{1,2}out|flatten)<E>|
-    (?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다
+    (?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다|파는|환매(?:수)?
 entry <B>(?:buy(?:s|ing)?|purchase|enter(?:s|ing)?|entry|entries|go(?:es|ing)?\s{1,2}long
     |long\s{1,2}(?:when|if|on|once)|open(?:s|ing)?\s{1,2}(?:a\s{1,2})?(?:long|position))<E>|매수
     |진입|사고|산다

@@ -54,8 +54,40 @@ _HOLD = re.compile(
     r"보유|바이\s{0,2}앤\s{0,2}홀드",
     re.I,
 )
+_JOINED = re.compile(
+    r"[\s,&]{0,4}(?:(?:and|or|with|while|plus|그리고|또는|이고|하고|이며)[\s,]{0,3})?(?:is|the|its|when|if)?\s{0,3}",
+    re.I,
+)
 _ANY = re.compile(r"(?<![a-z])(?:or|either)(?![a-z])|또는|혹은|이거나|거나", re.I)
 _NUMBER = re.compile(r"(?<![\d.])\d{1,12}(?:\.\d{1,6})?(?!\.?\d)")
+_UNITS = (
+    "zero",
+    "",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_WORD_NUMBERS = {w: i for i, w in enumerate(_UNITS) if w} | {"hundred": 100}
+_WORD_NUMBERS |= {w: 10 * i for i, w in enumerate(_TENS) if w}
+_WORD_NUMBER = re.compile(r"(?<![a-z])(?:" + "|".join(_WORD_NUMBERS) + r")(?![a-z])", re.I)
+"""Numbers in words ("the fifty-day EMA", "fifteen percent"): a draft that did not read one is
+open ("one" is left out: "pick one", "one of")."""
 _KIND_WORDS = {"sma": "Sma", "ema": "Ema", "rsi": "Rsi", "macd": "Macd", "atr": "Atr"}
 _KIND_WORDS |= {"macd_signal": "MacdSignal", "macd_hist": "MacdHist", "roc": "Roc"}
 _KIND_WORDS |= {"bb_lower": "LowerBand", "bb_upper": "UpperBand", "bb_middle": "MidBand"}
@@ -232,7 +264,11 @@ class _Reader:
         if kind in ("close", "open", "high", "low", "volume", "up_streak", "down_streak"):
             return Series(**args)
         family = "bb" if kind.startswith("bb_") else "macd" if kind.startswith("macd") else kind
-        if per in _GOLDEN:
+        stated = sorted({float(str(v)) for f in ("ma", "sma", "ema") for v in self.periods.get(
+            f"{f}.period", [])})  # fmt: skip
+        if per in _GOLDEN and len(stated) >= 2:  # "20일선 … 60일선 … 데드크로스": the pair stated
+            args["period"] = int(stated[0] if per == "fast" else stated[-1])
+        elif per in _GOLDEN:
             args["period"] = _GOLDEN[per]
             self.assumed.append(
                 f"the golden/death cross read as the {_GOLDEN['fast']}- and "
@@ -240,8 +276,8 @@ class _Reader:
             )
         elif per:
             args["period"] = int(float(per))
-        elif (stated := self.one(f"{family}.period")) is not None:
-            args["period"] = int(float(str(stated)))
+        elif (one := self.one(f"{family}.period")) is not None:
+            args["period"] = int(float(str(one)))
         if family == "macd":
             args["slow_period"] = self.one("macd.slow_period")
             args["signal_period"] = self.one("macd.signal_period")
@@ -326,7 +362,32 @@ def _rule(r: _Reader, group: list[Claim], role: str, direction: str) -> Rule | N
         return None
     gaps = [r.request[a.span[1] : b.span[0]] for a, b in pairwise(group)]
     combine = "any" if any(_ANY.search(g) for g in gaps) else "all"
+    if combine == "all" and _contradicts(conditions):
+        r.open.append(f"the {role} conditions contradict each other as read")
+        return None
     return Rule(combine=combine, conditions=conditions)
+
+
+def _contradicts(conditions: list[Condition]) -> bool:
+    """Two conditions that cannot hold together: the same comparison both ways ("close above
+    the SMA" and "close below the SMA"), or levels on one series that leave no room."""
+    sides: dict[str, set[str]] = {}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for c in conditions:
+        up = c.op in ("above", "crosses_above")
+        if c.right is not None:
+            pair = c.left.model_dump_json() + c.right.model_dump_json()
+            sides.setdefault(pair, set()).add("up" if up else "down")
+        elif c.value is not None:
+            key = c.left.model_dump_json()
+            if up:
+                low[key] = max(low.get(key, c.value), c.value)
+            else:
+                high[key] = min(high.get(key, c.value), c.value)
+    return any(len(v) > 1 for v in sides.values()) or any(
+        k in high and low[k] >= high[k] for k in low
+    )
 
 
 def _name(entry: Rule) -> str:
@@ -348,8 +409,13 @@ def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
     for c in found:
         covered[c.span[0] : c.span[1]] = b"\x01" * (c.span[1] - c.span[0])
     periods = {fmt(c.value) for c in found if c.field.endswith("period")}
-    unread = (m.group() for m in _NUMBER.finditer(request) if not covered[m.start()])
-    return [n for n in unread if fmt(float(n)) not in periods]
+    unread = [m.group() for m in _NUMBER.finditer(request) if not covered[m.start()]]
+    unread = [n for n in unread if fmt(float(n)) not in periods]
+    # a number in words is read when some claim holds its value ("ten percent stop" → 10), not
+    # merely when a claim's text covers it ("the thirty-day SMA" read as an SMA of no period)
+    held = {n for c in found for n in re.findall(r"\d+(?:\.\d+)?", c.key)}
+    words = [m.group() for m in _WORD_NUMBER.finditer(request)]
+    return unread + [w for w in words if fmt(_WORD_NUMBERS[w.lower()]) not in held]
 
 
 def _unused_indicators(found: list[Claim]) -> list[str]:
@@ -392,6 +458,9 @@ def _draft(request: str) -> Drafted:
         )
         exit_rule = short = None
     else:
+        loose = [c for c in rules if c.role is None]  # one "… and …" group, or roles unclear
+        if any(not _JOINED.fullmatch(request[a.span[1] : b.span[0]]) for a, b in pairwise(loose)):
+            r.open.append("which rule enters and which exits is not clear")
         rules_by = _roles(rules, direction)
         entry = _rule(r, rules_by["entry"], "entry", direction) if rules_by["entry"] else None
         exit_rule = _rule(r, rules_by["exit"], "exit", direction) if rules_by["exit"] else None

@@ -145,3 +145,29 @@ def test_a_condition_on_a_series_against_itself_is_no_spec() -> None:
     with pytest.raises(ValidationError, match="compares close with itself"):
         Condition.model_validate({"left": {"kind": "close"}, "op": "above",
                                   "right": {"kind": "close"}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_", "why"),
+    [
+        ("Long while the close is above the thirty-day SMA, with a ten percent stop.", "not read"),
+        ("RSI(14) below 30, RSI(14) above 70.", "contradict"),
+        (
+            "Long when the close is above the 50-day SMA; RSI(14) above 60 ends it; and RSI(14) "
+            "below 40 matters too.",
+            "which rule enters and which exits",
+        ),
+    ],
+)
+def test_what_code_cannot_read_safely_stays_open(request_: str, why: str) -> None:
+    d = draft_spec(request_)
+    assert d.spec is None and any(why in o for o in d.open), d.open
+
+
+def test_a_death_cross_after_a_stated_pair_uses_that_pair_and_korean_cover_is_an_exit() -> None:
+    d = draft_spec("10일선이 40일선을 골든크로스하면 매수, 데드크로스 나면 파는 전략")
+    assert d.spec is not None and d.spec.exit is not None, d.open
+    assert _conds(d.spec.exit) == [("sma", 10, "crosses_below", ("sma", 40))]
+    short = draft_spec("RSI(14)가 75 위면 숏 진입, 50 아래로 내려오면 환매")
+    assert short.spec is not None and short.spec.direction == "short", short.open
+    assert _conds(short.spec.exit) == [("rsi", 14, "below", 50.0)]
