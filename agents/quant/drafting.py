@@ -414,6 +414,8 @@ def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
     # a number in words is read when some claim holds its value ("ten percent stop" → 10), not
     # merely when a claim's text covers it ("the thirty-day SMA" read as an SMA of no period)
     held = {n for c in found for n in re.findall(r"\d+(?:\.\d+)?", c.key)}
+    held |= {fmt(c.value + 1) for c in found if "streak" in str(c.series)  # "four down closes"
+             and isinstance(c.value, int | float)}  # fmt: skip
     words = [m.group() for m in _WORD_NUMBER.finditer(request)]
     return unread + [w for w in words if fmt(_WORD_NUMBERS[w.lower()]) not in held]
 
