@@ -57,7 +57,8 @@ def backtest_item(r: BacktestResult) -> dict[str, Any]:
 
 @tool
 def get_backtest(backtest_id: str, runtime: ToolRuntime[Context, Any]) -> dict[str, Any] | str:
-    """Get one of the user's past backtests by its id (as returned by search_my_backtests).
+    """Details of one of the user's backtests by its id ("bt-..."): strategy, parameters,
+    symbol, period and every metric.
 
     Returns its strategy, parameters, symbol, period and metrics (return, CAGR, Sharpe,
     Sortino, max drawdown, trades, win rate, buy-and-hold return).
@@ -79,11 +80,12 @@ def run_backtest(
     runtime: ToolRuntime[Context, Any],
     parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any] | str:
-    """Run a named strategy on bundled market data and save the result to the user's backtests.
+    """Run a named strategy (SmaCross, EmaCross, RsiMeanReversion, BollingerReversion,
+    MacdCross, DonchianBreakout, BuyAndHold, Momentum) on GOOG, EURUSD or BTCUSD and save the
+    result; leave parameters out unless the user gives values.
 
-    strategy_name: one of SmaCross, EmaCross, RsiMeanReversion, BollingerReversion, MacdCross,
-    DonchianBreakout, BuyAndHold, Momentum. symbol: GOOG, EURUSD or BTCUSD.
-    parameters: optional overrides of the strategy's parameters, e.g. {"fast": 10, "slow": 30}.
+    strategy_name: one of the names above. symbol: GOOG, EURUSD or BTCUSD.
+    parameters: only values the user stated, e.g. {"fast": 10, "slow": 30} for SmaCross.
     """
     user = user_of(runtime)
     by_lower = {name.lower(): name for name in STRATEGIES}

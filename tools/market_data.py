@@ -58,8 +58,9 @@ def summarize_ohlcv(frame: pd.DataFrame, symbol: str, recent: int = RECENT_BARS)
 def market_data(
     symbol: str, start: str | None = None, end: str | None = None
 ) -> dict[str, Any] | str:
-    """Summarise bundled market data for a symbol: GOOG (daily 2004-2013), EURUSD (hourly
-    2017-2018) or BTCUSD (monthly 2012-2024).
+    """The bundled price data of a symbol, GOOG (daily 2004-2013), EURUSD (hourly 2017-2018)
+    or BTCUSD (monthly 2012-2024): when it starts and ends, first and last close, return,
+    volatility, high and low.
 
     start / end: optional dates "YYYY-MM-DD" (inclusive). Returns first/last date, number of
     bars, first and last close, return %, annualised volatility %, high, low, and recent bars.

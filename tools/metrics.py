@@ -141,8 +141,8 @@ def find_metric(name: str) -> MetricInfo | None:
 
 @tool
 def explain_metric(name: str) -> dict[str, Any] | str:
-    """Define a backtest metric (Sharpe, Sortino, max drawdown, CAGR, win rate, exposure,
-    buy-and-hold, total return, trades) from the platform's own definitions.
+    """The platform's definition of a backtest metric (Sharpe, Sortino, max drawdown, CAGR,
+    win rate, exposure, buy-and-hold, total return, trades), for "what is / explain" questions.
 
     name: the metric, e.g. "sharpe" or "max drawdown".
     """

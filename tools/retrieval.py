@@ -30,7 +30,8 @@ def search_my_backtests(
     symbol: str | None = None,
     min_sharpe: float | None = None,
 ) -> dict[str, Any] | str:
-    """Search the user's past backtests by meaning, best match first.
+    """Find the user's past backtests about a strategy, indicator or idea ("find / show my
+    momentum backtests"), best match first.
 
     query: what to look for, e.g. "momentum on GOOG" or "low drawdown trend following".
     k: how many results (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD).
@@ -58,7 +59,8 @@ def search_my_backtests(
 
 @tool
 def list_my_strategies(runtime: ToolRuntime[Context, Any]) -> dict[str, Any] | str:
-    """List the user's saved strategies, and the named strategies run_backtest can run."""
+    """Which strategies the user has saved and which named strategies can be run, for "what
+    strategies do I have / can I run"."""
     user = user_of(runtime)
     try:
         saved = get_retriever().list_strategies(user)

@@ -45,12 +45,16 @@ def run_strategy_spec(
     start: str | None = None,
     end: str | None = None,
 ) -> dict[str, Any] | str:
-    """Backtest a custom strategy given as a spec (indicators, entry/exit rules, stops) on
-    GOOG, EURUSD or BTCUSD, and save it to the user's backtests.
+    """Backtest a custom rule-based strategy on GOOG, EURUSD or BTCUSD, optionally from start
+    to end ("YYYY-MM-DD"), and save it. spec: {"name": "EmaUp", "entry": {"conditions":
+    [{"left": {"kind": "ema", "period": 12}, "op": "crosses_above", "right": {"kind": "ema",
+    "period": 26}}]}}; kind: close, sma, ema, rsi, macd, bb_upper, bb_lower, highest_high or
+    lowest_low; op: crosses_above, crosses_below, above or below; a fixed level is "value":
+    30 instead of "right"; without "exit" it exits on the opposite of the entry.
 
     spec: a StrategySpec object, e.g. {"name": "RsiDip", "entry": {"conditions": [{"left":
-    {"kind": "rsi", "period": 14}, "op": "below", "value": 30}]}}. start / end: optional
-    dates "YYYY-MM-DD".
+    {"kind": "rsi", "period": 14}, "op": "below", "value": 30}]}}; stops are stop_loss_pct,
+    take_profit_pct, trailing_stop_pct. start / end: optional dates "YYYY-MM-DD".
     """
     user = user_of(runtime)
     sym = valid_symbol(symbol)

@@ -34,10 +34,12 @@ def _dollars(nanousd: int) -> Decimal:
 
 @tool
 def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> dict[str, Any] | str:
-    """The user's model usage and spend, per service and model: calls, tokens and cost in USD.
+    """The user's model usage and cost in USD since their first call (or since a date the
+    user names): calls, tokens and cost per service and model.
 
-    since: optional start date "YYYY-MM-DD". list_price_usd is what the same tokens would
-    cost at catalog prices (calls served by the free local model cost $0).
+    since: optional start date "YYYY-MM-DD" (leave it out for "so far" or "in total").
+    list_price_usd is what the same tokens would cost at catalog prices (calls served by the
+    free local model cost $0).
     """
     user = user_of(runtime)
     start = _since(since)
@@ -65,8 +67,8 @@ def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
 
 @tool
 def my_spend(runtime: ToolRuntime[Context, Any], since: str | None = None) -> dict[str, Any] | str:
-    """The user's total spend and their daily budget: spent today (UTC), held by calls in
-    flight, the budget and what is left of it ("no budget set" when there is none).
+    """What the user spent today (UTC) and their daily budget: the budget, what is left of it
+    and what calls in flight hold ("no budget set" when there is none).
 
     since: optional start date "YYYY-MM-DD" for the total (default: today, UTC).
     """
