@@ -19,7 +19,8 @@ def _rows() -> list[dict[str, object]]:
 
 @pytest.mark.usefixtures("local_env")
 def test_sma_request_builds_backtests_and_indexes_or_fails_bounded() -> None:
-    ctx = Context(user_id="u1", max_repairs=2, max_tokens=600)
+    # the model path end to end (the same request with drafting on needs no model: below)
+    ctx = Context(user_id="u1", max_repairs=2, max_tokens=600, draft_in_code=False)
     request = "an SMA crossover strategy with fast 10 and slow 30"
     out = graph.invoke(InputState(request=request), context=ctx)
     rows = _rows()
@@ -38,7 +39,10 @@ def test_sma_request_builds_backtests_and_indexes_or_fails_bounded() -> None:
         assert get_retriever().get_backtest("mallory", bt.id) is None
     else:
         assert out["repairs"] == ctx.max_repairs and out["error"]
-        assert out["failed_stage"] in ("validation", "backtest") and out["metrics"] is None
+        assert out["failed_stage"] in ("validation", "backtest", "spec") and out["metrics"] is None
+    drafted = graph.invoke(InputState(request=request), context=Context(user_id="u1"))
+    assert drafted["ok"] and drafted["model_used"] is None and len(_rows()) == len(rows)
+    assert "fast_period = 10" in drafted["code"] and "slow_period = 30" in drafted["code"]
 
 
 @pytest.mark.usefixtures("local_env")
