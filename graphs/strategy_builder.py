@@ -36,7 +36,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
@@ -487,21 +487,30 @@ def _lenient(raw: Any) -> tuple[StrategySpec | None, list[str]]:
         return None, []
 
 
-def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
-    """One structured-output call: the model fills a StrategySpec (or says why it could not)."""
+def _structured(
+    runtime: Runtime[Context], schema: type[BaseModel], messages: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One structured-output call (`schema` as JSON schema: OpenAI structured outputs, grammar
+    on llama.cpp): the state update (its ledger run ids, who answered) and the raw/parsed
+    reply, or the failed call's update and None."""
     calls = _ChatRunIds()
     requested = validate_model(SERVICE, runtime.context.model).id
-    chain = _chat(runtime).with_structured_output(
-        StrategySpec, method="json_schema", include_raw=True
-    )
-    messages = [SystemMessage(P.SPEC_SYSTEM), HumanMessage(prompt)]
+    chain = _chat(runtime).with_structured_output(schema, method="json_schema", include_raw=True)
     try:
         out = chain.invoke(messages, config={"callbacks": [calls]})
     except QuotaExceededError:
         raise  # the caller hears 429 with when to retry; nothing was sent
     except Exception as exc:  # endpoint down or timing out after the client's retries
-        return _failed_call(calls, requested, exc)
-    update = {"call_ids": calls.ids, **_who(out.get("raw"), requested)}
+        return _failed_call(calls, requested, exc), None
+    return {"call_ids": calls.ids, **_who(out.get("raw"), requested)}, out
+
+
+def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
+    """The model fills a StrategySpec (or says why it could not)."""
+    messages = [SystemMessage(P.SPEC_SYSTEM), HumanMessage(prompt)]
+    update, out = _structured(runtime, StrategySpec, messages)
+    if out is None:
+        return update
     spec = out.get("parsed")
     if not isinstance(spec, StrategySpec):
         spec, dropped = _lenient(out.get("raw"))
@@ -562,29 +571,23 @@ def choose_style(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A request that states no rule: the model chooses only the style (an enum, under the
     grammar); code builds that style's textbook rule and says so. If the call fails, the model
     fills the whole spec instead."""
-    calls = _ChatRunIds()
-    requested = validate_model(SERVICE, runtime.context.model).id
-    chain = _chat(runtime).with_structured_output(
-        StyleChoice, method="json_schema", include_raw=True
-    )
     styles = ", ".join(f"{k} ({v[0]})" for k, v in STYLES.items())
     messages = [
         SystemMessage(P.STYLE_SYSTEM.format(styles=styles)),
         HumanMessage(state.masked_request),
     ]
-    try:
-        out = chain.invoke(messages, config={"callbacks": [calls]})
-    except QuotaExceededError:
-        raise
-    except Exception as exc:
-        return _failed_call(calls, requested, exc)
-    update = {"call_ids": calls.ids, **_who(out.get("raw"), requested)}
+    update, out = _structured(runtime, StyleChoice, messages)
+    if out is None:
+        return update
     choice = out.get("parsed")
     if not isinstance(choice, StyleChoice):
         return {**update, "vague": False, "notes": ["no style chosen: the model fills the spec"]}
-    spec, _ = style_spec(state.masked_request, choice.style)
-    bars = len(load_ohlcv(spec.symbol or runtime.context.symbol))  # windows that fit the data
-    spec, readings = style_spec(state.masked_request, choice.style, bars)
+    default = runtime.context.symbol
+
+    def bars_of(symbol: str | None) -> int:  # windows that fit the data it will run on
+        return len(load_ohlcv(symbol or default))
+
+    spec, readings = style_spec(state.masked_request, choice.style, bars_of)
     return {**update, "spec": spec.model_dump(mode="json"), "readings": readings}
 
 

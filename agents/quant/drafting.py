@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise
@@ -158,35 +159,34 @@ class StyleChoice(BaseModel):
         return v
 
 
-def style_spec(request: str, style: str, bars: int | None = None) -> tuple[StrategySpec, list[str]]:
+def style_spec(
+    request: str, style: str, bars_of: Callable[[str | None], int] | None = None
+) -> tuple[StrategySpec, list[str]]:
     """The spec of a style for a vague request, the request's stated scalars written in, and
-    the choice as an assumption. With `bars` (the length of the data it will run on), windows
-    longer than a fifth of the data shrink in proportion (BTCUSD's bundled bars are monthly: a
-    200-bar average would never cross)."""
+    the choice as an assumption. With `bars_of` (the length of the data of a symbol, None = the
+    default one), windows longer than a fifth of the data shrink in proportion (BTCUSD's bundled
+    bars are monthly: a 200-bar average would never cross)."""
     words, condition = STYLES[style]
-    longest = max(
-        (int(side["period"]) for side in (condition["left"], condition.get("right") or {})
-         if "period" in side),
-        default=0,
-    )  # fmt: skip
-    scale = min(1.0, bars / 5 / longest) if bars and longest else 1.0
-    if scale < 1.0:
-        condition = {
-            k: {**v, "period": max(2, round(v["period"] * scale))}
-            if isinstance(v, dict) and "period" in v
-            else v
-            for k, v in condition.items()
-        }
     name = "".join(w.title() for w in style.split("_"))
     spec = StrategySpec(name=name, entry=Rule(conditions=[Condition.model_validate(condition)]))
     spec, _ = apply_stated(request, spec)
     why = f"the request states no rule: chose a {style.replace('_', ' ')} rule, entering on {words}"
-    if scale < 1.0:
-        c = spec.entry.conditions[0]
-        sides = [x for x in (c.left, c.right) if x is not None and x.period]
-        shown = ", ".join(f"{x.kind.upper()}({x.period})" for x in sides)
-        why += f"; its windows shortened to fit {bars} bars of data: {shown}"
-    return spec, [why]
+    sides = [x for x in (condition["left"], condition.get("right") or {}) if "period" in x]
+    longest = max((int(x["period"]) for x in sides), default=0)
+    bars = bars_of(spec.symbol) if bars_of is not None and longest else 0
+    if not bars or bars / 5 >= longest:
+        return spec, [why]
+    scale = bars / 5 / longest
+    scaled = {
+        k: {**v, "period": max(2, round(v["period"] * scale))}
+        if isinstance(v, dict) and "period" in v
+        else v
+        for k, v in condition.items()
+    }
+    c = Condition.model_validate(scaled)
+    spec = spec.model_copy(update={"entry": Rule(conditions=[c])})
+    shown = ", ".join(f"{x.kind.upper()}({x.period})" for x in (c.left, c.right) if x and x.period)
+    return spec, [f"{why}; its windows shortened to fit {bars} bars of data: {shown}"]
 
 
 # ------------------------------------------------------------------------------ stated scalars

@@ -131,7 +131,7 @@ def test_a_request_with_no_rule_is_vague_and_a_style_fills_it() -> None:
     spec, why = style_spec("Give me a decent trend-following strategy for bitcoin.", "breakout")
     assert spec.symbol == "BTCUSD" and spec.entry.conditions[0].right is not None
     assert spec.entry.conditions[0].right.kind == "highest_high" and "breakout" in why[0]
-    short, why = style_spec("anything", "trend_following", bars=156)  # BTCUSD's monthly bars
+    short, why = style_spec("anything", "trend_following", lambda symbol: 156)  # monthly BTC
     periods = [s.period for c in short.entry.conditions for s in (c.left, c.right) if s]
     assert max(p or 0 for p in periods) <= 156 // 5 and "shortened to fit 156 bars" in why[0]
     assert set(STYLES) >= {"trend_following", "mean_reversion", "breakout"}
