@@ -1,18 +1,20 @@
 """narrative_report: a prose report of one backtest whose every number is computed in code.
 
-The model narrates facts it is handed (`backtest_facts` plus the excess over buy-and-hold and
-the period's length, `agents.quant.narration`). Its tokens go through a `ReportWriter`: each
-finished sentence is checked (`FactSheet`: every number next to its own metric, no wrong
-beat/lagged claim) and only then emitted; a rejected sentence is replaced by the template
-sentence of its section, while that section is uncovered. A draft that leaves sections out is
-retried for those sections only (`max_attempts`), then the template fills what is still missing
-(`agents.quant.narration.template_report`: a full report on its own).
+The model narrates the report one section at a time (`narration.SECTIONS`: setup, benchmark,
+risk, trading, caveat), each from that section's facts with their meaning computed in code
+(`agents.quant.report_template.brief`: "beat buy-and-hold by 160.2 percentage points", "a
+moderate peak-to-trough loss"). Its tokens go through a `ReportWriter`: each finished sentence
+is checked (`FactSheet`: every number next to its own metric, no wrong beat/lagged claim, no
+praise or guarantee no fact supports, about its own section) and only then emitted. A section
+the model left wholly uncovered is asked once more (`max_attempts`); what is still missing
+comes from the template (`report_template.filler`: the facts a section lacks, or its template
+sentence), so every report covers every section, in order, whatever the model wrote.
 
 **Streaming: show `stream_mode="custom"`.** The narrate and fallback nodes emit one event per
 accepted sentence, `{"text", "source": "model" | "template" | "notice", "section"}`; the final
 `report` is exactly the concatenation of the events' `text`. The model's own tokens are not a
 user-facing stream: the model runs with LangGraph's `nostream` tag, so `stream_mode="messages"`
-does not carry them either (traces still record the raw draft, and `updates` shows `draft`).
+does not carry them either (traces still record the raw drafts, and `updates` shows `draft`).
 An equity-curve PNG is drawn on request.
 """
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -35,7 +36,7 @@ from pydantic import TypeAdapter
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
 from agents.llm.catalog import validate_model
-from agents.llm.factory import create_chat_model_with_fallback, model_used
+from agents.llm.factory import create_chat_model_with_fallback, model_used, route_used
 from agents.quant.backtests import BacktestResult, backtest_facts
 from agents.quant.narration import (
     SECTIONS,
@@ -43,10 +44,10 @@ from agents.quant.narration import (
     covers,
     cut_sentences,
     extend_facts,
-    template_report,
-    template_sections,
     unsupported_numbers,
 )
+from agents.quant.report_template import NARRATIVE_SYSTEM, TASKS, brief, template_report
+from agents.quant.report_writer import Piece, ReportWriter, is_prose
 from agents.rag.store import get_retriever
 from agents.usage.limits import count_tokens
 
@@ -71,61 +72,22 @@ __all__ = [
 
 SERVICE = "narrative_report"
 
-NARRATIVE_SYSTEM = (
-    "You write short, factual reports on trading backtests for quant developers. "
-    "Use ONLY the numbers given in the facts, copied exactly as written, each right next to "
-    "its own label (for example 'a Sharpe ratio of 0.79' or 'a max drawdown of -30.5%'). "
-    "Never compute, estimate or invent any other number, date or comparison. "
-    "Write one paragraph of full sentences in plain prose: no markdown, lists, headings, "
-    "formulas, 'label: value' lines or greetings."
-)
-NARRATIVE_USER = (
-    "Facts:\n{facts}\n\n{request}Write {count} sentences covering, in this order:\n{parts}"
-)
-RETRY_NOTE = (
-    "\n\nThe report so far covers everything else. {problems}Write only these sentences now."
-)
-SECTION_PROMPTS: dict[str, str] = {
-    "setup": "the strategy, its parameters, the symbol and the period",
-    "benchmark": "the total return against the buy-and-hold return: say whether it beat or "
-    "lagged buy-and-hold and by how many percentage points",
-    "risk": "the max drawdown and the Sharpe ratio",
-    "trading": "the number of trades, the win rate and the exposure",
-    "caveat": "one caveat: past performance, trading costs, a single symbol or few trades",
-}
-"""What the model is asked to write for each of `narration.SECTIONS`."""
+NARRATIVE_USER = "Facts:\n{facts}\n\n{request}Write {task}."
+RETRY_NOTE = "\n\nYour last answer was rejected ({problems}). Write it again from the facts."
 BLOCKED_REPORT = "This request was blocked by prompt governance: {reasons}."
-FACTS_TOKENS = 320
-"""Tokens the formatted facts of one backtest take at most (labels, numbers, parameters)."""
-PROBLEMS_CHARS = 400
+FACTS_TOKENS = 160
+"""Tokens the facts of one section take at most (labels, numbers, parameters, meanings)."""
+PROBLEMS_CHARS = 300
 """The retry note names at most this much of the earlier problems (a fixed prompt budget)."""
 PROMPT_OVERHEAD_TOKENS = (
     count_tokens(NARRATIVE_SYSTEM)
     + count_tokens(NARRATIVE_USER + RETRY_NOTE)
-    + count_tokens("\n".join(SECTION_PROMPTS.values()))
+    + max(count_tokens(t) for t in TASKS.values())
     + FACTS_TOKENS
     + PROBLEMS_CHARS // 2  # at least two characters per token
     + 16  # message framing
 )
 """Tokens of the fixed prompt around the user's focus text (REST checks the context window)."""
-_CHATTER = re.compile(
-    r"^(?:(?:sure|certainly|of course|okay)\b[^:]*:|(?:here(?:'s| is| are)|below is)[^:]*:)\s*",
-    re.I,
-)
-_NOT_PROSE = re.compile(r"^(?:sure|certainly|okay|i hope|let me know|feel free)\b|:$", re.I)
-_LABEL_LINE = re.compile(r"^[\w\s'&/()-]{1,40}:\s|[\\|{}]")  # "Total return: 154.5%", LaTeX
-FILLERS = {
-    "trades": "Its trade count was {trades}.",
-    "win rate": "Its win rate was {win rate}.",
-    "exposure": "It was in the market {exposure} of the time.",
-    "max drawdown": "Its max drawdown was {max drawdown}.",
-    "Sharpe ratio": "Its Sharpe ratio was {Sharpe ratio}.",
-}
-"""One fact a section still lacks, where the model's prose covered the rest of that section."""
-_SECTION_FACTS = {
-    "risk": ("max drawdown", "Sharpe ratio"),
-    "trading": ("trades", "win rate", "exposure"),
-}
 
 
 class BacktestNotFoundError(LookupError):
@@ -139,12 +101,13 @@ class Context(BaseContext):
     max_attempts: int = field(
         default=2,
         metadata={
-            "description": "Model drafts: the first, then retries for sections still missing; "
-            "the template fills the rest. 0: template report only, no model call."
+            "description": "Model drafts per section: the first, then a retry for a section its "
+            "prose left wholly uncovered; the template fills the rest. 0: template report only, "
+            "no model call."
         },
     )
     max_tokens: int = field(
-        default=256, metadata={"description": "Output token cap for each draft."}
+        default=64, metadata={"description": "Output token cap for each section's draft."}
     )
 
 
@@ -219,6 +182,10 @@ class OutputState:
     model_used: str | None = field(
         default=None, metadata={"description": "Catalog id of the model that answered last."}
     )
+    served_by: str | None = field(
+        default=None,
+        metadata={"description": "What served that model: route and served model name."},
+    )
     backtest_id: str | None = field(
         default=None, metadata={"description": "Id of the backtest reported on."}
     )
@@ -228,139 +195,12 @@ class OutputState:
 class State(InputState, OutputState):
     masked_request: str = ""
     draft: str = ""
-    draft_truncated: bool = False
-    problems: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    template_used: list[str] = field(default_factory=list)
-    attempts: int = 0
+    section: int = 0  # index of the section being written (`SECTIONS`)
 
 
 # --------------------------------------------------------------------------------------------
-# The sentence filter, the checks the bench and tests call
+# The checks the bench and tests call (the sentence filter: agents.quant.report_writer)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One emitted passage; `text` carries its leading separator."""
-
-    text: str
-    source: Literal["model", "template", "notice"]
-    section: str | None = None
-
-    def event(self) -> dict[str, Any]:
-        """The custom-stream event of this passage."""
-        return {"text": self.text, "source": self.source, "section": self.section}
-
-
-@dataclass
-class ReportWriter:
-    """Model tokens in, accepted sentences out. `feed` emits each finished sentence that passes
-    the check; a rejected one is replaced by its section's template sentence (once, and only
-    while the section is uncovered); chatter and repeats are dropped; `fill` adds the template
-    sentences of every section still missing. `report` may start non-empty: a retry continues
-    the report already shown."""
-
-    sheet: FactSheet
-    report: str = ""
-    template_used: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    rejected_numbers: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    model_sentences: int = 0
-    wanted: list[str] | None = None
-    """On a retry: the sections asked for; prose about the others is dropped as repetition."""
-    _rest: str = ""
-
-    def __post_init__(self) -> None:
-        self._template = template_sections(self.sheet.facts)
-
-    def missing(self) -> list[str]:
-        return covers(self.report, self.sheet)
-
-    def feed(self, chunk: str) -> list[Piece]:
-        done, self._rest = cut_sentences(self._rest + chunk)
-        return [piece for sentence in done for piece in self._take(sentence)]
-
-    def finish(self, truncated: bool = False) -> list[Piece]:
-        """The last sentence: checked, or rejected when the draft was cut off mid-sentence."""
-        rest, self._rest = self._rest.strip(), ""
-        if rest and truncated:
-            return self._reject(rest, ["it was cut off at the token limit"], [])
-        return self._take(rest) if rest else []
-
-    def fill(self) -> list[Piece]:
-        """Template text for every section still missing, in section order: the facts a
-        section lacks where prose covered part of it, else its template sentence."""
-        out = [self._emit(self._replacement(s), "template", s) for s in self._lacking()]
-        return out + [self._emit(self._template[s], "template", s) for s in self._lacking()]
-
-    def _lacking(self) -> list[str]:
-        return [s for s in SECTIONS if s in self.missing()]
-
-    def _replacement(self, section: str) -> str:
-        cited = {c.fact for c in self.sheet.check(self.report) if c.ok}
-        facts = _SECTION_FACTS.get(section, ())
-        lacking = [k for k in facts if k not in cited and self.sheet.values[k].value is not None]
-        if 0 < len(lacking) < len(facts):
-            return " ".join(FILLERS[k].format(**self.sheet.facts) for k in lacking)
-        return self._template[section]
-
-    def _take(self, raw: str) -> list[Piece]:
-        sentence = re.sub(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+|[*#`]+", "", raw).strip()
-        sentence = _CHATTER.sub("", sentence).strip()
-        if not sentence or _NOT_PROSE.search(sentence) or sentence in self.report:
-            return []
-        if not is_prose(sentence) or _echoes_instructions(sentence):
-            return self._reject(sentence, [f"{sentence[:40]!r} is not a sentence of prose"], [])
-        checks, problems = self.sheet.sentence_problems(sentence)
-        if problems:
-            return self._reject(sentence, problems, [c.text for c in checks if not c.ok])
-        section = self.sheet.section_of(sentence)
-        if self.wanted is not None and section not in self.wanted:
-            return []
-        self.model_sentences += 1
-        return [self._emit(sentence, "model", section)]
-
-    def _reject(self, sentence: str, problems: list[str], numbers: list[str]) -> list[Piece]:
-        self.rejected.append(sentence)
-        self.rejected_numbers += numbers
-        self.problems += problems
-        section = self.sheet.section_of(sentence)
-        if section and section not in self.template_used and section in self.missing():
-            return [self._emit(self._replacement(section), "template", section)]
-        return []
-
-    def _emit(self, text: str, source: Literal["model", "template"], section: str | None) -> Piece:
-        if source == "template" and section:
-            self.template_used.append(section)
-        piece = Piece((" " if self.report else "") + text, source, section)
-        self.report += piece.text
-        return piece
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z가-힣]+", text.lower()))
-
-
-_INSTRUCTIONS = _words(" ".join([NARRATIVE_SYSTEM, *SECTION_PROMPTS.values()]))
-
-
-def _echoes_instructions(sentence: str) -> bool:
-    """Five words or more copied from the instructions are no report."""
-    words = _words(sentence)
-    return len(words.split()) >= 5 and words in _INSTRUCTIONS
-
-
-def is_prose(sentence: str) -> bool:
-    """A sentence, not a heading, "label: value" line or formula: it ends with . ! or ? and has
-    at least three words."""
-    words = re.findall(r"[A-Za-z가-힣]+", sentence)
-    return (
-        sentence[-1:] in (".", "!", "?", "。")
-        and len(words) >= 3
-        and not _LABEL_LINE.search(sentence)
-    )
 
 
 def allowed_numbers(facts: dict[str, str], extra_text: str = "") -> FactSheet:
@@ -450,88 +290,92 @@ def route_after_load(state: State, runtime: Runtime[Context]) -> Literal["narrat
     return "narrate" if runtime.context.max_attempts > 0 else "fallback"
 
 
-def _prompt(state: State) -> list[SystemMessage | HumanMessage]:
-    """The first draft asks for every section; a retry only for those still missing."""
-    facts = "\n".join(f"- {k}: {v}" for k, v in state.metrics.items())
-    request = f"Focus: {state.masked_request}\n\n" if state.masked_request.strip() else ""
-    wanted = state.missing if state.attempts else list(SECTIONS)
-    parts = "\n".join(f"{i}. {SECTION_PROMPTS[s]}." for i, s in enumerate(wanted, 1))
-    count = f"{len(wanted)} to {len(wanted) + 2}" if state.attempts else "5 to 7"
-    prompt = NARRATIVE_USER.format(facts=facts, request=request, count=count, parts=parts)
-    if state.attempts:
-        said = "; ".join(dict.fromkeys(state.problems))[:PROBLEMS_CHARS]
-        problems = f"Earlier sentences were rejected ({said}). " if said else ""
-        prompt += RETRY_NOTE.format(problems=problems)
+def _prompt(state: State, section: str, problems: list[str]) -> list[SystemMessage | HumanMessage]:
+    """One section's facts (with their meaning) and task; a retry names what was rejected."""
+    lines, task = brief(section, state.metrics)
+    facts = "\n".join(f"- {line}" for line in lines)
+    request = f"The reader's focus: {state.masked_request}\n\n" if state.masked_request else ""
+    prompt = NARRATIVE_USER.format(facts=facts, request=request, task=task)
+    if problems:
+        prompt += RETRY_NOTE.format(problems="; ".join(dict.fromkeys(problems))[:PROBLEMS_CHARS])
     return [SystemMessage(NARRATIVE_SYSTEM), HumanMessage(prompt)]
 
 
+def _served_by(reply: AIMessageChunk | None) -> str | None:
+    """`local: qwen2.5-coder-0.5b-instruct`: the route and the name the server answered with."""
+    meta = reply.response_metadata if reply is not None else {}
+    route, name = route_used(reply) if reply is not None else None, meta.get("model_name")
+    return f"{route}: {name}" if route and name else None
+
+
 def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """One model draft, streamed through the sentence filter: only accepted sentences (and the
-    template sentences replacing rejected ones) reach the custom stream."""
+    """The current section: model drafts streamed through the sentence filter (only accepted
+    sentences reach the custom stream) until it is covered or partly covered, or the drafts run
+    out; then the template completes or writes it."""
     ctx = runtime.context
+    section = list(SECTIONS)[state.section]
     model = create_chat_model_with_fallback(
         SERVICE, ctx.model, user_id=ctx.user_id, max_tokens=ctx.max_tokens
     )
-    sheet = FactSheet(state.metrics, state.masked_request)
     writer = ReportWriter(
-        sheet,
-        report=state.report,
-        template_used=list(state.template_used),
-        wanted=state.missing if state.attempts else None,
+        FactSheet(state.metrics, state.masked_request, strict=True), section, state.report
     )
     emit = get_stream_writer()
+    drafts: list[str] = []
     reply: AIMessageChunk | None = None
-    for chunk in model.stream(_prompt(state), config={"tags": [TAG_NOSTREAM]}):
-        reply = cast(AIMessageChunk, chunk if reply is None else reply + chunk)
-        for piece in writer.feed(chunk.text):
+    for _ in range(ctx.max_attempts):
+        reply = None
+        for chunk in model.stream(_prompt(state, section, writer.problems), config=_NOSTREAM):
+            reply = cast(AIMessageChunk, chunk if reply is None else reply + chunk)
+            for piece in writer.feed(chunk.text):
+                emit(piece.event())
+        meta = reply.response_metadata if reply is not None else {}
+        for piece in writer.finish(meta.get("finish_reason") == "length"):
             emit(piece.event())
-    meta = reply.response_metadata if reply is not None else {}
-    truncated = meta.get("finish_reason") == "length"
-    for piece in writer.finish(truncated):
+        drafts.append(reply.text if reply is not None else "")
+        if writer.covered() or writer.partly():
+            break
+    for piece in writer.fill():
         emit(piece.event())
+    model_sentences = state.model_sentences + writer.model_sentences
     return {
         "report": writer.report,
         "faithful": True,
-        "draft": reply.text if reply is not None else "",
-        "draft_truncated": truncated,
-        "attempts": state.attempts + 1,
-        "model_used": (model_used(reply) if reply is not None else None) or ctx.model,
-        "missing": writer.missing(),
-        "problems": writer.problems,
+        "draft": "\n\n".join(drafts),
+        "section": state.section + 1,
+        "model_used": (model_used(reply) if reply is not None else None)
+        or state.model_used
+        or ctx.model,
+        "served_by": _served_by(reply) or state.served_by,
         "rejected_sentences": list(dict.fromkeys(state.rejected_sentences + writer.rejected)),
         "rejected_numbers": state.rejected_numbers + writer.rejected_numbers,
-        "model_sentences": state.model_sentences + writer.model_sentences,
-        "template_sentences": state.template_sentences
-        + len(writer.template_used)
-        - len(state.template_used),
-        "template_used": writer.template_used,
-        "used_fallback": state.model_sentences + writer.model_sentences == 0,
+        "model_sentences": model_sentences,
+        "template_sentences": state.template_sentences + writer.template_sentences,
+        "used_fallback": model_sentences == 0,
     }
 
 
-def route_after_narrate(
-    state: State, runtime: Runtime[Context]
-) -> Literal["chart", "narrate", "fallback"]:
-    if not state.missing:
-        return "chart"
-    return "narrate" if state.attempts < runtime.context.max_attempts else "fallback"
+_NOSTREAM: Any = {"tags": [TAG_NOSTREAM]}
+
+
+def route_after_narrate(state: State) -> Literal["chart", "narrate"]:
+    return "narrate" if state.section < len(SECTIONS) else "chart"
 
 
 def fallback(state: State) -> dict[str, Any]:
-    """The template fills every section the model's prose left out (all, with no prose)."""
-    sheet = FactSheet(state.metrics, state.masked_request)
-    writer = ReportWriter(sheet, report=state.report, template_used=list(state.template_used))
-    emit = get_stream_writer()
-    pieces = writer.fill()
-    for piece in pieces:
-        emit(piece.event())
+    """No model drafts: the template report, section by section."""
+    sheet = FactSheet(state.metrics, state.masked_request, strict=True)
+    emit, report = get_stream_writer(), state.report
+    for section in SECTIONS:
+        writer = ReportWriter(sheet, section, report)
+        for piece in writer.fill():
+            emit(piece.event())
+        report = writer.report
     return {
-        "report": writer.report,
+        "report": report,
         "faithful": True,
-        "used_fallback": state.model_sentences == 0,
-        "template_sentences": state.template_sentences + len(pieces),
-        "template_used": writer.template_used,
-        "missing": [],
+        "used_fallback": True,
+        "template_sentences": len(SECTIONS),
     }
 
 
@@ -562,7 +406,7 @@ def write_report(
     request: str = "",
     chart: bool = False,
     model: str | None = None,
-    max_tokens: int = 256,
+    max_tokens: int = 64,
     max_attempts: int = 2,
 ) -> OutputState:
     """Run the graph for one backtest (inline, or by id from the user's store)."""

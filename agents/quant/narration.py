@@ -1,5 +1,6 @@
-"""Narrating a backtest: a label-aware number check, report coverage and the template report
-(graphs/narrative_report.py streams model prose through them; the chat graph may reuse the check).
+"""Narrating a backtest: a label-aware number check and report coverage (the narrative report's
+sentence filter, `report_writer`, and template, `report_template`, build on them; the chat graph
+reuses the check).
 
 **The check** (`FactSheet.check`) reads each sentence's numbers (sign, `$`, unit, `k`/`M`) and
 labels (`_VOCABULARY`): each fact's name and synonyms (EN, and KO: 수익률, 샤프, 최대 낙폭,
@@ -18,6 +19,7 @@ target, volatility, fees, per trade). A number passes if:
    a $ amount skips labels of no money), in a compatible unit (% a percentage or points);
 4. with no label nearby, exactly one value among the facts of its unit rounds to it (bare:
    ratios, counts, parameters): two facts of different value make it ambiguous, and it fails;
+   a `strict` sheet (the narrative report's) has no such rule: an unlabelled number fails;
 5. or it is one of the user's own request numbers, unlabelled, by a foreign label, or by a
    metric label the request gave it too.
 
@@ -32,11 +34,9 @@ subject or "outperformed by" flip the verb). Word numbers are not checked. `cove
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 SECTIONS: dict[str, str] = {  # every report covers these; the template in this order
     "setup": "the strategy, its parameters, the symbol and the period",
@@ -50,7 +50,6 @@ EXCESS, LENGTH, FOREIGN = "vs buy-and-hold", "length", "foreign"
 _NO_PARAMS, _MONEY = frozenset(["param:*"]), frozenset(["initial cash", "final equity", FOREIGN])
 WINDOW, BREAK = 8, 3
 MAX_RELATIVE_ERROR, UNLABELLED_RELATIVE_ERROR = Decimal("0.2"), Decimal("0.05")
-FEW_TRADES = 10  # below this many trades the template warns of the statistics' small sample
 
 # name | section | unit | its regex alternatives, separated by ";" (longest first); a leading
 # ">" marks a label of the number after it only, "<" of the number before it only.
@@ -58,10 +57,12 @@ FEW_TRADES = 10  # below this many trades the template warns of the statistics' 
 _VOCABULARY = r"""
 bh | - | - | buy[- ]?(?:and|&|n)[- ]?hold(?:ing)?(?:'s)?
 beat | - | - | beat(?:s|ing|en)?; outperform(?:ed|s|ing)?; ahead of; exceed(?:ed|s|ing)?; topped;
-    surpass(?:ed|es|ing)?; outpac(?:ed|es|ing)?; better than; more effective; superior to; 앞섰;
-    앞서; 상회; 보다 높
+    surpass(?:ed|es|ing)?; outpac(?:ed|es|ing)?; better than; more effective; superior to;
+    (?:higher|greater|bigger|larger) than; (?:did|do|does|perform(?:s|ed)?) better; above;
+    앞섰; 앞서; 상회; 보다 높
 lag | - | - | lag(?:ged|s|ging)?; trail(?:ed|s|ing)?; underperform(?:ed|s|ing)?; behind; short of;
-    fell short; shortfall; worse than; less effective; inferior to; 뒤처; 하회; 못 미; 보다 낮
+    fell short; shortfall; worse than; less effective; inferior to; (?:lower|smaller) than;
+    (?:did|do|does|perform(?:s|ed)?) worse; below; 뒤처; 하회; 못 미; 보다 낮
 total return | benchmark | % | (?:total |net |overall )?returns?; returned; returning; strategy's;
     gain(?:ed|s)?; profit; earned; lost; loss; 총 ?수익률; 수익률; 수익
 buy-and-hold return | benchmark | % | returns? (?:of|from) (?:a |the |simply |just )?{bh};
@@ -97,10 +98,13 @@ foreign | - | - | limits?; targets?; stop[- ]loss(?:es)?; take[- ]profit; commis
     expectancy; average (?:trade|win|loss|gain); median; per trade; leverage; position size;
     budget; 손절; 목표; 수수료; 변동성
 caveat | - | - | past (?:performance|results); no(?:t a)? guarantee;
-    future (?:results|performance); in[- ]sample; overfit; hypothetical; slippage; commissions?;
-    costs; fees; few trades; (?:a single|one|only one|only 1) trade; extrapolat\w*; small sample;
+    future (?:results|performance); in[- ]sample; overfit\w*; hypothetical; slippage;
+    commissions?; costs; fees; (?:very |too )?few (?:trades|outcomes|data points); too few;
+    (?:a single|one|only one|only 1) trade; extrapolat\w*; small (?:sample|number of trades);
+    sample size; limited (?:number|sample|data);
+    (?:not|less|un)[- ]?reliable; statistically; not indicative; live trading;
     (?:one|a single|single|only one) (?:symbol|asset|stock|market|instrument|period);
-    과거; 보장; 수수료; 슬리피지
+    never (?:traded|entered); did not trade; no trades; 과거; 보장; 수수료; 슬리피지
 breaks | - | - | which; while; whereas; but; although; though; versus; vs; against; compared; than
 """
 
@@ -130,10 +134,18 @@ _METRICS = {k: (s, u) for k, (s, u, _) in _VOCAB.items() if s != "-"}
 _METRIC_RES = [(_words(a), frozenset([k]), d) for k in _METRICS for d, a in _VOCAB[k][2].items()]
 _FOREIGN_RE, _CAVEAT = _words(_VOCAB["foreign"][2][""]), _words(_VOCAB["caveat"][2][""])
 _BH = _VOCAB["bh"][2][""]
-_BH_RE = _words(_BH + "|benchmark|매수 ?후 ?보유")
+_BH_RE = _words(_BH + "|benchmark|(?<!in )the market|매수 ?후 ?보유")
+_CLAIMS = _words(
+    r"best|impressive|excellent|exceptional|outstanding|remarkabl[ey]|superb|stellar|spectacular|"
+    r"competitors?|competition|peers|industry|exponential(?:ly)?|(?<!not )(?<!no )"
+    r"guarantee[sd]?|always|proven|reliabl[ey]|consistent(?:ly)?|safe|success(?:ful(?:ly)?)?|"
+    r"advanced|sophisticated|valuable|most (?:profitable|successful|effective|valuable)"
+)
+"""Claims no fact supports (praise, guarantees, rivals): a sentence making one is rejected."""
 _DIRECTION = _words(f"(?P<b>{_VOCAB['beat'][2]['']})|{_VOCAB['lag'][2]['']}")
 _BREAKS = re.compile(rf"[,;)]|\s[-–—]\s|[—–]|\b(?:{_VOCAB['breaks'][2]['']})\b", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n't|never|failed to|unable to|못|않)\W*(?:\w+\W+){0,2}$", re.I)
+_DIFFERENCE = re.compile(r"\s*(?:more|less|higher|lower|greater|smaller|better|worse)\s+than", re.I)
 _CONNECTOR = re.compile(r"\s*(?:,|/|&|and|or|및|과|와)?\s*(?:which|that)?\s*", re.I)
 _WORD = re.compile(r"[A-Za-z가-힣0-9]+")
 _MONTHS = {m: i for i, m in enumerate(re.findall("...", "janfebmaraprmayjunjulaugsepoctnovdec"), 1)}
@@ -306,8 +318,8 @@ def _compatible(unit: str, fact: str, labelled: bool) -> bool:
 class FactSheet:
     """The facts of one backtest (and the user's request numbers), parsed for checking prose."""
 
-    def __init__(self, facts: dict[str, str], request: str = "") -> None:
-        self.facts = extend_facts(facts)
+    def __init__(self, facts: dict[str, str], request: str = "", *, strict: bool = False) -> None:
+        self.facts, self.strict = extend_facts(facts), strict  # strict: no rule 4 (unlabelled)
         self.strategy, self.symbol = facts.get("strategy", ""), facts.get("symbol", "")
         derived = derived_facts(facts)
         self.values: dict[str, Fact] = {}
@@ -362,10 +374,13 @@ class FactSheet:
         last: tuple[int, frozenset[str]] | None = None  # the previous number's binding
         for i, item in enumerate(items):
             if not item.keys:
-                left, right = _side(sentence, items, i, -1), _side(sentence, items, i, 1)
+                left = _side(sentence, items, i, -1, self.strict)
+                right = _side(sentence, items, i, 1, self.strict)
                 before = sentence[: item.start]
                 if re.search(r"\bby\s*$", before) and _DIRECTION.search(before):
                     left = (0, frozenset([EXCESS]))
+                elif _DIFFERENCE.match(sentence, item.end):  # "55.2% less than": a difference
+                    left, right = (0, frozenset([EXCESS])), None
                 elif left is None and i and not items[i - 1].keys and last:  # "of 0.76 and 1.49"
                     left = last if _CONNECTOR.fullmatch(before[items[i - 1].end :]) else None
                 sides = [s for s in (left, right) if s is not None]
@@ -390,7 +405,9 @@ class FactSheet:
             if _compatible(n.unit, f.unit, labelled)
             and _rounds_to(n, f, MAX_RELATIVE_ERROR if labelled else UNLABELLED_RELATIVE_ERROR)
         ]
-        if hits and (labelled or len({abs(f.value or 0) for f in hits}) == 1):
+        by_unit = n.unit in ("pp", "y", "w")  # "117.1 points", "8.5 years", "20 days": labelled
+        unique = (by_unit or not self.strict) and len({abs(f.value or 0) for f in hits}) == 1
+        if hits and (labelled or unique):
             return NumberCheck(n.text, True, hits[0].key, "labelled" if labelled else "unique")
         metric = (keys or frozenset()) - {FOREIGN}
         for value, asked in self._request:
@@ -399,7 +416,7 @@ class FactSheet:
         if n.when is not None:
             why = "a year that is not the period's start or end"
         elif hits:
-            why = "no label nearby and several facts match"
+            why = "no label nearby" + ("" if self.strict else " and several facts match")
         elif labelled and metric:
             why = "not the " + " or ".join(sorted(metric))
         else:
@@ -408,16 +425,24 @@ class FactSheet:
 
     def direction(self, sentence: str) -> bool | None:
         """What a sentence says of the strategy vs buy-and-hold: True beat, False lagged, None."""
+        said = self.directions(sentence)
+        return next(iter(said)) if len(said) == 1 else None
+
+    def directions(self, sentence: str) -> set[bool]:
+        """Every claim a sentence makes of the strategy vs buy-and-hold (True: it beat)."""
         said = set()
         for m in _DIRECTION.finditer(sentence) if _BH_RE.search(sentence) else ():
             before, after = sentence[: m.start()], sentence[m.end() :]
             subject = re.search(
-                rf"(?:^|[,;:])\W*(?:the )?(?:{_BH}|benchmark)(?:\W+\w+){{0,3}}\W*$", before, re.I
+                rf"(?:^|[,;:])\W*(?:so |and )?(?:the )?"
+                rf"(?:{_BH}|benchmark|(?:simply |just )?holding)(?:\W+\w+){{0,3}}\W*$",
+                before,
+                re.I,
             )
             passive = re.match(r"\s+by\s+(?:a\s+|the\s+)?(?:buy|benchmark)", after, re.I)
             negated = _NEGATION.search(before)
             said.add((m["b"] is not None) ^ bool(negated) ^ bool(subject) ^ bool(passive))
-        return said.pop() if len(said) == 1 else None
+        return said
 
     def sentence_problems(self, sentence: str) -> tuple[list[NumberCheck], list[str]]:
         """The verdicts on a sentence's numbers and why it cannot stand (empty: it can)."""
@@ -427,30 +452,48 @@ class FactSheet:
         excess, said = self.values[EXCESS].value, self.direction(sentence)
         if said is not None and excess and said != (excess > 0):
             problems.append(f"it says the strategy {'beat' if said else 'lagged'} buy-and-hold")
+        elif len(self.directions(sentence)) > 1:
+            problems.append("it says both that the strategy beat and that it lagged buy-and-hold")
+        if (claim := _CLAIMS.search(sentence)) and not re.search(
+            r"\b(?:not|un)\W*$", sentence[: claim.start()]
+        ):
+            problems.append(f"{claim.group()!r}: a claim no fact supports")
         return checks, problems
+
+    def is_caveat(self, sentence: str) -> bool:
+        """Does the sentence state a caveat (past performance, costs, few trades, one symbol)?"""
+        return bool(_CAVEAT.search(sentence))
 
     def check(self, text: str) -> list[NumberCheck]:
         """The verdict on every number of `text`."""
         return [c for s in split_sentences(text) for c in self.sentence_problems(s)[0]]
 
     def section_of(self, sentence: str) -> str | None:
-        """The section a sentence is mostly about, or None."""
-        nums = _numbers(sentence)
+        """The section a sentence is mostly about, or None: the facts its numbers cite count
+        3, a label word without a number 1, a caveat phrase 3."""
         score = dict.fromkeys(SECTIONS, 0)
-        for label in self._labels(sentence, nums):
+        for c in self.sentence_problems(sentence)[0]:
+            if c.ok and c.fact:
+                setup = c.fact.startswith(("param:", "period:")) or c.fact == LENGTH
+                section = "setup" if setup else _METRICS.get(c.fact, ("",))[0]
+                score[section] += 3 if section in score else 0
+        for label in self._labels(sentence, _numbers(sentence)):
             for key in label.keys:
                 section = "setup" if key.startswith("param:") else _METRICS.get(key, ("",))[0]
                 if section in score:
-                    score[section] += 2
-        score["setup"] += 2 * sum(1 for n in nums if n.when) + (self.symbol in sentence)
+                    score[section] += 1
+        score["setup"] += self.symbol in sentence
         score["caveat"] += 3 * len(_CAVEAT.findall(sentence))
         best = max(score, key=lambda s: score[s])
         return best if score[best] else None
 
 
-def _side(text: str, items: list[_Span], i: int, step: int) -> tuple[int, frozenset[str]] | None:
+def _side(
+    text: str, items: list[_Span], i: int, step: int, alone: bool = False
+) -> tuple[int, frozenset[str]] | None:
     """The nearest label group on one side of items[i] (a number) and its distance in words;
-    a label of the wrong side, or (for a $ amount) of no money fact, is passed over."""
+    a label of the wrong side, or (for a $ amount) of no money fact, is passed over. `alone`
+    (strict sheets): a parameter's own name binds by itself ("a lower period (25)": the period)."""
     num, wrong = items[i], ">" if step > 0 else "<"
 
     def usable(it: _Span) -> bool:
@@ -468,6 +511,8 @@ def _side(text: str, items: list[_Span], i: int, step: int) -> tuple[int, frozen
     if dist > WINDOW:
         return None
     keys, prev, j = set(near.keys), near, j + step
+    if alone and len(near.keys) == 1 and next(iter(near.keys)).startswith("param:"):
+        return dist, near.keys
     while 0 <= j < len(items) and usable(items[j]):
         between = text[items[j].end : prev.start] if step < 0 else text[prev.end : items[j].start]
         if not _CONNECTOR.fullmatch(between):
@@ -496,7 +541,7 @@ def covers(report: str, facts: dict[str, str] | FactSheet) -> list[str]:
     excess = v[EXCESS].value
     said = {sheet.direction(s) for s in split_sentences(report)}
     direction = (excess > 0) in said if excess else bool(re.search(r"match|in line|same", low))
-    compared = excess is None or (direction and bool({EXCESS, "buy-and-hold return"} & cited))
+    compared = excess is None or (direction and "buy-and-hold return" in cited)
     done = {
         "setup": named and params and period,
         "benchmark": "total return" in cited and compared,
@@ -505,92 +550,3 @@ def covers(report: str, facts: dict[str, str] | FactSheet) -> list[str]:
         "caveat": bool(_CAVEAT.search(report)),
     }
     return [s for s in SECTIONS if not done[s]]
-
-
-# ---- The template report: every section, its interpretation computed here -------------------
-
-_INF = Decimal("Infinity")
-_SEVERITY = ((5, "shallow"), (15, "moderate"), (30, "substantial"), (50, "severe"), (_INF, "huge"))
-_QUALITY = ((0, "negative"), (Decimal("0.5"), "weak"), (1, "modest"), (2, "good"), (_INF, "strong"))
-_WINS = (
-    (45, "most of its trades lost money"),
-    (50, "slightly fewer than half of its trades made money"),
-    (Decimal("50.01"), "exactly half of its trades made money"),
-    (Decimal("55.01"), "slightly more than half of its trades made money"),
-    (_INF, "most of its trades made money"),
-)
-
-
-def _grade(value: Decimal, scale: Iterable[tuple[Any, str]]) -> str:
-    return next(word for limit, word in scale if value < limit)
-
-
-def _benchmark(f: dict[str, str], v: dict[str, Fact]) -> str:
-    cagr = f" (CAGR {f['CAGR']})" if v["CAGR"].value is not None else ""
-    ret, excess = f"Its total return of {f['total return']}{cagr}", v[EXCESS].value
-    if excess is None:
-        return f"{ret} could not be compared with buy-and-hold, which was not available."
-    if excess == 0:
-        return f"{ret} matched buy-and-hold's {f['buy-and-hold return']}."
-    verb, then = ("beat", "") if excess > 0 else ("lagged", ", so simply holding did better")
-    return (
-        f"{ret} {verb} buy-and-hold's {f['buy-and-hold return']} by {abs(excess):,.1f} "
-        f"percentage points{then}."
-    )
-
-
-def _risk(f: dict[str, str], v: dict[str, Fact]) -> str:
-    dd, sharpe = v["max drawdown"].value or Decimal(0), v["Sharpe ratio"].value
-    risk = (
-        f"The max drawdown was {f['max drawdown']}, a {_grade(abs(dd), _SEVERITY)} peak-to-trough"
-        " loss"
-        if dd
-        else f"There was no drawdown at all (max drawdown {f['max drawdown']})"
-    )
-    if sharpe is None:
-        return risk + "; the Sharpe and Sortino ratios are n/a, with no returns to measure."
-    return (
-        f"{risk}, and the Sharpe ratio was {f['Sharpe ratio']} (Sortino ratio "
-        f"{f['Sortino ratio']}), {_grade(sharpe, _QUALITY)} risk-adjusted returns."
-    )
-
-
-def template_sections(facts: dict[str, str]) -> dict[str, str]:
-    """The template's sentences by section; every number is copied from the facts."""
-    f, v = extend_facts(facts), FactSheet(facts).values
-    params = f" ({f['parameters']})" if f.get("parameters") else ""
-    start, end = f["period"].split(" to ")
-    years = v[LENGTH].value if LENGTH in v else None
-    length = f" ({f[LENGTH]})" if years is not None and years >= 1 else ""
-    setup = (
-        f"{f['strategy']}{params} was backtested on {f['symbol']} from {start} to {end}{length}, "
-        f"starting with {f['initial cash']} and ending with {f['final equity']}."
-    )
-    n = int(v["trades"].value or 0)
-    caveat = (
-        "This is one backtest of one symbol over one period: past performance does not guarantee"
-        " future results, and live trading adds costs such as slippage that a backtest may"
-        " understate."
-    )
-    if n == 0:
-        trading = f"It made 0 trades, so it never entered the market (exposure {f['exposure']})."
-        caveat = "As it never traded, this backtest says nothing about its rules. " + caveat
-    else:
-        win, trades = v["win rate"].value or Decimal(0), f"{n} trade{'s' if n > 1 else ''}"
-        wins = _grade(win, _WINS)
-        if n == 1:
-            wins = "its only trade " + ("made" if win else "lost") + " money"
-        elif win in (0, 100):
-            wins = ("every" if win else "no") + " trade made money"
-        trading = (
-            f"It made {trades} with a win rate of {f['win rate']}, so {wins}, and was in the "
-            f"market {f['exposure']} of the time."
-        )
-        if n < FEW_TRADES:
-            caveat = f"With only {trades}, the statistics rest on very few outcomes. {caveat}"
-    return dict(zip(SECTIONS, (setup, _benchmark(f, v), _risk(f, v), trading, caveat), strict=True))
-
-
-def template_report(facts: dict[str, str]) -> str:
-    """The whole template report: a good answer with no model involved."""
-    return " ".join(template_sections(facts).values())

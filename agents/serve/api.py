@@ -207,7 +207,7 @@ class ReportRequest(_Body):
     request: str = ""
     chart: bool = False
     model: str | None = None
-    max_tokens: int = Field(default=256, ge=16, le=4096)
+    max_tokens: int = Field(default=64, ge=16, le=4096)
     max_attempts: int = Field(default=2, ge=0, le=5)
 
 

@@ -181,9 +181,7 @@ def show_services(console: Console) -> None:
     latest = get_retriever().list_backtests(DEMO_USER, limit=1)
     if latest:
         t0 = time.perf_counter()
-        out = narrative_report.write_report(
-            backtest_id=latest[0].id, user_id=DEMO_USER, max_tokens=200
-        )
+        out = narrative_report.write_report(backtest_id=latest[0].id, user_id=DEMO_USER)
         how = f"{out.model_sentences} model / {out.template_sentences} template sentences"
         console.print(
             Panel(

@@ -10,7 +10,7 @@ import pytest
 
 from agents.quant.backtests import run_backtest
 from agents.quant.corpus import SmaCross
-from agents.quant.narration import FactSheet, covers, split_sentences
+from agents.quant.narration import SECTIONS, FactSheet, covers, split_sentences
 from agents.rag.store import get_retriever
 from agents.usage.ledger import get_ledger
 from graphs.narrative_report import (
@@ -60,15 +60,21 @@ def test_the_stream_shows_only_checked_sentences_and_the_report_is_what_it_showe
     assert [p for s in split_sentences(report) for p in sheet.sentence_problems(s)[1]] == []
     assert unsupported_numbers(report, allowed_numbers(out["metrics"])) == []
     assert covers(report, sheet) == []
-    assert not [s for s in rejected if s in report]  # a rejected sentence never reached it
+    assert not set(rejected) & set(split_sentences(report))  # no rejected sentence reached it
     raw = _words(" ".join(drafts))
     model = [e for e in shown if e["source"] == "model"]
     assert all(_words(e["text"]) in raw for e in model)  # model text is the model's own
     assert len(model) == out["model_sentences"]
     assert out["used_fallback"] == (not model)
+    order = [list(SECTIONS).index(e["section"]) for e in shown]
+    assert order == sorted(order) and set(order) == set(
+        range(len(SECTIONS))
+    )  # every section, in order
+    assert out["served_by"].startswith("local: ")  # what served the catalog model
     assert base64.b64decode(out["chart_png"])[:4] == b"\x89PNG"
     rows = [r for r in get_ledger().rows() if r["service"] == "narrative_report"]
-    assert 1 <= len(rows) <= Context().max_attempts  # drafts were paid for, then checked
+    # one draft a section, a second for a section left wholly uncovered: paid for, then checked
+    assert len(SECTIONS) <= len(rows) <= len(SECTIONS) * Context().max_attempts
     assert all(r["user_id"] == "u1" and r["route"] == "local" for r in rows)
 
 

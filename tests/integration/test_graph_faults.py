@@ -13,6 +13,7 @@ from agents import registry
 from agents.llm.factory import fallback_model
 from agents.quant.backtests import run_backtest
 from agents.quant.corpus import SmaCross
+from agents.quant.narration import SECTIONS
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError
 from graphs import narrative_report, strategy_builder
@@ -42,10 +43,11 @@ def test_narrative_report_falls_back_when_its_model_is_down() -> None:
     assert out["model_used"] == backup.id
     assert out["report"] and out["faithful"]  # the fake's prose fails the check: template
     rows = get_ledger().rows(user_id="nr")
+    # one model call per report section, each a 503 from gpt-4o-mini then the fallback's answer
     assert [(r["model"], r["error"] is None) for r in rows] == [
         ("gpt-4o-mini", False),
         (backup.id, True),
-    ]
+    ] * len(SECTIONS)
 
 
 @pytest.mark.usefixtures("fake_env")

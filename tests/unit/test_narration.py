@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import islice
+from itertools import count, islice
 from typing import Any, cast
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from pydantic import Field
 
 from agents.quant.backtests import BacktestResult, EquityPoint, backtest_facts
 from agents.quant.corpus import generate_corpus
@@ -23,9 +24,14 @@ from agents.quant.narration import (
     covers,
     extend_facts,
     split_sentences,
+    unsupported_numbers,
+)
+from agents.quant.report_template import (
+    brief,
+    filler,
+    meaning_problems,
     template_report,
     template_sections,
-    unsupported_numbers,
 )
 
 
@@ -332,23 +338,41 @@ def test_the_corpus_has_winners_losers_and_few_trades() -> None:
 BAD_SENTENCE = (
     "The max drawdown was -34.0%, which is less than the specified limit of $50.00 per trade."
 )
-DRAFT = (
+DRAFTS = [  # one draft per section, in order
     "Sure, here is the report: SmaCross (fast=10, slow=30) ran on GOOG from 2004-08-19 to "
-    "2013-03-01. It returned 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points. "
-    f"{BAD_SENTENCE} It made 33 trades with a 50.0% win rate. "
-    "Past performance does not guarantee future results."
-)
+    "2013-03-01.",
+    "It returned 405.0%, lagging buy-and-hold's 522.1% by 117.1 percentage points.",
+    f"{BAD_SENTENCE} This shows a significant risk of losing money.",
+    "It made 33 trades with a 50.0% win rate.",
+    "Past performance does not guarantee future results.",
+]
+
+
+class Scripted(GenericFakeChatModel):
+    """A chat model answering scripted drafts in turn (word by word), recording each prompt."""
+
+    prompts: list[str] = Field(default_factory=list)
+
+    def _stream(self, messages: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        self.prompts.append(str(messages[-1].content))
+        yield from super()._stream(messages, *args, **kwargs)
 
 
 @pytest.fixture
-def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The graph's model answers these drafts in turn (streamed word by word)."""
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Scripted]:
+    """The graph's model answers `model.drafts` in turn, the last one for ever."""
     import graphs.narrative_report as nr
 
     drafts: list[str] = []
-    model = GenericFakeChatModel(messages=(AIMessage(d) for d in drafts))  # read when called
+    replies = (AIMessage(drafts[min(i, len(drafts) - 1)]) for i in count())  # read when called
+    model = Scripted(messages=replies)
+    model.__dict__["drafts"] = drafts
     monkeypatch.setattr(nr, "create_chat_model_with_fallback", lambda *a, **k: model)
-    yield drafts
+    yield model
+
+
+def drafts(model: Scripted) -> list[str]:
+    return cast(list[str], model.__dict__["drafts"])
 
 
 def run(bt: BacktestResult, **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
@@ -373,90 +397,167 @@ def run(bt: BacktestResult, **context: Any) -> tuple[list[dict[str, Any]], dict[
     return events, final, messages
 
 
-def test_a_rejected_sentence_is_never_streamed_and_its_template_sentence_takes_its_place(
-    scripted: list[str],
+def test_each_section_is_written_in_order_and_a_rejected_clause_is_never_streamed(
+    scripted: Scripted,
 ) -> None:
-    scripted[:] = [DRAFT, DRAFT]
+    drafts(scripted)[:] = DRAFTS
     events, out, messages = run(result())
     texts = [e["text"] for e in events]
     assert "".join(texts) == out["report"]  # the report is exactly what was shown
-    assert not any("$50.00" in t or "limit" in t for t in texts)
-    assert out["rejected_sentences"] == [BAD_SENTENCE] and out["rejected_numbers"][0] == "$50.00"
+    assert not any("$50.00" in t or "limit" in t or "significant" in t for t in texts)
+    assert out["rejected_sentences"] == [
+        BAD_SENTENCE,
+        "This shows a significant risk of losing money.",
+    ]
+    assert out["rejected_numbers"] == ["$50.00"]
     assert messages == 0  # the model's raw tokens are no user-facing stream
-    risk = template_sections(FACTS)["risk"]
+    assert [e["section"] for e in events] == [
+        "setup",
+        "benchmark",
+        "risk",
+        "risk",
+        "trading",
+        "trading",
+        "caveat",
+    ]
     assert [e["source"] for e in events] == [
         "model",
         "model",
-        "template",
-        "model",
         "model",
         "template",
+        "model",
+        "template",
+        "model",
     ]
-    assert texts[2] == " " + risk  # in place of the rejected sentence
     assert texts[0].startswith("SmaCross (fast=10, slow=30) ran on GOOG")  # chatter stripped
-    assert texts[-1] == " It was in the market 58.2% of the time."  # only what trading lacked
+    assert texts[2] == " The max drawdown was -34.0%."  # its false clause cut off
+    assert texts[3] == " Its Sharpe ratio was 0.76."  # only what the risk section lacked
+    assert texts[5] == " It was in the market 58.2% of the time."
     assert out["faithful"] and not out["used_fallback"]
-    assert out["model_sentences"] == 4 and out["template_sentences"] == 2
+    assert out["model_sentences"] == 5 and out["template_sentences"] == 2
     assert covers(out["report"], FACTS) == [] and unsupported_numbers(out["report"], SHEET) == []
+    assert len(scripted.prompts) == len(SECTIONS)  # one draft a section: none was left empty
+    for prompt, section in zip(scripted.prompts, SECTIONS, strict=True):
+        lines, task = brief(section, extend_facts(FACTS))
+        assert task in prompt and all(line in prompt for line in lines)
+    assert "lagged buy-and-hold by 117.1 percentage points" in scripted.prompts[1]
 
 
-def test_a_retry_asks_only_for_the_missing_sections_and_continues_the_report(
-    scripted: list[str],
+def test_a_section_with_nothing_accepted_is_asked_again_with_the_problems_named(
+    scripted: Scripted,
 ) -> None:
-    first = COVERING.replace(
-        " It made 33 trades, won 50.0% of them and was in the market 58.2% of the time.", ""
-    )
-    second = (
-        "SmaCross ran on GOOG. It made 33 trades with a win rate of 50.0% and was in the market "
-        "58.2% of the time."
-    )
-    scripted[:] = [first, second]
+    drafts(scripted)[:] = [*DRAFTS[:3], "It made 34 trades.", *DRAFTS[3:]]
     events, out, _ = run(result())
-    assert out["template_sentences"] == 0 and out["model_sentences"] == 5
-    assert "".join(e["text"] for e in events) == out["report"]
-    assert "SmaCross ran on GOOG." not in out["report"]  # a section already covered: dropped
-    assert out["report"].endswith(
-        "It made 33 trades with a win rate of 50.0% and was in the market 58.2% of the time."
-    )
+    assert len(scripted.prompts) == len(SECTIONS) + 1
+    retry = scripted.prompts[4]
+    assert "Your last answer was rejected (34: not the trades)" in retry
+    trading = [e for e in events if e["section"] == "trading"]
+    assert [e["source"] for e in trading] == ["model", "template"]
+    assert "It made 34 trades." in out["rejected_sentences"]
 
 
-def test_prose_that_never_passes_becomes_the_template_report(scripted: list[str]) -> None:
-    scripted[:] = ["### Report\nTotal return: 450%\nSharpe: 1.2", "It returned 999%."]
+def test_prose_that_never_passes_becomes_the_template_report(scripted: Scripted) -> None:
+    drafts(scripted)[:] = ["### Report\nTotal return: 450%\nSharpe: 1.2", "It returned 999%."]
     events, out, _ = run(result())
-    assert out["report"] == "".join(e["text"] for e in events)
+    assert out["report"] == "".join(e["text"] for e in events) == template_report(FACTS)
     assert out["used_fallback"] and out["model_sentences"] == 0
     assert {e["source"] for e in events} == {"template"}
-    # each rejected line gave way to its section's sentence in place; the rest came at the end
-    assert [e["section"] for e in events] == ["benchmark", "risk", "setup", "trading", "caveat"]
-    assert sorted(e["text"].strip() for e in events) == sorted(template_sections(FACTS).values())
+    assert [e["section"] for e in events] == list(SECTIONS)
+    assert len(scripted.prompts) == 2 * len(SECTIONS)  # each section asked twice, then template
     assert "It returned 999%." in out["rejected_sentences"]
 
 
-def test_no_attempts_means_no_model_call_and_the_template(scripted: list[str]) -> None:
+def test_no_attempts_means_no_model_call_and_the_template(scripted: Scripted) -> None:
     events, out, _ = run(result(), max_attempts=0)
     assert out["report"] == template_report(out["metrics"])
-    assert out["used_fallback"] and len(events) == len(SECTIONS)
+    assert out["used_fallback"] and len(events) == len(SECTIONS) and not scripted.prompts
 
 
 def test_the_writer_waits_for_a_sentence_to_end_and_drops_a_cut_off_one() -> None:
     from graphs.narrative_report import ReportWriter
 
-    writer = ReportWriter(SHEET)
-    text = "It had a Sharpe ratio of 0.76. It made 33 trades with a win rate of 5"
+    writer = ReportWriter(SHEET, "risk")
+    text = "It had a Sharpe ratio of 0.76. The max drawdown was -3"
     shown = [p.text for ch in text for p in writer.feed(ch)]
     assert shown == ["It had a Sharpe ratio of 0.76."]  # "0." did not end it
-    pieces = writer.finish(truncated=True)
-    assert writer.rejected == ["It made 33 trades with a win rate of 5"]
+    assert writer.finish(truncated=True) == []
+    assert writer.rejected == ["The max drawdown was -3"]
     assert writer.model_sentences == 1
-    assert [p.source for p in pieces] == ["template"]  # the trading section's sentence instead
+    assert [p.text for p in writer.fill()] == [" Its max drawdown was -34.0%."]  # what it lacked
 
 
-def test_headings_label_lines_and_echoed_instructions_are_not_prose() -> None:
+def test_commentary_other_sections_and_echoed_instructions_are_not_shown() -> None:
     from graphs.narrative_report import ReportWriter
 
-    writer = ReportWriter(SHEET)
-    for line in ("Sharpe ratio: 0.76\n", "The max drawdown and the Sharpe ratio.\n", "Report:\n"):
-        writer.feed(line)
-    assert writer.model_sentences == 0
-    assert writer.rejected == ["Sharpe ratio: 0.76", "The max drawdown and the Sharpe ratio."]
-    assert writer.template_used == ["risk"]  # the rejected risk line gave way to the template's
+    writer = ReportWriter(SHEET, "risk")
+    lines = (
+        "Sharpe ratio: 0.76\n",  # a label line
+        "The max drawdown and the Sharpe ratio.\n",  # the task, echoed
+        "Report:\n",
+        "This means the strategy is risky.\n",  # commentary: no fact
+        "It made 33 trades.\n",  # another section
+        "It was the best strategy, with a Sharpe ratio of 0.76.\n",  # praise no fact supports
+        "The Sharpe ratio was 0.76, which means the strategy is sound.\n",  # commentary cut
+    )
+    shown = [p.text for line in lines for p in writer.feed(line)]
+    assert shown == ["The Sharpe ratio was 0.76."]
+    assert writer.rejected == [
+        "Sharpe ratio: 0.76",
+        "The max drawdown and the Sharpe ratio.",
+        "This means the strategy is risky.",
+        "It made 33 trades.",
+        "It was the best strategy, with a Sharpe ratio of 0.76.",
+    ]
+    assert writer.problems[-3:] == [
+        "it states no fact",
+        "another section",
+        "'best': a claim no fact supports",
+    ]
+    assert [p.source for p in writer.fill()] == ["template"]  # the drawdown it lacked
+
+
+def test_a_filler_completes_what_the_prose_left_out() -> None:
+    assert filler("setup", SHEET, "SmaCross traded GOOG.") == (
+        "It ran from 2004-08-19 to 2013-03-01 with fast=10, slow=30."
+    )
+    assert filler("benchmark", SHEET, "It returned 405.0%.") == (
+        "That lagged buy-and-hold's 522.1% by 117.1 percentage points."
+    )
+    assert filler("benchmark", SHEET, "It lagged buy-and-hold by 117.1 percentage points.") == (
+        "Its total return was 405.0%, against buy-and-hold's 522.1%."
+    )
+    assert filler("risk", SHEET, "Nothing yet.") == template_sections(FACTS)["risk"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "section", "bad"),
+    [
+        ("The max drawdown of -34.0% was shallow.", "risk", "'shallow'"),  # severe
+        ("A Sharpe ratio of 0.76 is excellent.", "risk", "'excellent'"),  # modest
+        ("Its win rate of 50.0% was high.", "trading", None),  # average: one level off
+        ("It returned 405.0%, slightly below buy-and-hold.", "benchmark", "'slightly'"),
+        ("In all, 33 trades made money.", "trading", "'33 trades made money'"),  # 16 or 17
+        ("Investors earned 405.0%.", "benchmark", "'Investors'"),
+        ("GOOG did not perform well over one period.", "caveat", "'perform well'"),
+        ("With 33 trades, past performance does not guarantee future results.", "caveat", None),
+        ("The max drawdown of -34.0% was severe.", "risk", None),
+        ("Its 33 trades are more than enough to judge it.", "caveat", "'more than enough'"),
+        (
+            "Costs such as slippage add to the return.",
+            "caveat",
+            "'Costs such as slippage add to the return'",
+        ),
+        (
+            "The drawdown was -34.0% compared to the average daily return.",
+            "risk",
+            "'compared to the average'",
+        ),
+        ("The strategy is called GOOG.", "setup", "GOOG is the symbol, not the strategy's name"),
+        ("Its win rate was significantly low at 50.0%.", "trading", None),  # an inflection, 1 off
+    ],
+)
+def test_what_a_sentence_means_must_agree_with_the_grades_computed_in_code(
+    sentence: str, section: str, bad: str | None
+) -> None:
+    found = meaning_problems(sentence, SHEET, section)
+    assert (found[0].split(":")[0] if found else None) == bad, found

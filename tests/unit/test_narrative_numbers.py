@@ -133,11 +133,12 @@ def test_a_draft_must_cover_every_section_and_be_complete() -> None:
     assert draft_problems("", facts) == ["the draft is empty"]
     vague = "GOOG is a popular stock with high returns; this backtest is reliable."
     assert draft_problems(vague, facts) == [
+        "'reliable': a claim no fact supports",  # praise no fact supports
         "it leaves out: the strategy, its parameters, the symbol and the period; "
         "the total return against buy-and-hold: beat or lagged, by how many points; "
         "the risk: max drawdown and the Sharpe or Sortino ratio; "
         "the trading: number of trades, win rate and exposure; "
-        "one caveat (past performance, costs, one symbol, few trades)"
+        "one caveat (past performance, costs, one symbol, few trades)",
     ]
     good = (
         "SmaCross (fast=10, slow=30) traded GOOG from 2004-08-19 to 2013-03-01. It returned "
