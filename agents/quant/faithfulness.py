@@ -20,9 +20,7 @@ shown to the user, when it fills in what the request left open on something it a
 period, slow/signal period or width of a named indicator, a level or condition form on one, the
 level behind "oversold", the averages behind "golden cross", any indicator when the request names
 none ("a mean-reversion strategy"), or a field's default value (direction long, GOOG, size 100%).
-`report.faithful` iff no discrepancies and no violations; `repair_instructions()` names each
-problem. `unexpressible(request)` names what no spec can express (`UNEXPRESSIBLE`).
-"""
+`unexpressible(request)` names what no spec can express (`UNEXPRESSIBLE`)."""
 
 from __future__ import annotations
 
@@ -77,6 +75,7 @@ _AND = re.compile(r"(?<![a-z])(?:and|or|but|while)(?![a-z])|그리고|이고|이
 _NUM_GAP = re.compile(r"[\s:=(]{0,3}(?:(?:the|a|level|of)\s{1,2}){0,2}", re.I)
 _DAYS = re.compile(r"[\s-]{0,2}(?:days?|bars?|periods?|sessions?)(?![a-z])", re.I)
 _KNUM_GAP = re.compile(r"\s{0,2}(?:을|를|에서|에|선을|선|으로|로|가|이)?\s{0,2}")
+_K_OBJ, _K_SUBJ = re.compile(r"선?(?:을|를)\s"), re.compile(r"선?(?:이|가|은|는)\s")
 _UNEXPRESSIBLE_RE = re.compile(vocab.gate("|".join(f"(?:{p})" for _, p in UNEXPRESSIBLE)), re.I)
 
 
@@ -210,8 +209,9 @@ class _Grammar:
             return subject is None or self._level(subject, op, p1.value, (ser2 or p1).start, it.end)
         if not _is(p1):
             return False
-        if ser2 is not None:
-            return self._cond(ser2, op, p1, ser2.start, it.end)
+        if ser2 is not None:  # "20일선을 종가가 상향 돌파": the object comes first
+            swap = _K_OBJ.match(self.text, ser2.end) and _K_SUBJ.match(self.text, p1.end)
+            return self._cond(*((p1, op, ser2) if swap else (ser2, op, p1)), ser2.start, it.end)
         if _pair(p1) and "cross" in op:
             return self._pair(p1, op, p1.start, it.end)
         return p1.family in _VS_PRICE and self._cond(None, op, p1, p1.start, it.end)

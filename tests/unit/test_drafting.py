@@ -121,6 +121,27 @@ def test_an_elliptical_average_is_an_average_not_a_level() -> None:
     assert _conds(d.spec.entry) == [("ema", 30, "crosses_above", ("ema", 90))]
 
 
+@pytest.mark.parametrize(
+    ("request_", "left", "right"),
+    [
+        ("5일선이 20일선을 상향 돌파하면 매수", ("sma", 5), ("sma", 20)),
+        ("20일선을 5일선이 상향 돌파하면 매수", ("sma", 5), ("sma", 20)),  # object first
+        ("20일 이동평균을 종가가 상향 돌파하면 매수", ("close", None), ("sma", 20)),
+    ],
+)
+def test_a_korean_cross_takes_its_subject_by_particle_not_by_order(
+    request_: str, left: tuple[str, int | None], right: tuple[str, int | None]
+) -> None:
+    d = draft_spec(request_)
+    assert d.spec is not None, d.open
+    assert _conds(d.spec.entry) == [(*left, "crosses_above", right)]
+    flipped = d.spec.model_copy(deep=True)
+    cond = flipped.entry.conditions[0]
+    assert cond.right is not None
+    cond.left, cond.right = cond.right, cond.left
+    assert not check(request_, flipped).faithful
+
+
 def test_a_request_with_no_rule_is_vague_and_a_style_fills_it() -> None:
     from agents.quant.drafting import STYLES, style_spec
 
