@@ -1,7 +1,10 @@
 """Chat-ops benchmark: does the chat answer from the right tool, with the right fact, in prose?
 
-Run: `python -m bench.chatops [--split tune|heldout|all] [--model M] [--limit N]` (not in CI;
-~10–60 s a question on the embedded models, 2 cores). Each case of `bench/chat_cases.py` is one
+Run: `python -m bench.chatops [--set main|fresh] [--split tune|heldout|all] [--model M]
+[--limit N]` (not in CI; ~10–60 s a question on the embedded models, 2 cores). `--set fresh`
+runs `bench/chat_cases_fresh.py` (written without reading the chat's prompts; its follow-ups
+send their earlier turns first on the same thread, only the last turn is judged) into
+`bench/results/chatops_fresh.json`. Each case of `bench/chat_cases.py` is one
 turn of `graphs.chatops_advanced.chat_turn` on the configured backend, in a fresh data dir, as
 its own user whose store holds only the demo corpus (`generate_corpus` + `bulk_index`, never the
 benchmark's outputs) and whose ledger holds a few billed calls (`USAGE_HISTORY`). The turn's
@@ -54,10 +57,13 @@ from bench.chat_cases import (
     Term,
     World,
 )
+from bench.chat_cases_fresh import FRESH_CASES, FreshCase
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 RESULTS = Path(__file__).resolve().parent / "results" / "chatops.json"
+RESULTS_FRESH = RESULTS.with_name("chatops_fresh.json")
+SETS: dict[str, tuple[ChatCase, ...]] = {"main": CASES, "fresh": FRESH_CASES}
 
 TOOL_NAMES: tuple[str, ...] = (
     "search_my_backtests",
@@ -355,14 +361,20 @@ def run_case(case: ChatCase, *, model: str | None) -> dict[str, Any]:
     user = user_of(case)
     records = _seed(user)
     question = case.text(records)
+    before = case.prior(records) if isinstance(case, FreshCase) else ()
     out: dict[str, Any] = {"id": case.id, "split": case.split, "lang": case.lang}
     out.update(question=question, expected_tool=case.tool)
+    if before:
+        out["before"] = list(before)
     notes = _Notes()
     graph_log = logging.getLogger("graphs.chatops_advanced")
     graph_log.addHandler(notes)
     graph_log.setLevel(logging.INFO)
     t0 = time.perf_counter()
     try:
+        for earlier in before:  # a follow-up's earlier turns, same thread, not judged
+            chat_turn(earlier, user_id=user, thread_id=case.id, model=model)
+        t0 = time.perf_counter()
         reply = chat_turn(question, user_id=user, thread_id=case.id, model=model)
         latency = time.perf_counter() - t0
         state = graph_with_memory().get_state(thread_config(user, case.id)).values
@@ -424,7 +436,11 @@ def _budgets(cases: Iterable[ChatCase]) -> None:
 
 
 def merged_report(
-    path: Path, split: str, this: dict[str, Any], runs: list[dict[str, Any]]
+    path: Path,
+    split: str,
+    this: dict[str, Any],
+    runs: list[dict[str, Any]],
+    cases: Sequence[ChatCase] = CASES,
 ) -> dict[str, Any]:
     """The results file with this run merged in: one report per backend and model, where this
     run's cases replace the same cases of earlier runs (so the tune half, then the held-out
@@ -439,7 +455,7 @@ def merged_report(
     key = f"{this['backend']}: {this['model'] or 'policy default'}"
     old = reports.get(key) or {}
     kept = [r for r in old.get("runs", []) if r["id"] not in set(this["cases"])]
-    order = {c.id: i for i, c in enumerate(CASES)}
+    order = {c.id: i for i, c in enumerate(cases)}
     all_runs = sorted([*kept, *runs], key=lambda r: order.get(r["id"], len(order)))
     summary = summarise(all_runs)
     reports[key] = {
@@ -470,17 +486,25 @@ def merged_report(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--set",
+        choices=tuple(SETS),
+        default="main",
+        help="main: bench/chat_cases.py; fresh: bench/chat_cases_fresh.py, written without "
+        "reading the chat's prompts (results in bench/results/chatops_fresh.json)",
+    )
     parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
     parser.add_argument("--model", default=None, help="chatops_advanced model (policy default)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--only", default=None, help="comma-separated case ids")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help="default: by --set")
     args = parser.parse_args(argv)
     os.environ["QUANT_GENAI_DATA_DIR"] = str(
         args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-chatops-"))
     )
-    cases = [c for c in CASES if args.split in ("all", c.split)]
+    out = args.out or (RESULTS_FRESH if args.set == "fresh" else RESULTS)
+    cases = [c for c in SETS[args.set] if args.split in ("all", c.split)]
     if args.only:
         cases = [c for c in cases if c.id in args.only.split(",")]
     cases = cases[: args.limit]
@@ -509,11 +533,12 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "backend": get_settings().backend,
         "model": args.model,
+        "set": args.set,
         "cases": [r["id"] for r in runs],
     }
-    report = merged_report(args.out, args.split, this, runs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
+    report = merged_report(out, args.split, this, runs, SETS[args.set])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
     print(json.dumps(report["headline"], indent=2, ensure_ascii=False))
 
 

@@ -154,10 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument(
         "--set",
-        choices=("main", "fresh"),
+        choices=("main", "fresh", "fresh2"),
         default="main",
         help="main: bench/strategy_cases.py; fresh: bench/strategy_cases_fresh.py, written "
-        "after the service by someone who did not read its request reader (report only)",
+        "after the service by someone who did not read its request reader (report only); "
+        "fresh2: bench/strategy_cases_fresh2.py, a second such set (fresh has been tuned on)",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.strategy_cases_fresh import FRESH_CASES
 
         cases = [dataclasses.replace(c, split="fresh") for c in FRESH_CASES][: args.limit]
+    elif args.set == "fresh2":
+        from bench.strategy_cases_fresh2 import FRESH2_CASES
+
+        cases = list(FRESH2_CASES)[: args.limit]  # already split "fresh2"
     else:
         cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
     started = datetime.now(UTC)

@@ -36,7 +36,7 @@ from agents.quant.corpus import (
 )
 
 Kind = Literal["specific", "vague", "inexpressible"]
-Split = Literal["tune", "heldout", "fresh"]  # fresh: bench/strategy_cases_fresh.py
+Split = Literal["tune", "heldout", "fresh", "fresh2"]  # bench/strategy_cases_fresh{,2}.py
 
 
 def _ma(kind: str, values: Any, n: int) -> np.ndarray:
