@@ -92,11 +92,14 @@ from agents.llm.tool_calls import (
 )
 from agents.quant.faithfulness import Addition, Discrepancy
 from agents.quant.faithfulness import check as check_spec
+from agents.quant.glossary import answer as glossary_answer
+from agents.quant.glossary import definition_question, question_language
 from agents.quant.spec import StrategySpec
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 from agents.usage.limits import MESSAGE_OVERHEAD_TOKENS, count_tokens
 from tools import TOOLS, summarize
+from tools.grounding import ground_calls
 from tools.summaries import unsupported_answer_numbers
 
 SERVICE = "chatops_advanced"
@@ -157,7 +160,13 @@ NO_ANSWER_REPLY = (
 TOOL_FAILED_REPLY = "I could not complete that: {error}"
 
 AnswerSource = Literal[
-    "model", "tool_result_summary", "tool_error", "no_answer", "step_limit", "governance"
+    "model",
+    "tool_result_summary",
+    "tool_error",
+    "no_answer",
+    "step_limit",
+    "governance",
+    "glossary",
 ]
 
 
@@ -208,7 +217,8 @@ _MODEL_USED = (
 )
 _ANSWER_SOURCE = (
     "Where the last reply comes from: model (checked prose), tool_result_summary (written in "
-    "code from the last tool result), tool_error, no_answer, step_limit or governance."
+    "code from the last tool result), glossary (the platform's definition of a trading term), "
+    "tool_error, no_answer, step_limit or governance."
 )
 
 
@@ -279,6 +289,10 @@ Computed from the tool descriptions, so it grows with them."""
 _CALL_NAME_KEYS = ("name", "tool", "tool_name", "function")
 
 
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
 def _json_objects(text: str) -> list[dict[str, Any]]:
     """The JSON objects written in `text` (fenced, in lists or alone), outermost first."""
     decoder = json.JSONDecoder()
@@ -339,7 +353,7 @@ def repair_text_calls(reply: AIMessage, text: str) -> AIMessage:
     made: list[ToolCall] = []
     bare = text.strip().strip("`'\" ")
     if bare in _TOOLS_BY_NAME:  # measured on the 0.5B: '"market_data"', alone
-        made.append(tool_call(name=bare, args={}, id=f"call_{uuid.uuid4().hex[:24]}"))
+        made.append(tool_call(name=bare, args={}, id=_call_id()))
     for name, args in flat:
         known = _TOOLS_BY_NAME.get(name)
         words = set(name.lower().split("_"))
@@ -351,7 +365,7 @@ def repair_text_calls(reply: AIMessage, text: str) -> AIMessage:
             ]
         )
         if len(fits) == 1 and fits[0] is not None and _fits(fits[0], args):
-            made.append(tool_call(name=fits[0].name, args=args, id=f"call_{uuid.uuid4().hex[:24]}"))
+            made.append(tool_call(name=fits[0].name, args=args, id=_call_id()))
     if not made:
         return reply
     log.info("chatops_advanced: repaired a text call: %.300r", text)
@@ -392,6 +406,19 @@ def unfaithful_spec(reply: AIMessage, state: State) -> list[ToolMessage]:
     fixes = " ".join(f"{p.fix}." for p in found if p.fix)
     text = UNFAITHFUL_SPEC.format(problems=problems, fixes=fixes)
     return [ToolMessage(text, tool_call_id=call["id"] or "", name=SPEC_TOOL, status="error")]
+
+
+def grounded(reply: AIMessage, state: State) -> AIMessage:
+    """The reply's calls with what the user said applied (`tools.grounding`: invented dates
+    dropped, one backtest compared with itself fetched, a spec the message states drafted in
+    code)."""
+    humans = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
+    turn = message_text(state.messages[turn_start(state.messages)].content)
+    fixed = ground_calls(reply.tool_calls, turn, "\n".join(humans))
+    if not fixed.changes:
+        return reply
+    log.info("chatops_advanced: calls grounded: %s", "; ".join(fixed.changes))
+    return reply.model_copy(update={"tool_calls": fixed.calls})
 
 
 def repeats_a_failed_call(reply: AIMessage, state: State) -> bool:
@@ -632,12 +659,32 @@ def ungrounded(text: str, results: Sequence[ToolMessage], users: Sequence[str]) 
     return "it states nothing the tool returned"
 
 
+_WORDS = re.compile(r"\w+")
+ECHO_WORDS = 6
+"""A reply that repeats this many consecutive words of the instructions copies them (measured on
+the held-out half of bench/chatops.py: the 0.5B answered "공매도가 뭐야?" with the prompt's
+"no tool: answer in plain sentences.")."""
+
+
+def echoes_prompt(text: str, *prompts: str) -> bool:
+    """The reply is a piece of the instructions: all of it, or `ECHO_WORDS` words in a row."""
+    words = _WORDS.findall(text.lower())
+    if not words:
+        return False
+    said = [_WORDS.findall(p.lower()) for p in prompts]
+    n = min(ECHO_WORDS, len(words))
+    grams = {tuple(w[i : i + n]) for w in said for i in range(len(w) - n + 1)}
+    return any(tuple(words[i : i + n]) in grams for i in range(len(words) - n + 1))
+
+
 def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | None:
     """Why `text` cannot be the answer — ("format", why), ("numbers", which) or
     ("ungrounded", why) — or None."""
     problem = reply_problem(text, _TOOLS_BY_NAME)
     if problem is not None:
         return "format", problem
+    if echoes_prompt(text, system, JSON_TOOLS_PROMPT):
+        return "format", "it repeats my instructions instead of answering"
     results = [
         message_text(m.content)
         for m in state.messages
@@ -706,9 +753,35 @@ def route_after_govern(state: State) -> Literal["call_model", "__end__"]:
     return "__end__" if state.blocked else "call_model"
 
 
+def definition_turn(state: State) -> dict[str, Any] | None:
+    """A turn that only asks what a term means is answered from the platform's definitions,
+    not by the model (`agents.quant.glossary`; measured on bench/chatops.py, the 0.5B defined a
+    stop-loss as stopping "the execution of a strategy"): a backtest metric through
+    `explain_metric`, called here, any other term with the glossary's definition in the
+    question's language. None when the turn asks anything else."""
+    last = state.messages[-1] if state.messages else None
+    if state.model_calls or not isinstance(last, HumanMessage):
+        return None
+    earlier = state.messages[: turn_start(state.messages)]
+    if any(isinstance(m, ToolMessage) and m.name not in _WORD_RESULTS for m in earlier):
+        return None  # "what is the max drawdown?" after a backtest may ask for its number
+    text = message_text(last.content)
+    term = definition_question(text)
+    if term is None:
+        return None
+    if term.metric is not None:
+        call = tool_call(name="explain_metric", args={"name": term.metric}, id=_call_id())
+        return {"messages": [AIMessage(content="", tool_calls=[call])]}
+    return _final(glossary_answer(term, question_language(text)), "glossary", None)
+
+
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model step: native tool calls, or JSON in text parsed into tool calls; then the
-    reply is judged (`judge_reply`)."""
+    reply is judged (`judge_reply`). A turn that only asks for a definition gets it in code
+    (`definition_turn`)."""
+    defined = definition_turn(state)
+    if defined is not None:
+        return defined
     ctx = runtime.context
     overrides: dict[str, Any] = {"max_tokens": ctx.max_tokens, "temperature": 0}
     chat = create_chat_model_with_fallback(SERVICE, ctx.model, user_id=ctx.user_id, **overrides)
@@ -745,6 +818,7 @@ def judge_reply(
     model = served_by(reply) or state.model_used
     base: dict[str, Any] = {"model_calls": steps, "model_used": model, "retry_note": None}
     if reply.tool_calls:
+        reply = grounded(reply, state)
         if repeats_a_failed_call(reply, state):
             log.info("chatops_advanced: a failed call repeated: %.300r", reply.tool_calls)
             return {**base, **fallback_answer(state, model)}

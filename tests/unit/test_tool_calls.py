@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
@@ -358,7 +365,8 @@ def test_json_and_echoes_are_never_the_answer(monkeypatch: pytest.MonkeyPatch) -
         '{"metric": "Sharpe ratio", "definition": "return over risk"}',  # the result, echoed
         "name: explain_metric\narguments:\n  name: sharpe",  # the call, as YAML
     ]
-    out, model = run_graph(monkeypatch, script, "What is the Sharpe ratio?", max_steps=4)
+    question = "Which ratio of return to risk does the platform use, and how?"
+    out, model = run_graph(monkeypatch, script, question, max_steps=4)
     msgs = out["messages"]
     assert [type(m).__name__ for m in msgs] == [
         "HumanMessage",
@@ -409,7 +417,7 @@ def test_no_answer_and_no_tool_result_ends_in_prose(monkeypatch: pytest.MonkeyPa
 
 def test_unknown_tools_get_the_tool_list(monkeypatch: pytest.MonkeyPatch) -> None:
     script = [call("best_backtests", k=3), call("explain_metric", name="win rate"), "Fine."]
-    out, model = run_graph(monkeypatch, script, "what is a win rate?")
+    out, model = run_graph(monkeypatch, script, "how do you count the win rate of a strategy?")
     note = model.prompts[1][-1].content
     assert "best_backtests" in note and "top_backtests" in note
     assert out["messages"][-1].content == "Fine."
@@ -488,7 +496,7 @@ def test_a_tool_refusal_is_an_error_the_model_retries_with_the_tools(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     script = [call("explain_metric", name="alpha"), call("explain_metric", name="sortino"), "Ok."]
-    out, model = run_graph(monkeypatch, script, "what is alpha?")
+    out, model = run_graph(monkeypatch, script, "how is alpha measured on this platform?")
     refusal = out["messages"][2]
     assert refusal.status == "error" and "valid metrics are" in refusal.content
     assert "Tools:" in model.prompts[1][0].content  # not in answer-only mode: it may call again
@@ -524,3 +532,46 @@ def test_complete_part(text: str, kept: str) -> None:
     cut = AIMessage(text, response_metadata={"finish_reason": "length"})
     assert complete_part(cut).content == kept
     assert complete_part(AIMessage(text)).content == text  # only cut-off replies are cut
+
+
+def test_a_definition_question_is_answered_from_the_glossary_without_a_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents.quant.glossary import answer, definition_question
+
+    out, model = run_graph(monkeypatch, [], "공매도가 뭐야?")
+    term = definition_question("공매도가 뭐야?")
+    assert term is not None and term.metric is None
+    assert out["messages"][-1].content == answer(term, "ko")
+    assert out["answer_source"] == "glossary" and model.prompts == []
+
+
+def test_a_metric_definition_calls_explain_metric_in_code_then_the_model_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reply = "최대 낙폭은 고점에서 이후 저점까지 자산이 가장 크게 떨어진 비율입니다."
+    out, model = run_graph(monkeypatch, [reply], "최대 낙폭(MDD)이 무슨 뜻이야?")
+    msgs = out["messages"]
+    assert [type(m).__name__ for m in msgs] == [
+        "HumanMessage", "AIMessage", "ToolMessage", "AIMessage",
+    ]  # fmt: skip
+    assert msgs[1].tool_calls[0]["name"] == "explain_metric"
+    assert msgs[1].tool_calls[0]["args"] == {"name": "max_drawdown"}
+    assert "peak" in str(msgs[2].content)
+    assert len(model.prompts) == 1 and msgs[-1].content == reply
+
+
+def test_a_definition_after_a_data_result_is_left_to_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graphs import chatops_advanced as chatops
+
+    earlier: list[AnyMessage] = [
+        HumanMessage("Show me bt-1234abcd."),
+        AIMessage("", tool_calls=[{"name": "get_backtest", "args": {}, "id": "c0"}]),
+        ToolMessage('{"max drawdown": "-12.0%"}', tool_call_id="c0", name="get_backtest"),
+        AIMessage("It lost 12.0% at worst."),
+        HumanMessage("What is the max drawdown?"),
+    ]
+    assert chatops.definition_turn(chatops.State(messages=earlier)) is None
+    assert chatops.definition_turn(chatops.State(messages=earlier[-1:])) is not None

@@ -1,0 +1,125 @@
+"""A model's tool calls checked against what the user said (`tools.grounding`), and replies that
+copy the instructions (`graphs.chatops_advanced.echoes_prompt`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages.tool import ToolCall, tool_call
+
+from graphs.chatops_advanced import CHATOPS_SYSTEM, JSON_TOOLS_PROMPT, echoes_prompt
+from tools.grounding import date_is_stated, ground_calls, named_strategy
+
+
+def _call(name: str, **args: Any) -> ToolCall:
+    return tool_call(name=name, args=args, id="call_1")
+
+
+def _one(call: ToolCall, turn: str, said: str | None = None) -> ToolCall:
+    out = ground_calls([call], turn, said if said is not None else turn)
+    assert len(out.calls) == 1
+    return out.calls[0]
+
+
+@pytest.mark.parametrize(
+    ("turn", "call", "kept"),
+    [
+        ("What have my model calls cost me so far?", _call("my_usage", since="2026-12-02"), {}),
+        (
+            "What is the last close of EURUSD?",
+            _call("market_data", symbol="EURUSD", start="2020-01-01", end="2020-12-31"),
+            {"symbol": "EURUSD"},
+        ),
+        (
+            "How did BTCUSD do in 2020?",
+            _call("market_data", symbol="BTCUSD", start="2020-01-01", end="2020-12-31"),
+            {"symbol": "BTCUSD", "start": "2020-01-01", "end": "2020-12-31"},
+        ),
+        (
+            "GOOG 2008년부터 2010년까지 시세 알려줘",
+            _call("market_data", symbol="GOOG", start="2008-01-01", end="2012-12-31"),
+            {"symbol": "GOOG", "start": "2008-01-01"},  # 2012 was never said
+        ),
+        ("What did I spend today?", _call("my_spend", since="2026-12-02"), {"since": "2026-12-02"}),
+        ("오늘 사용량 알려줘", _call("my_usage", since="2026-12-02"), {"since": "2026-12-02"}),
+    ],
+)
+def test_a_date_the_user_never_gave_is_dropped(turn: str, call: ToolCall, kept: dict) -> None:
+    assert _one(call, turn)["args"] == kept
+
+
+def test_a_date_stated_in_an_earlier_turn_counts() -> None:
+    said = "How did GOOG trade in 2009?\nAnd the last month of it?"
+    assert date_is_stated("2009-12-01", said)
+    assert not date_is_stated("2010-01-01", "How did GOOG trade in 2009?")
+
+
+def test_one_backtest_compared_with_itself_is_fetched() -> None:
+    turn = "Win rate and trades of bt-38c8ab6be758b0a51e58?"
+    out = _one(
+        _call("compare_backtests", id_a="bt-38c8ab6be758b0a51e58", id_b="bt-38c8ab6be758b0a51e58"),
+        turn,
+    )
+    assert out["name"] == "get_backtest"
+    assert out["args"] == {"backtest_id": "bt-38c8ab6be758b0a51e58"}
+    two = _call("compare_backtests", id_a="bt-aaaaaaaaaa", id_b="bt-bbbbbbbbbb")
+    assert _one(two, "compare bt-aaaaaaaaaa and bt-bbbbbbbbbb") == two
+
+
+def test_a_spec_the_message_states_is_drafted_in_code() -> None:
+    turn = (
+        "Backtest this on BTCUSD from 2015-01-01 to 2021-12-31: buy when the close crosses "
+        "above its 6-bar SMA and sell when it crosses back below."
+    )
+    wrong = {"name": "EmaUp", "entry": {"conditions": [{"left": {"kind": "ema", "period": 6},
+             "op": "crosses_above", "right": {"kind": "ema", "period": 26}}]}}  # fmt: skip
+    out = _one(_call("run_strategy_spec", spec=wrong, symbol="GOOG"), turn)
+    assert out["name"] == "run_strategy_spec"
+    cond = out["args"]["spec"]["entry"]["conditions"][0]
+    assert (cond["left"]["kind"], cond["op"], cond["right"]) == (
+        "close",
+        "crosses_above",
+        {"kind": "sma", "period": 6},
+    )
+    assert (out["args"]["symbol"], out["args"]["start"], out["args"]["end"]) == (
+        "BTCUSD",
+        "2015-01-01",
+        "2021-12-31",
+    )
+
+
+def test_what_code_cannot_draft_keeps_the_models_spec() -> None:
+    spec = {
+        "name": "X",
+        "entry": {"conditions": [{"left": {"kind": "rsi"}, "op": "below", "value": 30}]},
+    }
+    call = _call("run_strategy_spec", spec=spec, symbol="GOOG")
+    assert _one(call, "Try something clever with momentum on GOOG") == call
+
+
+def test_a_named_strategy_runs_as_itself() -> None:
+    assert named_strategy("Please run RsiMeanReversion on EURUSD for me.") == "RsiMeanReversion"
+    assert named_strategy("run a strategy") is None
+    cross = {"left": {"kind": "ema", "period": 12}, "op": "crosses_above", "right": {"kind": "ema"}}
+    spec = {"name": "RsiMeanReversion", "entry": {"conditions": [cross]}}
+    out = _one(
+        _call("run_strategy_spec", spec=spec, symbol="EURUSD"),
+        "Please run RsiMeanReversion on EURUSD for me.",
+    )
+    assert out["name"] == "run_backtest"
+    assert out["args"] == {"strategy_name": "RsiMeanReversion", "symbol": "EURUSD"}
+
+
+@pytest.mark.parametrize(
+    ("reply", "echo"),
+    [
+        ("no tool: answer in plain sentences.", True),
+        ("Answer briefly, in plain sentences (never JSON).", True),
+        ("Short selling is borrowing shares and selling them to buy back lower.", False),
+        ("Your best backtest by Sharpe is bt-1234abcd with 1.2.", False),
+        ("", False),
+    ],
+)
+def test_a_reply_that_repeats_the_instructions_is_not_an_answer(reply: str, echo: bool) -> None:
+    assert echoes_prompt(reply, CHATOPS_SYSTEM, JSON_TOOLS_PROMPT) is echo

@@ -1,0 +1,129 @@
+"""A model's tool call checked against what the user said, before it runs.
+
+Small models fill arguments the user never gave: measured on the tune half of
+bench/chatops.py, the 0.5B sent `since="2026-12-02"` to "my usage so far" (today's date from the
+system prompt), `start="2020-01-01"` to "the last close of EURUSD" (the prompt example's year),
+a spec of EMA 6/26 for "the close crosses above its 6-bar SMA", and the same id twice to
+`compare_backtests` for a question about one backtest. Code corrects what it can read for
+certain, and leaves the rest to the tools' own validation:
+
+- a date argument (`start`, `end`, `since`) is kept only when the user's messages state its
+  year or speak of a relative time ("today", "this month", "지난 달"); otherwise it is dropped
+  and the tool takes its default (all the data, everything so far);
+- `compare_backtests` with one id twice is `get_backtest` of that id;
+- `run_strategy_spec` gets the spec code drafts from the user's message when that message
+  states a whole strategy (`agents.quant.drafting.draft_spec`, the strategy builder's reader),
+  so the model's spec is used only for what code cannot read;
+- `run_strategy_spec` for a message that names one of the runnable strategies and states no
+  rule is `run_backtest` of that strategy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages.tool import ToolCall
+
+from agents.quant.corpus import STRATEGIES
+from agents.quant.drafting import draft_spec
+
+DATE_ARGS = ("start", "end", "since")
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_RELATIVE = re.compile(
+    r"\b(?:today|yesterday|this (?:week|month|quarter|year)|last (?:\d+ )?(?:days?|weeks?|"
+    r"months?|quarters?|years?)|past (?:\d+ )?(?:days?|weeks?|months?|years?)|recent(?:ly)?|"
+    r"since (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|"
+    r"march|april|may|june|july|august|september|october|november|december))\b"
+    r"|오늘|어제|이번\s*(?:주|달|월|분기|해)|지난\s*(?:주|달|월|분기|해)|최근|올해|작년|금년",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Grounded:
+    """The calls as they will run, and what was changed (for the log)."""
+
+    calls: list[ToolCall]
+    changes: list[str] = field(default_factory=list)
+
+
+def date_is_stated(value: Any, said: str) -> bool:
+    """The user's messages state this date: its year, or a relative time the model resolved."""
+    text = str(value or "")
+    years = _YEAR.findall(text)
+    if years and all(y in _YEAR.findall(said) for y in years):
+        return True
+    return bool(_RELATIVE.search(said))
+
+
+def _ground_dates(call: ToolCall, said: str, changes: list[str]) -> ToolCall:
+    args = dict(call["args"])
+    dropped = [k for k in DATE_ARGS if args.get(k) and not date_is_stated(args[k], said)]
+    if not dropped:
+        return call
+    changes.append(
+        f"{call['name']}: dropped {', '.join(f'{k}={args[k]!r}' for k in dropped)} "
+        "(no such date in the user's messages)"
+    )
+    return {**call, "args": {k: v for k, v in args.items() if k not in dropped}}
+
+
+def _one_backtest(call: ToolCall, changes: list[str]) -> ToolCall:
+    args = call["args"]
+    a, b = str(args.get("id_a", "")).strip(), str(args.get("id_b", "")).strip()
+    if call["name"] != "compare_backtests" or not a or a != b:
+        return call
+    changes.append(f"compare_backtests of {a} with itself -> get_backtest")
+    return {**call, "name": "get_backtest", "args": {"backtest_id": a}}
+
+
+def named_strategy(turn: str) -> str | None:
+    """The one runnable strategy the message names as a word ("run RsiMeanReversion"), or None.
+    A name that is also an English word ("Momentum") counts only as written, capitalised."""
+
+    def names(n: str) -> bool:
+        flags = re.IGNORECASE if len(re.findall(r"[A-Z]", n)) > 1 else 0
+        return bool(re.search(rf"\b{re.escape(n)}\b", turn, flags))
+
+    named = [n for n in STRATEGIES if names(n)]
+    return named[0] if len(named) == 1 else None
+
+
+def _spec_from_request(call: ToolCall, turn: str, changes: list[str]) -> ToolCall:
+    if call["name"] != "run_strategy_spec":
+        return call
+    args = dict(call["args"])
+    drafted = draft_spec(turn)
+    if drafted.spec is not None:
+        spec = drafted.spec
+        args["spec"] = spec.model_dump(mode="json", exclude_none=True)
+        args["symbol"] = spec.symbol or args.get("symbol") or "GOOG"
+        for k in ("start", "end"):
+            stated = getattr(spec, k)
+            if stated is not None:
+                args[k] = stated.isoformat()
+        changes.append("run_strategy_spec: the spec drafted in code from the user's message")
+        return {**call, "args": args}
+    name = named_strategy(turn)
+    if name is not None:
+        changes.append(f"run_strategy_spec for the named strategy {name} -> run_backtest")
+        symbol = args.get("symbol") or "GOOG"
+        return {**call, "name": "run_backtest", "args": {"strategy_name": name, "symbol": symbol}}
+    return call
+
+
+def ground_calls(calls: Sequence[ToolCall], turn: str, said: str) -> Grounded:
+    """The calls with what the user said applied (module docstring). `turn` is the current
+    human message, `said` every human message of the thread."""
+    changes: list[str] = []
+    out = []
+    for call in calls:
+        call = _spec_from_request(_one_backtest(call, changes), turn, changes)
+        out.append(_ground_dates(call, said, changes))
+    return Grounded(out, changes)
+
+
+__all__ = ["DATE_ARGS", "Grounded", "date_is_stated", "ground_calls", "named_strategy"]
