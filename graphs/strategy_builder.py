@@ -49,7 +49,7 @@ from agents.quant.compiler import compile_spec
 from agents.quant.drafting import STYLES, StyleChoice, apply_stated, draft_spec, style_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
-from agents.quant.spec import StrategySpec, drop_inapplicable
+from agents.quant.spec import StrategySpec, drop_inapplicable, scale_problems
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
@@ -612,7 +612,8 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
         "discrepancies": [d.message for d in report.discrepancies]
-        + [a.message for a in report.violations],
+        + [a.message for a in report.violations]
+        + scale_problems(spec),
         "assumptions": list(
             dict.fromkeys([*state.readings, *(a.message for a in report.assumptions)])
         ),
@@ -649,6 +650,8 @@ def repair_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     else:
         spec = StrategySpec.model_validate(state.spec)
         instructions = check(request, spec).repair_instructions()
+        scales = [f"- {p}. Fix: compare it with a fixed value." for p in scale_problems(spec)]
+        instructions = "\n".join([instructions or "Fix every problem below:", *scales])
         prompt = P.SPEC_REPAIR_USER.format(
             request=request, spec=spec.model_dump_json(exclude_none=True), instructions=instructions
         )

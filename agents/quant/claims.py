@@ -191,8 +191,8 @@ down_streak <STREAK><DN>(?:[\s-]{0,2}(?:closes?|days?|bars?|candles?|sessions?))
 # Series: `family term`; `family/unit term` is a term only after a number and unit ("20-day high").
 _FAMILIES = r"""
 macd_hist macd[\s-]{0,2}(?:histogram|hist)|macd\s{0,2}히스토그램
-macd_signal (?:macd[\s-]{0,2})?signal[\s-]{0,2}line|macd[\s-]{0,2}signal|(?:macd\s{0,2})?시그널
-    (?:\s{0,2}선)?
+macd_signal (?:macd[\s-]{0,2})?signal[\s-]{0,2}line|macd[\s-]{0,2}signal|its\s{1,2}signal
+    |(?:macd\s{0,2})?시그널(?:\s{0,2}선)?
 macd macd
 bb_lower lower\s{1,2}(?:bollinger\s{1,2})?band|(?:bollinger|볼린저)\s{0,2}(?:bands?|밴드)?\s{0,2}
     (?:lower\s{1,2}band|하단(?:\s{0,2}(?:밴드|선))?)|하단\s{0,2}밴드|밴드\s{0,2}하단
@@ -251,7 +251,7 @@ above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|
     |\s{1,2}\d{1,12}[\s-]{0,2}(?:days?|bars?|periods?|sessions?|weeks?|months?|years?)<E>)
     |greater\s{1,2}than|higher\s{1,2}than|exceed(?:s|ing|ed)?)<E>|>=?|≥|=>
 below <B>(?:below|under|beneath|less\s{1,2}than|lower\s{1,2}than|smaller\s{1,2}than)<E>|<=?|≤|=<
-k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:돌파|교차|뚫)|돌파
+k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:돌파|교차|뚫|올라서)|돌파
 k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|아래로\s{0,2}(?:돌파|교차|이탈|뚫)|이탈|붕괴
 k_crosses 교차
 k_above 이상|초과|위(?:에서|에|로)?(?![가-힣])|위(?=일|이면|면|할|하|인)|넘(?:으면|을|어서|어|는|으

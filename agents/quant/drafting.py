@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.quant.claims import Claim, fmt
 from agents.quant.faithfulness import check, claims, unexpressible
-from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec
+from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec, scale_problems
 
 __all__ = ["STYLES", "Drafted", "StyleChoice", "apply_stated", "draft_spec", "style_spec"]
 
@@ -320,7 +320,12 @@ def _condition(r: _Reader, c: Claim, role: str, direction: str, near: str) -> Co
             r.open.append(f"whether the exit cross in {c.text!r} is upward or downward")
             return None
         op = "crosses_below" if role == "short" else "crosses_above"
-    left = r.series(str(c.series), op, near)
+    keys = [str(c.series), str(c.other)]
+    fams = {k.partition(":")[0] for k in keys}
+    if c.field != "level" and len(fams) == 2 and "ma" in fams and fams <= {"ma", "sma", "ema"}:
+        named = (fams - {"ma"}).pop()  # "EMA 8일선이 34일선 위로": one family of averages
+        keys = [named + k[2:] if k.partition(":")[0] == "ma" else k for k in keys]
+    left = r.series(keys[0], op, near)
     if left is None:
         return None
     if c.field == "level":
@@ -332,7 +337,7 @@ def _condition(r: _Reader, c: Claim, role: str, direction: str, near: str) -> Co
                 return None
             r.assumed.append(f"{c.text!r} read as {left.kind.upper()} {op} {fmt(value)}")
         return Condition(left=left, op=op, value=float(value))  # type: ignore[arg-type]
-    right = r.series(str(c.other), op, near)
+    right = r.series(keys[1], op, near)
     return None if right is None else Condition(left=left, op=op, right=right)  # type: ignore[arg-type]
 
 
@@ -488,9 +493,9 @@ def _draft(request: str) -> Drafted:
     )
     spec, _ = apply_stated(request, spec)
     report = check(request, spec)
-    if not report.faithful:
+    if not report.faithful or scale_problems(spec):
         problems = [d.message for d in report.discrepancies] + [
             a.message for a in report.violations
         ]
-        return Drafted(None, problems, r.assumed)
+        return Drafted(None, problems + scale_problems(spec), r.assumed)
     return Drafted(spec, [], list(dict.fromkeys(r.assumed)))

@@ -53,6 +53,27 @@ WINDOWED_KINDS: frozenset[str] = frozenset(
 )
 MACD_KINDS: frozenset[str] = frozenset({"macd", "macd_signal", "macd_hist"})
 STREAK_KINDS: frozenset[str] = frozenset({"up_streak", "down_streak"})
+SCALES: dict[str, str] = {
+    **dict.fromkeys(("close", "open", "high", "low", "sma", "ema", "highest_high"), "price"),
+    **dict.fromkeys(("lowest_low", "bb_upper", "bb_middle", "bb_lower"), "price"),
+    **dict.fromkeys(MACD_KINDS, "macd"),
+    **dict.fromkeys(("volume", "volume_sma"), "volume"),
+}
+"""Series measured on one scale can be compared with each other; any other series (RSI, ATR,
+rate of change, streaks) only with itself at another window or with a fixed value."""
+
+
+def scale_problems(spec: StrategySpec) -> list[str]:
+    """Conditions of `spec` that compare series on different scales (`SCALES`), in words.
+    A valid spec, but no request means it: measured, "MACD is above its signal" was read as
+    MACD above RSI. The builder treats it as unread, never as the request's rule."""
+    out = []
+    for rule in (spec.entry, spec.exit, spec.short_entry):
+        for c in rule.conditions if rule is not None else []:
+            a, b = c.left.kind, c.right.kind if c.right is not None else None
+            if b is not None and a != b and (SCALES.get(a) is None or SCALES[a] != SCALES.get(b)):
+                out.append(f"a condition compares {a} with {b}, which are on different scales")
+    return out
 
 Op = Literal["crosses_above", "crosses_below", "above", "below"]
 Direction = Literal["long", "short", "both"]
