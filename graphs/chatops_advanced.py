@@ -408,17 +408,26 @@ def unfaithful_spec(reply: AIMessage, state: State) -> list[ToolMessage]:
     return [ToolMessage(text, tool_call_id=call["id"] or "", name=SPEC_TOOL, status="error")]
 
 
-def grounded(reply: AIMessage, state: State) -> AIMessage:
+def grounded(reply: AIMessage, state: State) -> tuple[AIMessage, list[ToolMessage]]:
     """The reply's calls with what the user said applied (`tools.grounding`: invented dates
     dropped, one backtest compared with itself fetched, a spec the message states drafted in
-    code)."""
+    code), and the error results of a lone call that cannot run as written (an invented id, a
+    spec for a message that states no rule)."""
     humans = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
+    seen = [message_text(m.content) for m in state.messages if isinstance(m, ToolMessage)]
     turn = message_text(state.messages[turn_start(state.messages)].content)
-    fixed = ground_calls(reply.tool_calls, turn, "\n".join(humans))
-    if not fixed.changes:
-        return reply
-    log.info("chatops_advanced: calls grounded: %s", "; ".join(fixed.changes))
-    return reply.model_copy(update={"tool_calls": fixed.calls})
+    fixed = ground_calls(reply.tool_calls, turn, "\n".join(humans), "\n".join(seen))
+    if fixed.changes:
+        log.info("chatops_advanced: calls grounded: %s", "; ".join(fixed.changes))
+        reply = reply.model_copy(update={"tool_calls": fixed.calls})
+    if len(fixed.calls) != 1 or not fixed.refused:
+        return reply, []
+    call = fixed.calls[0]
+    why = fixed.refused[str(call["id"])]
+    log.info("chatops_advanced: call answered before it ran: %s", why)
+    return reply, [
+        ToolMessage(why, tool_call_id=call["id"] or "", name=call["name"], status="error")
+    ]
 
 
 def repeats_a_failed_call(reply: AIMessage, state: State) -> bool:
@@ -818,12 +827,12 @@ def judge_reply(
     model = served_by(reply) or state.model_used
     base: dict[str, Any] = {"model_calls": steps, "model_used": model, "retry_note": None}
     if reply.tool_calls:
-        reply = grounded(reply, state)
+        reply, refused = grounded(reply, state)
         if repeats_a_failed_call(reply, state):
             log.info("chatops_advanced: a failed call repeated: %.300r", reply.tool_calls)
             return {**base, **fallback_answer(state, model)}
         if steps < ctx.max_steps:
-            return {**base, "messages": [reply, *unfaithful_spec(reply, state)]}
+            return {**base, "messages": [reply, *(refused or unfaithful_spec(reply, state))]}
         return {**base, **fallback_answer(state, model, step_limit=ctx.max_steps)}
     reply = complete_part(unwrap_json_answer(reply))  # the 0.5B often answers {"result": "..."}
     text = message_text(reply.content)

@@ -16,6 +16,9 @@ certain, and leaves the rest to the tools' own validation:
   so the model's spec is used only for what code cannot read;
 - `run_strategy_spec` for a message that names one of the runnable strategies and states no
   rule is `run_backtest` of that strategy.
+
+Two calls are answered with an error before they run, so the model can call again: a backtest
+id that neither the user nor a tool result gave, and a spec for a message that states no rule.
 """
 
 from __future__ import annotations
@@ -42,12 +45,27 @@ _RELATIVE = re.compile(
 )
 
 
+ID_ARGS = ("backtest_id", "id_a", "id_b")
+NO_SUCH_ID = (
+    "Error: {ids} is not a backtest id from this conversation, so nothing was run. Backtest "
+    "ids come from the user's message or from a tool: find them with search_my_backtests "
+    "(query, symbol) or top_backtests (metric), then call again."
+)
+NO_RULE = (
+    "Error: the user's message states no trading rule, so no strategy spec was run. To run one "
+    "of the user's named strategies use run_backtest; to list them use list_my_strategies; "
+    "otherwise answer without running anything."
+)
+
+
 @dataclass
 class Grounded:
-    """The calls as they will run, and what was changed (for the log)."""
+    """The calls as they will run, what was changed (for the log), and the calls answered
+    with an error before they run (by call id: why)."""
 
     calls: list[ToolCall]
     changes: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def date_is_stated(value: Any, said: str) -> bool:
@@ -115,15 +133,35 @@ def _spec_from_request(call: ToolCall, turn: str, changes: list[str]) -> ToolCal
     return call
 
 
-def ground_calls(calls: Sequence[ToolCall], turn: str, said: str) -> Grounded:
+def _refusal(call: ToolCall, turn: str, said: str, seen: str) -> str | None:
+    """Why a call cannot run as the model wrote it: an id nobody gave (measured on the tune
+    half of the fresh chat set: `compare_backtests("bt-2020-01-01", "bt-2020-01-02")`), or a
+    spec for a message that states no rule (the tool description's example spec, copied)."""
+    invented = [
+        str(call["args"][k])
+        for k in ID_ARGS
+        if call["args"].get(k) and str(call["args"][k]).strip() not in f"{said}\n{seen}"
+    ]
+    if invented:
+        return NO_SUCH_ID.format(ids=" and ".join(map(repr, invented)))
+    if call["name"] == "run_strategy_spec" and draft_spec(turn).vague:
+        return NO_RULE
+    return None
+
+
+def ground_calls(calls: Sequence[ToolCall], turn: str, said: str, seen: str = "") -> Grounded:
     """The calls with what the user said applied (module docstring). `turn` is the current
-    human message, `said` every human message of the thread."""
-    changes: list[str] = []
-    out = []
+    human message, `said` every human message of the thread, `seen` the thread's tool
+    results (where ids come from)."""
+    out = Grounded([])
     for call in calls:
-        call = _spec_from_request(_one_backtest(call, changes), turn, changes)
-        out.append(_ground_dates(call, said, changes))
-    return Grounded(out, changes)
+        call = _spec_from_request(_one_backtest(call, out.changes), turn, out.changes)
+        call = _ground_dates(call, said, out.changes)
+        why = _refusal(call, turn, said, seen)
+        if why is not None and call.get("id"):
+            out.refused[str(call["id"])] = why
+        out.calls.append(call)
+    return out
 
 
-__all__ = ["DATE_ARGS", "Grounded", "date_is_stated", "ground_calls", "named_strategy"]
+__all__ = ["DATE_ARGS", "ID_ARGS", "Grounded", "date_is_stated", "ground_calls", "named_strategy"]

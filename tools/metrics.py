@@ -13,6 +13,8 @@ from typing import Any
 from langchain.tools import tool
 from langchain_core.tools import ToolException
 
+from agents.quant.glossary import find_term
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -142,13 +144,15 @@ def find_metric(name: str) -> MetricInfo | None:
 @tool
 def explain_metric(name: str) -> dict[str, Any] | str:
     """The platform's definition of a backtest metric (Sharpe, Sortino, max drawdown, CAGR,
-    win rate, exposure, buy-and-hold, total return, trades), for "what is / explain" questions.
+    win rate, exposure, buy-and-hold, total return, trades), or of a trading term from the
+    platform's glossary (slippage, leverage, ...), for "what is / explain" questions.
 
     name: the metric, e.g. "sharpe" or "max drawdown".
     """
     m = find_metric(name)
-    if m is None:
-        raise ToolException(
-            f"Unknown metric {name!r}; valid metrics are: {', '.join(metric_names())}."
-        )
-    return {"metric": m.label, "definition": m.definition, "how_to_read": m.reading}
+    if m is not None:
+        return {"metric": m.label, "definition": m.definition, "how_to_read": m.reading}
+    term = find_term(name)  # "slippage": a trading term, not a metric: the glossary's words
+    if term is not None and term.metric is None:
+        return {"metric": term.name, "definition": term.definition_en, "how_to_read": ""}
+    raise ToolException(f"Unknown metric {name!r}; valid metrics are: {', '.join(metric_names())}.")

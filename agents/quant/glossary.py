@@ -247,7 +247,8 @@ _DATA = re.compile(
     r"\d|\bbt-\w|\b(?:my|mine|our|ours|your)\b|(?:^|\s)(?:내|나의|제|저의|우리|우리의)\s"
 )
 _LEAD = re.compile(
-    r"^(?:(?:hey|hi|hello|ok|okay|so|and|um|uh|sorry|quick question|question)[,:!]?\s+"
+    r"^(?:(?:hey|hi|hello|ok|okay|so|and|um|uh|sorry|quick question|question|eli5|tl;?dr)"
+    r"[,:!]?\s+"
     r"|(?:혹시|근데|그런데|그럼|그러면|저기|음|아|그래서)[,\s]+"
     r"|(?:트레이딩|주식|투자|매매|퀀트|금융)(?:에서|에서의)?\s+)"
 )

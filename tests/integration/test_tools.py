@@ -272,8 +272,8 @@ def test_explain_metric_answers_from_the_table(name: str) -> None:
 
 
 def test_explain_metric_refuses_unknown_names() -> None:
-    bad = explain_metric.invoke({"name": "alpha"})
-    assert "alpha" in bad and "sharpe" in bad and "buy_and_hold" in bad
+    bad = explain_metric.invoke({"name": "vibes"})
+    assert "vibes" in bad and "sharpe" in bad and "buy_and_hold" in bad
 
 
 def test_my_spend_reports_totals_and_the_budget(

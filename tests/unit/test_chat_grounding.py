@@ -123,3 +123,34 @@ def test_a_named_strategy_runs_as_itself() -> None:
 )
 def test_a_reply_that_repeats_the_instructions_is_not_an_answer(reply: str, echo: bool) -> None:
     assert echoes_prompt(reply, CHATOPS_SYSTEM, JSON_TOOLS_PROMPT) is echo
+
+
+def test_an_id_nobody_gave_is_answered_with_an_error_before_it_runs() -> None:
+    invented = _call("compare_backtests", id_a="bt-2020-01-01", id_b="bt-2020-01-02")
+    out = ground_calls([invented], "which EURUSD backtest had the shallowest drawdown?", "x")
+    assert "'bt-2020-01-01' and 'bt-2020-01-02' is not a backtest id" in out.refused["call_1"]
+    assert "search_my_backtests" in out.refused["call_1"]
+    seen = '{"backtest_id": "bt-1234567890abcdef1234"}'
+    known = _call("get_backtest", backtest_id="bt-1234567890abcdef1234")
+    assert ground_calls([known], "the first one?", "x", seen).refused == {}
+    said = _call("get_backtest", backtest_id="bt-aaaabbbbccccddddeeee")
+    assert (
+        ground_calls([said], "show bt-aaaabbbbccccddddeeee", "show bt-aaaabbbbccccddddeeee").refused
+        == {}
+    )
+
+
+def test_a_spec_for_a_message_with_no_rule_is_not_run() -> None:
+    example = {"name": "EmaUp", "entry": {"conditions": [{"left": {"kind": "ema"}, "op": "above",
+               "right": {"kind": "close"}}]}}  # fmt: skip
+    out = ground_calls([_call("run_strategy_spec", spec=example, symbol="GOOG")],
+                       "which named strats can I backtest right now?", "x")  # fmt: skip
+    assert "states no trading rule" in out.refused["call_1"]
+
+
+def test_explain_metric_defines_a_glossary_term_and_still_refuses_nonsense() -> None:
+    from tools import explain_metric  # handle_tool_error is on: an error comes back as text
+
+    out = explain_metric.invoke({"name": "slippage"})
+    assert out["metric"] == "slippage" and "expected" in out["definition"]
+    assert "valid metrics are" in explain_metric.invoke({"name": "flux capacitor"})

@@ -495,8 +495,8 @@ def test_the_model_gets_a_trimmed_thread_with_the_system_prompt(
 def test_a_tool_refusal_is_an_error_the_model_retries_with_the_tools(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    script = [call("explain_metric", name="alpha"), call("explain_metric", name="sortino"), "Ok."]
-    out, model = run_graph(monkeypatch, script, "how is alpha measured on this platform?")
+    script = [call("explain_metric", name="vibes"), call("explain_metric", name="sortino"), "Ok."]
+    out, model = run_graph(monkeypatch, script, "how are vibes measured on this platform?")
     refusal = out["messages"][2]
     assert refusal.status == "error" and "valid metrics are" in refusal.content
     assert "Tools:" in model.prompts[1][0].content  # not in answer-only mode: it may call again
