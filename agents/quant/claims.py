@@ -1,14 +1,13 @@
 """Vocabulary and tokens of strategy requests in English and Korean, for `claims` (the grammar
 over the tokens is `agents.quant.faithfulness`, where `claims` lives; it is re-exported here).
 
-Tables of regular expressions with bounded repetition read any text (empty, megabytes, control
-characters, 40-digit numbers) in linear time. `phrases` are whole facts whose text is then used up
-(stops, exits, sizing, direction, symbol, dates, streaks: "5% stop loss", "10일 후 청산", "롱/숏");
-`tokens` are what is left: series ("RSI(7)", "50-day SMA", "5일선"), comparators ("crosses above",
-"<", "상향 돌파", "golden cross") and numbers, read into levels and conditions by `faithfulness`.
+Bounded regular expressions read any text (empty, megabytes, 40-digit numbers) in linear time.
+`phrases` are whole facts whose text is then used up (stops, exits, sizing, direction, symbol,
+dates, streaks: "5% stop loss", "10일 후 청산", "롱/숏"); `tokens` are what is left: series
+("RSI(7)", "5일선"), comparators ("crosses above", "<", "상향 돌파", "golden cross") and numbers,
+read into levels and conditions by `faithfulness`.
 `roles` gives each level and condition the role (entry, exit, short) of the cue governing it: the
-nearest before its comparator in its sentence ("buy when …") or one right after it ("…이하이면
-매수", "golden cross entry"); "buy below 30 / above 70" gives the second level the opposite role.
+nearest before it ("buy when …") or right after it ("…이하이면 매수"); "<30 / >70": opposite roles.
 """
 
 from __future__ import annotations
@@ -200,7 +199,7 @@ bb_upper upper\s{1,2}(?:bollinger\s{1,2})?band|(?:bollinger|볼린저)\s{0,2}(?:
     (?:upper\s{1,2}band|상단(?:\s{0,2}(?:밴드|선))?)|상단\s{0,2}밴드|밴드\s{0,2}상단
 bb_middle middle\s{1,2}(?:bollinger\s{1,2})?band|(?:bollinger|볼린저)\s{0,2}(?:bands?|밴드)?\s{0,2}
     (?:middle\s{1,2}band|중심선|중간선)|중심선
-bb  bollinger(?:\s{1,2}bands?)?|볼린저\s{0,2}(?:밴드)?
+bb  bollinger(?:\s{1,2}bands?)?|bb|볼린저\s{0,2}(?:밴드)?
 donchian donchian(?:\s{1,2}channels?)?|돈치안(?:\s{0,2}채널)?
 volume_sma (?:average|avg\.?|mean)\s{1,2}volume|volume\s{0,2}(?:smas?|mas?|moving\s{1,2}average
     |average)|평균\s{0,2}거래량|거래량\s{0,2}(?:이동\s{0,2})?평균(?:선)?
@@ -212,8 +211,8 @@ highest_high highest\s{1,2}(?:high|close|price)|최고가|신고가
 highest_high/unit highs?|고가|고점
 lowest_low lowest\s{1,2}(?:low|close|price)|최저가|신저가
 lowest_low/unit lows?|저가|저점
-sma smas?|simple\s{1,2}moving\s{1,2}averages?|단순\s{0,2}이동\s{0,2}평균(?:\s{0,2}선)?
-ema emas?|exponential\s{1,2}(?:moving\s{1,2})?averages?|지수\s{0,2}이동\s{0,2}평균(?:\s{0,2}선)?
+sma smas?|simple\s{1,2}(?:moving\s{1,2}averages?|mas?)|단순\s{0,2}이동\s{0,2}평균(?:\s{0,2}선)?
+ema emas?|exponential\s{1,2}(?:(?:moving\s{1,2})?averages?|mas?)|지수\s?이동\s{0,2}평균(?:\s?선)?
 ma  moving\s{1,2}averages?|mas?|이동\s{0,2}평균(?:\s{0,2}선)?|이평(?:\s{0,2}선)?
 ma/unit averages?|선|평균(?:\s{0,2}선)?
 price closing\s{1,2}prices?|close(?!\s{1,2}(?:the|a|out|position|trade|it|long|short)<E>)|closes
@@ -265,8 +264,9 @@ short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing)?|go(?:es|ing
     |ing)?\s{1,2}(?:a\s{1,2})?short)<E>|공매도|숏\s{0,2}(?:포지션\s{0,2})?진입|숏(?![가-힣])
 exit <B>(?:buy(?:ing)?\s{1,2}(?:to\s{1,2})?(?:cover|back)|sell(?:s|ing)?|exit(?:s|ing)?|close(?:s
     |d)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|all\s{1,2}|out\s{1,2}(?:the\s{1,2})?)?(?:positions?|trades?
-    |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|get\s{1,2}out|flatten)<E>|
-    (?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다|파는|환매(?:수)?
+    |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|get\s{1,2}out|flatten
+    |out\s{1,2}(?:on|when|if|once|at))<E>|(?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다
+    |파는|환매(?:수)?
 entry <B>(?:buy(?:s|ing)?|purchase|enter(?:s|ing)?|entry|entries|go(?:es|ing)?\s{1,2}long
     |long\s{1,2}(?:when|if|on|once)|open(?:s|ing)?\s{1,2}(?:a\s{1,2})?(?:long|position))<E>|매수
     |진입|사고|산다

@@ -407,6 +407,21 @@ def _name(entry: Rule) -> str:
     return (name if len(name) >= 3 else "Drafted" + name)[:41]
 
 
+_FEATURES = [
+    (re.compile(r"\btrail|트레일링|추적\s?손절", re.I), "trailing_stop_pct", "a trailing stop"),
+    (re.compile(r"\batrs?\b", re.I), "atr_stop_multiple", "an ATR stop"),
+]
+"""Words that name a feature: when no claim reads it, the draft stays open (measured on fresh2's
+tune half: "trail the short with a 0.5% stop" was read as a fixed stop)."""
+_TIMEFRAME = re.compile(
+    r"(?<![\d.])1[\s-]?(?:h|hr|hour|d|day|w|week|m|min|minute|month)s?\b(?![\s-]*(?:sma|ema|ma|"
+    r"rsi|high|low|average|moving|return|roc|change|atr|stop|exit|hold|after|later))"
+    r"|(?<![\d.])1\s?(?:시간|분|일|주|개월)봉",
+    re.IGNORECASE,
+)
+"""A bar size, not a parameter: a request that says what data it means adds no number."""
+
+
 def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
     """Numbers outside every claim, except one restating a period already read ("the 20/50
     EMA cross: long when the 20 crosses above the 50")."""
@@ -414,6 +429,8 @@ def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
     for c in found:
         covered[c.span[0] : c.span[1]] = b"\x01" * (c.span[1] - c.span[0])
     periods = {fmt(c.value) for c in found if c.field.endswith("period")}
+    for m in _TIMEFRAME.finditer(request):  # "1h bars", "EURUSD 1-hour", "1시간봉": the data
+        covered[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     unread = [m.group() for m in _NUMBER.finditer(request) if not covered[m.start()]]
     unread = [n for n in unread if fmt(float(n)) not in periods]
     # a number in words is read when some claim holds its value ("ten percent stop" → 10), not
@@ -480,6 +497,9 @@ def _draft(request: str) -> Drafted:
             r.open.append("the exit rule could not be read")
     r.open += [f"the request's {n} is not read" for n in _unread_numbers(request, found)]
     r.open += [f"{n} is named but no rule on it is read" for n in _unused_indicators(found)]
+    fields = {c.field for c in found}
+    r.open += [f"{w} is named but not read" for p, f, w in _FEATURES if p.search(request)
+               and f not in fields]  # fmt: skip
     if r.open or entry is None:
         vague = r.open == ["no entry rule is stated"]
         vague &= not any(c.field == "indicator" for c in found)

@@ -192,3 +192,29 @@ def test_a_death_cross_after_a_stated_pair_uses_that_pair_and_korean_cover_is_an
     short = draft_spec("RSI(14)가 75 위면 숏 진입, 50 아래로 내려오면 환매")
     assert short.spec is not None and short.spec.direction == "short", short.open
     assert _conds(short.spec.exit) == [("rsi", 14, "below", 50.0)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "why"),
+    [
+        (
+            "Short on the 12 EMA crossing under the 48 EMA; trail the short with a 0.5% stop.",
+            "trail",
+        ),
+        ("Buy when RSI(14) is below 30 and keep an ATR based stop.", "ATR"),
+    ],
+)
+def test_a_named_feature_nobody_read_leaves_the_draft_open(request_: str, why: str) -> None:
+    d = draft_spec(request_)
+    assert d.spec is None and any(why.lower() in o.lower() for o in d.open), d.open
+
+
+def test_a_bar_size_is_data_not_a_parameter_and_out_on_is_an_exit() -> None:
+    d = draft_spec(
+        "EURUSD 1h bars, BB(30, 2): long on a close beneath the lower band, "
+        "out on a close above the upper band."
+    )
+    assert d.spec is not None, d.open
+    assert _conds(d.spec.entry) == [("close", None, "below", ("bb_lower", 30))]
+    assert d.spec.exit is not None
+    assert _conds(d.spec.exit) == [("close", None, "above", ("bb_upper", 30))]
