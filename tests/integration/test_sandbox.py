@@ -7,8 +7,12 @@ layer under test. Subprocess runs are batched through a thread pool to keep the 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import re
 import socket
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +27,14 @@ from agents.quant.sandbox import (
     ALL_LAYERS,
     Layer,
     SandboxResult,
+    confine,
     network_isolation_available,
     run_in_sandbox,
+    seccomp,
     validate_strategy_code,
+    verify,
 )
+from agents.quant.sandbox.launch import launcher
 
 SMA_CROSS = '''\
 """Trend following with two simple moving averages."""
@@ -241,13 +249,13 @@ HOSTILE_STATIC: dict[str, tuple[str, str]] = {
         "forbidden-import",
     ),
     # import tricks and escapes
-    "__import__": (strategy('__import__("os").system("id")'), "forbidden-name"),
+    "__import__": (strategy('__import__("os").system("id")'), "underscore"),
     "importlib": (
         strategy('importlib.import_module("os").system("id")', imports="import importlib"),
         "forbidden-import",
     ),
     "getattr-builtins": (strategy('getattr(__builtins__, "ev" + "al")("1")'), "dynamic-attribute"),
-    "subclasses": (strategy("().__class__.__bases__[0].__subclasses__()"), "dunder"),
+    "subclasses": (strategy("().__class__.__bases__[0].__subclasses__()"), "underscore"),
     "globals-builtins": (strategy('globals()["__builtins__"]["eval"]("1")'), "forbidden-name"),
     "string-built-name": (strategy('name = "sys"\nvars()[name]'), "forbidden-name"),
     "exec-compile": (strategy('exec(compile("import os", "x", "exec"))'), "forbidden-name"),
@@ -261,8 +269,8 @@ HOSTILE_STATIC: dict[str, tuple[str, str]] = {
         strategy('pd.io.common.os.system("id")', imports="import pandas as pd"),
         "forbidden-attribute",
     ),
-    "getattr-dunder-literal": (strategy('getattr(self, "__class__")'), "dunder"),
-    "code-object": (strategy("(lambda: 0).__code__"), "dunder"),
+    "getattr-dunder-literal": (strategy('getattr(self, "__class__")'), "underscore"),
+    "code-object": (strategy("(lambda: 0).__code__"), "underscore"),
     "ctypes": (
         strategy('ctypes.CDLL(None).system(b"id")', imports="import ctypes"),
         "forbidden-import",
@@ -270,7 +278,51 @@ HOSTILE_STATIC: dict[str, tuple[str, str]] = {
     "pickle": (strategy('pickle.loads(b"")', imports="import pickle"), "forbidden-import"),
     "breakpoint": (strategy("breakpoint()"), "forbidden-name"),
     "relative-import": (strategy("pass", imports="from . import x"), "forbidden-import"),
-    "frame-walk": (strategy("self.next.__func__"), "dunder"),
+    "frame-walk": (strategy("self.next.__func__"), "underscore"),
+    # the review's escapes and what the RestrictedPython-based layer adds
+    "module-alias-_sys": (
+        strategy('collections._sys.modules["subprocess"]', imports="import collections"),
+        "underscore",
+    ),
+    "module-alias-_os": (
+        strategy('random._os.write(1, b"x")', imports="import random"),
+        "underscore",
+    ),
+    "underscore-name": (strategy("_x = 1\nprint(_x)"), "underscore"),
+    "underscore-function": (strategy("pass", imports="def _helper():\n    pass"), "underscore"),
+    "dunder-method": (
+        strategy("pass", imports="class A:\n    def __repr__(self):\n        return ''"),
+        "underscore",
+    ),
+    "format-string": (strategy("'{0.__init__.__globals__}'.format(self)"), "format-string"),
+    "format-built-string": (strategy("('{0.' + 'x}').format(self)"), "format-string"),
+    "format_map": (strategy("'{x.real}'.format_map({'x': 1})"), "format-string"),
+    "string-names-dunder": (strategy('name = "__globals__"'), "underscore"),
+    "attrgetter": (
+        strategy('operator.attrgetter("a")(self)', imports="import operator"),
+        "introspection",
+    ),
+    "frame-attribute": (strategy("g = (i for i in [0])\ng.gi_frame.f_back"), "introspection"),
+    "get_type_hints": (
+        strategy("typing.get_type_hints(self.next)", imports="import typing"),
+        "introspection",
+    ),
+    "getattr-as-value": (
+        strategy("functools.reduce(getattr, ['a'], self)", imports="import functools"),
+        "dynamic-attribute",
+    ),
+    "type-three-args": (strategy("T = type('T', (), {})"), "forbidden-name"),
+    "dataclasses.inspect": (
+        strategy("dataclasses.inspect.currentframe()", imports="import dataclasses"),
+        "forbidden-attribute",
+    ),
+    "to_string-writes": (strategy('self.data.df.to_string("/tmp/x")'), "forbidden-attribute"),
+    "monkeypatch": (strategy("np.mean = print", imports="import numpy as np"), "monkeypatch"),
+    "async": (strategy("pass", imports="async def f():\n    pass"), "not-allowed"),
+    "metaclass": (
+        strategy("pass", imports="class M(type):\n    pass\n\nclass X(metaclass=M):\n    pass"),
+        "not-allowed",
+    ),
 }
 
 
@@ -285,6 +337,51 @@ def test_ast_layer_rejects_hostile_code(name: str) -> None:
 
 def test_at_least_twenty_hostile_snippets() -> None:
     assert len(HOSTILE_STATIC) >= 20
+
+
+def test_refusals_say_what_is_refused_and_what_is_allowed() -> None:
+    under = validate_strategy_code(strategy("import random\nrandom._os.system('id')"))
+    assert "_os" in under.summary() and "starting with '_'" in under.summary()
+    assert "self.data" in under.summary()  # what to use instead
+    fmt = validate_strategy_code(strategy("'{0.x}'.format(self)"))
+    assert "f-string" in fmt.summary()
+    imp = validate_strategy_code(strategy("import os"))
+    assert "allowed modules: backtesting" in imp.summary()
+
+
+def test_throwaway_underscore_bindings_are_allowed() -> None:
+    """`lower, mid, _upper = ...` binds a name no code can read back (RestrictedPython's rule is
+    relaxed for plain single-underscore bindings only)."""
+    code = strategy("lower, mid, _upper = 1, 2, 3\nfor _i in range(2):\n    pass")
+    assert validate_strategy_code(code).ok, validate_strategy_code(code).summary()
+    assert not validate_strategy_code(strategy("__x = 1")).ok
+
+
+def test_every_module_reachable_from_an_allowed_one_is_refused_or_harmless() -> None:
+    """Walk the allowed modules' public attributes: each module-valued one is either refused by
+    name, allowed, or part of numpy/pandas/backtesting's public numeric API."""
+    import importlib
+    import types
+
+    from agents.quant.sandbox.validate import ALLOWED_IMPORTS, MODULE_HANDLES
+
+    harmless = {"abc", "contextlib", "copy", "keyword", "numbers", "re", "math", "random"}
+    harmless |= {"functools", "itertools", "operator", "collections", "typing", "enum"}
+    own = ("numpy", "pandas", "backtesting")
+    unexpected = []
+    for name in sorted(ALLOWED_IMPORTS - {"__future__"}):
+        module = importlib.import_module(name)
+        for attr in dir(module):
+            value = getattr(module, attr, None)
+            if attr.startswith("_") or not isinstance(value, types.ModuleType):
+                continue
+            target = value.__name__
+            if attr in MODULE_HANDLES or target in harmless or target.split(".")[0] in harmless:
+                continue
+            if target.startswith(own) and target.split(".")[-1] not in MODULE_HANDLES:
+                continue
+            unexpected.append(f"{name}.{attr} -> {target}")
+    assert unexpected == []
 
 
 def test_ast_rejection_explains_and_never_runs() -> None:
@@ -403,6 +500,8 @@ AUDIT_CASES: dict[str, tuple[str, str]] = {
 }
 
 STRING_LOOP = 's = "x" * 1_000_000\nwhile True:\n    s = s + s'
+RLIMIT_PROBE = os.path.join(tempfile.gettempdir(), f"qg-rlimits-probe-{os.getpid()}.txt")
+"""rlimits alone (as root, no other layer) may create this file, empty: never anywhere else."""
 MEMORY_MB = 768
 RUNTIME_ERROR = strategy("x = len(self.data)\nratio = x / 0", where="next")
 ENV_PROBE = strategy("import os\nprint(sorted(os.environ), os.getcwd())")
@@ -433,7 +532,7 @@ def _jobs(port: int) -> dict[str, tuple[str, frozenset[Layer], dict[str, Any]]]:
         "bytearray": strategy("x = bytearray(10**10)"),
         "numpy": strategy("x = np.ones(10**9)", imports="import numpy as np"),
         "string-loop": strategy(STRING_LOOP, where="next"),
-        "write": strategy('with open("out.txt", "w") as f:\n    f.write("x" * 100)'),
+        "write": strategy(f'with open("{RLIMIT_PROBE}", "w") as f:\n    f.write("x" * 100)'),
     }
     jobs |= {f"rlimits:{k}": (v, RLIMITS_ONLY, limits) for k, v in rlimit_cases.items()}
     loops = {
@@ -447,10 +546,30 @@ def _jobs(port: int) -> dict[str, tuple[str, frozenset[Layer], dict[str, Any]]]:
     jobs["env"] = (ENV_PROBE, NO_LAYERS, {})
     jobs["crash"] = (strategy("import ctypes\nctypes.string_at(0)"), NO_LAYERS, {})
     jobs["corpus:MacdCross"] = (corpus_code("MacdCross"), ALL_LAYERS, {"symbol": "BTCUSD"})
+    jobs |= _os_layer_jobs()
     if network_isolation_available():
-        jobs["netns:isolated"] = (_network_probe(port), frozenset({"netns"}), {})
+        jobs["netns:isolated"] = (_network_probe(port), frozenset({"namespaces"}), {})
         jobs["netns:control"] = (_network_probe(port), NO_LAYERS, {})
     return jobs
+
+
+def _os_layer_jobs() -> dict[str, tuple[str, frozenset[Layer], dict[str, Any]]]:
+    """Each OS layer alone, against what it alone must stop."""
+    probe = f"{RLIMIT_PROBE}.os"
+    ids = strategy("import os\nprint(os.getresuid(), os.getresgid(), os.getgroups())")
+    repo = Path(__file__).resolve().parents[2]
+    hidden = ("/etc/passwd", "/tmp", str(repo / "data"), str(repo / "pyproject.toml"))
+    view = strategy(f"import os\nprint([os.path.exists(p) for p in {hidden!r}])")
+    return {
+        "seccomp:fork": (strategy("import os\nos.fork()"), frozenset({"seccomp"}), {}),
+        "seccomp:socket": (strategy("import socket\nsocket.socket()"), frozenset({"seccomp"}), {}),
+        "seccomp:write": (strategy(f'open("{probe}", "w")'), frozenset({"seccomp"}), {}),
+        "landlock:read": (strategy('open("/etc/passwd").read()'), frozenset({"landlock"}), {}),
+        "landlock:write": (strategy(f'open("{probe}", "w")'), frozenset({"landlock"}), {}),
+        "privileges:ids": (ids, frozenset({"privileges"}), {}),
+        "namespaces:view": (view, frozenset({"namespaces"}), {}),
+        "all:confinement": (SMA_CROSS, ALL_LAYERS, {}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -472,6 +591,8 @@ def runs() -> Iterator[dict[str, SandboxResult]]:
         with ThreadPoolExecutor(max_workers=6) as pool:
             yield dict(pool.map(one, jobs))
     mp.undo()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(RLIMIT_PROBE)
 
 
 @pytest.mark.parametrize("name", sorted(AUDIT_CASES))
@@ -509,13 +630,15 @@ def test_rlimits_alone_stop_file_writes(runs: dict[str, SandboxResult]) -> None:
     assert out.error_kind == "runtime" and "File too large" in (out.error or ""), out
 
 
-@pytest.mark.skipif(not network_isolation_available(), reason="unshare -n needs root here")
+@pytest.mark.skipif(not network_isolation_available(), reason="no bwrap/unshare here")
 def test_network_namespace_alone(runs: dict[str, SandboxResult]) -> None:
     control = runs["netns:control"]
     assert control.ok and "connected" in control.output, control  # the probe is real
     isolated = runs["netns:isolated"]
     assert not isolated.ok and isolated.error_kind == "runtime", isolated
-    assert "Network is unreachable" in (isolated.error or ""), isolated
+    assert "connected" not in isolated.output
+    # its own namespace: no route out (unshare), or a loopback of its own (bwrap)
+    assert "unreachable" in (isolated.error or "") or "refused" in (isolated.error or ""), isolated
 
 
 def test_corpus_strategy_runs_with_all_layers(runs: dict[str, SandboxResult]) -> None:
@@ -535,7 +658,7 @@ def test_environment_is_minimal(runs: dict[str, SandboxResult]) -> None:
     out = runs["env"]
     assert out.ok, out.error
     assert "OPENAI_API_KEY" not in out.output and "HTTPS_PROXY" not in out.output
-    assert "qg-sandbox-" in out.output  # cwd is a fresh temp dir
+    assert out.output.rstrip().endswith(" /")  # cwd: the root (of the private view, if any)
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,3 +690,152 @@ def test_runtime_error_cites_the_users_line(runs: dict[str, SandboxResult]) -> N
     assert f"line {line}, in next" in out.error and "ZeroDivisionError" in out.error
     assert "ratio = x / 0" in out.error
     assert "site-packages" not in out.error  # engine frames are trimmed
+
+
+# --------------------------------------------------------------------------------------------
+# The OS layers, each alone (the hostile-code suite runs them together on 150 attacks)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not seccomp.supported(), reason="no seccomp filter for this machine")
+def test_seccomp_alone_kills_process_and_socket_creation_and_refuses_writes(
+    runs: dict[str, SandboxResult],
+) -> None:
+    for name in ("seccomp:fork", "seccomp:socket"):
+        out = runs[name]
+        assert not out.ok and out.blocked == "forbidden system call (seccomp)", out
+        assert "seccomp" in out.confinement
+    write = runs["seccomp:write"]
+    assert not write.ok and "Operation not permitted" in (write.error or ""), write
+    assert not os.path.exists(f"{RLIMIT_PROBE}.os")
+
+
+@pytest.mark.skipif(confine.landlock_abi() < 1, reason="no Landlock in this kernel")
+def test_landlock_alone_confines_reads_and_refuses_writes(runs: dict[str, SandboxResult]) -> None:
+    for name in ("landlock:read", "landlock:write"):
+        out = runs[name]
+        assert not out.ok and "Permission denied" in (out.error or ""), out
+        assert any(layer.startswith("landlock") for layer in out.confinement)
+    assert not os.path.exists(f"{RLIMIT_PROBE}.os")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop happens as root")
+def test_privileges_alone_make_the_child_nobody(runs: dict[str, SandboxResult]) -> None:
+    out = runs["privileges:ids"]
+    assert out.ok, out.error
+    assert "(65534, 65534, 65534) (65534, 65534, 65534) []" in out.output
+    assert {"uid 65534", "no_new_privs"} <= set(out.confinement)
+
+
+@pytest.mark.skipif(launcher().kind != "bwrap", reason="bubblewrap is not usable here")
+def test_namespaces_alone_give_a_private_read_only_view(runs: dict[str, SandboxResult]) -> None:
+    out = runs["namespaces:view"]
+    assert out.ok, out.error
+    assert "[False, False, False, False]" in out.output  # no /etc, /tmp, project data
+    assert {"fs view", "netns", "pidns"} <= set(out.confinement)
+
+
+def test_every_layer_holds_on_this_machine_or_is_reported_missing(
+    runs: dict[str, SandboxResult],
+) -> None:
+    out = runs["all:confinement"]
+    assert out.ok, out.error
+    held = " ".join(out.confinement)
+    expected = ["ast", "rlimits", "no_new_privs", "builtins", "audit"]
+    expected += ["seccomp"] * seccomp.supported() + ["landlock"] * (confine.landlock_abi() > 0)
+    expected += ["uid 65534"] * (os.geteuid() == 0) + ["fs view"] * (launcher().kind == "bwrap")
+    assert all(layer in held for layer in expected), (out.confinement, out.missing)
+    if launcher().kind != "bwrap":
+        assert any("fs view" in m for m in out.missing)  # said, not silently lost
+
+
+# --------------------------------------------------------------------------------------------
+# The result channel: the parent's numbers are the engine's, and impossible trades are refused
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("symbol", ["GOOG", "BTCUSD", "EURUSD"])
+def test_the_parent_recomputes_what_the_engine_computes(symbol: str) -> None:
+    """Equity bar by bar and every reported metric, from the trades alone, for each corpus
+    strategy (long, short-free and fractional-unit books on three markets)."""
+    from backtesting._util import _indicator_warmup_nbars
+
+    from agents.quant.backtests import _metrics, engine_stats
+    from agents.quant.corpus import STRATEGIES
+
+    frame = load_ohlcv(symbol)
+    for name, cls in STRATEGIES.items():
+        stats = engine_stats(cls, frame, 10_000, 0.002, {})
+        table = stats["_trades"][["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice"]]
+        trades = verify.check_trades(frame, table.astype(float).to_numpy().tolist(), 10_000)
+        warmup = _indicator_warmup_nbars(stats["_strategy"])
+        mine = verify.stats_from_trades(frame, trades, warmup, 10_000, 0.002)
+        engine_equity = stats["_equity_curve"]["Equity"].to_numpy()
+        assert verify.equity_curve(frame, trades, 10_000, 0.002) == pytest.approx(engine_equity)
+        theirs, ours = _metrics(stats), _metrics(mine)
+        for key, value in theirs.items():
+            assert ours[key] == (value if value is None else pytest.approx(value)), (name, key)
+
+
+IMPOSSIBLE: dict[str, tuple[Any, str]] = {
+    "not a list": ("trades", "are not a list"),
+    "short row": ([[1.0, 5, 10]], "is not [size"),
+    "price above the bar": ([[1.0, 5, 10, 1e9, 100.0]], "outside bar"),
+    "price below the bar": ([[1.0, 5, 10, 0.01, 100.0]], "outside bar"),
+    "bar past the data": ([[1.0, 5, 10**6, 100.0, 100.0]], "not a bar"),
+    "exit before entry": ([[1.0, 10, 5, 100.0, 100.0]], "bars 10..5"),
+    "zero size": ([[0.0, 5, 10, 100.0, 100.0]], "size 0.0"),
+    "fraction of a unit": ([[0.123456, 5, 10, 100.0, 100.0]], "not a multiple"),
+    "not finite": ([[float("nan"), 5, 10, 100.0, 100.0]], "not a finite number"),
+    "a bool": ([[True, 5, 10, 100.0, 100.0]], "not a finite number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPOSSIBLE))
+def test_reports_no_backtest_can_make_are_refused(name: str) -> None:
+    frame = load_ohlcv("GOOG")
+    rows, message = IMPOSSIBLE[name]
+    if name.startswith("price"):  # a real fill price of bar 5 elsewhere in the row
+        rows[0][4] = float(frame["Close"].iloc[10])
+    elif isinstance(rows, list) and len(rows[0]) == 5:
+        rows[0][3] = rows[0][4] = float(frame["Close"].iloc[5])
+    with pytest.raises(verify.ForgedResultError, match=re.escape(message)):
+        verify.check_trades(frame, rows, 10_000)
+    with pytest.raises(verify.ForgedResultError, match="trades on"):
+        verify.check_trades(frame, [[1.0, 5, 10, 100.0, 100.0]] * (40 * len(frame)), 10_000)
+
+
+# --------------------------------------------------------------------------------------------
+# The seccomp filter's numbers and shape
+# --------------------------------------------------------------------------------------------
+
+HEADERS = {
+    "x86_64": ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", r"#define __NR_(\w+)\s+(\d+)"),
+    "aarch64": ("/usr/include/asm-generic/unistd.h", r"#define __NR(?:3264)?_(\w+)\s+(\d+)"),
+}
+
+
+@pytest.mark.parametrize("machine", sorted(HEADERS))
+def test_syscall_numbers_match_the_kernel_headers(machine: str) -> None:
+    path, pattern = HEADERS[machine]
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not installed")
+    header = {m[1]: int(m[2]) for m in re.finditer(pattern, Path(path).read_text())}
+    table = seccomp.X86_64 if machine == "x86_64" else seccomp.AARCH64
+    compared = {name for name in table if name in header}
+    assert len(compared) > 80  # the header really was read
+    assert {name: table[name] for name in compared} == {name: header[name] for name in compared}
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_filter_program_is_well_formed(machine: str) -> None:
+    prog = seccomp.build_filter(machine, 1234)
+    assert 50 < len(prog) < 4096
+    for i, (code, jt, jf, _) in enumerate(prog):
+        if code & 0x07 == 0x05:  # a jump stays inside the program
+            assert i + 1 + max(jt, jf) < len(prog)
+    assert prog[-1] == (0x06, 0, 0, 0x7FFF0000)  # the default is allow: a deny-list
+    killed = {k for (c, _, _, k) in prog if c == 0x15}
+    table = seccomp.X86_64 if machine == "x86_64" else seccomp.AARCH64
+    for name in ("execve", "socket", "ptrace", "io_uring_setup", "clone", "openat", "kill"):
+        assert table[name] in killed, name

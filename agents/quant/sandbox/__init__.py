@@ -1,35 +1,37 @@
 """Validate and run model-generated strategy code without trusting it.
 
-Generated code is hostile until proven otherwise, so it passes independent layers; each one alone
-stops a class of attack, and a bypass of one (the AST checks are the easiest to fool) meets the
-next:
+Generated code is hostile until proven otherwise. It passes two kinds of layers, and the second
+kind must hold alone (the hostile-code suite runs every attack with the first kind switched off):
 
-1. **AST** (`validate_strategy_code`, in this process, ~1 ms): syntax, an import allow-list, a
-   denylist of names / attributes / calls (eval, open, dunder access, pandas/numpy I/O...), and
-   the interface contract (one `backtesting.Strategy` subclass with `init`/`next`, literal
-   class-level parameters). Its errors carry codes and line numbers for the repair loop.
-2. **Restricted builtins** (child): the user's module runs with builtins lacking eval/exec/open/...,
-   an `__import__` enforcing the same allow-list, and getattr/setattr refusing dunder names.
-3. **Audit hook** (child, `sys.addaudithook`, cannot be removed): refuses sockets, processes
-   (subprocess, os.system, exec*, fork, spawn), file writes and reads outside the Python
-   installation, directory listing, ctypes, gc introspection and imports of dangerous modules.
-   Any attempt fails the run even if the code catches the exception.
-4. **rlimits** (child): address space (`memory_mb`), CPU seconds, no file writes (FSIZE 0),
-   few file descriptors, no new processes (NPROC 0 — ignored by the kernel for root).
-5. **Network namespace** (`unshare -n`, when available, e.g. as root): no interfaces but a down
-   loopback, so even a socket that slipped through cannot connect anywhere.
-6. **Process boundary**: a fresh `python -I -B` in its own session, minimal environment (no keys,
-   no proxies), cwd in an empty temp dir, wall-clock timeout that kills the whole process group.
+*Explanation layers*, in Python, which say precisely what was refused:
 
-Data is loaded and validated by the parent and passed in as JSON, so the child needs no file
-access beyond importing the engine.
+1. **ast** (`validate`, in this process, ~2 ms): RestrictedPython's transformer (no `_` names or
+   attributes, statement allow-list) plus our policy — an import allow-list, denied names and
+   attributes (eval, open, format strings, frames, module handles, pandas/numpy I/O), and the
+   interface contract (`contract`). Its errors carry codes and line numbers for the repair loop.
+2. **builtins** (child): the user's module runs with builtins lacking eval/exec/open/..., an
+   `__import__` enforcing the same allow-list, and getattr/setattr refusing the same names.
+3. **audit** (child, `sys.addaudithook`, permanent): names OS-reaching operations (sockets,
+   processes, writes, reads outside the installation) and fails the run even if caught.
 
-Three programs, one module each:
+*Confinement layers*, enforced by the kernel, which hold when all of the above are bypassed:
 
-* `validate` — the policy (allow- and deny-lists) and layer 1: `validate_strategy_code`.
-* `run` — the parent: `run_in_sandbox` starts the child (layers 5 and 6), collects and interprets
-  its output into a `SandboxResult`.
-* `child` — what runs inside the sandbox process: layers 2 to 4, then the backtest.
+4. **rlimits** (child, `confine`): address space, CPU seconds, file size 0, few descriptors.
+5. **privileges** (child, `confine`): as root, uid/gid 65534 with no groups; no-new-privileges;
+   not dumpable.
+6. **landlock** (child, `confine`): reads only beneath the interpreter, /usr and this package; no
+   filesystem writes anywhere; no TCP; no signals outside the sandbox.
+7. **seccomp** (child, `seccomp`): no fork/clone of processes, exec, sockets, opens for writing,
+   ptrace, io_uring and other kernel surfaces (killed with SIGSYS).
+8. **namespaces** (parent, `launch`): bubblewrap's private read-only filesystem view with fresh
+   network/IPC/PID/UTS namespaces; else `unshare` (network/IPC/UTS, as root); else none, loudly.
+
+And the **result channel** (`verify`): the child writes on a pipe of its own, and reports only its
+trades; the parent refuses trades the data cannot produce and computes every number and every
+identity field itself, so a forged report cannot claim a result (docs/sandbox.md).
+
+Modules: `validate` + `contract` + `issues` (layer 1), `run` (the parent), `launch` (how the
+child is started), `child` (the program inside), `confine` + `seccomp` (layers 4-7), `verify`.
 
 The runner is imported on first use of one of its names, not with this package: the child
 imports the package on its way to `child` and must not load the parent's side.
@@ -50,6 +52,8 @@ from agents.quant.sandbox.validate import (
 if TYPE_CHECKING:
     from agents.quant.sandbox.run import (
         ALL_LAYERS,
+        OS_LAYERS,
+        PYTHON_LAYERS,
         Layer,
         SandboxResult,
         network_isolation_available,
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOWED_IMPORTS",
     "ALL_LAYERS",
+    "OS_LAYERS",
+    "PYTHON_LAYERS",
     "CodeIssue",
     "Layer",
     "SandboxResult",
@@ -69,7 +75,15 @@ __all__ = [
 ]
 
 _FROM_RUN = frozenset(
-    {"ALL_LAYERS", "Layer", "SandboxResult", "network_isolation_available", "run_in_sandbox"}
+    {
+        "ALL_LAYERS",
+        "OS_LAYERS",
+        "PYTHON_LAYERS",
+        "Layer",
+        "SandboxResult",
+        "network_isolation_available",
+        "run_in_sandbox",
+    }
 )
 
 

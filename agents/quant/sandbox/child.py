@@ -1,10 +1,14 @@
 """The program inside the sandbox process: read the job, lock down, run the strategy, report.
 
-Started by `agents.quant.sandbox.run` as a fresh `python -I -B` (see `_CHILD_BOOT` there), which
-calls `main()`. It reads the job (code, data as JSON, limits, layers) from stdin, then puts up the
-runtime layers it was asked for before running any user code: rlimits, restricted builtins for
-the user's module and a permanent audit hook. On the original stdout it writes `_READY` once
-locked down (the parent starts the user's clock), then `_RESULT` and the outcome as one JSON line.
+Started by `agents.quant.sandbox.run` (see `launch.py`) as a fresh `python -I -B`, which calls
+`main()`. It imports everything a backtest needs, reads the job (code, data as JSON, limits,
+layers, the number of the result pipe) from stdin, then puts up, before any user code runs, the
+OS layers (`confine.lock_down`: rlimits, nobody, no-new-privileges, Landlock, seccomp) and the
+Python ones (restricted builtins for the user's module, a permanent audit hook). On the result
+pipe it writes `_READY` with the layers in force (the parent starts the user's clock), then
+`_RESULT` and the outcome as one JSON line: the *trades* of the backtest, never its statistics —
+the parent checks the trades against its own copy of the data and computes every number itself
+(`verify.py`), because whatever runs in this process, user code included, can write that pipe.
 
 Imports stay minimal: the engine, pandas/numpy and the policy (`validate`), never the parent's
 runner.
@@ -13,17 +17,18 @@ runner.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
-import math
 import os
-import signal
 import sys
 import traceback
 from typing import Any
 
 import pandas as pd
+from backtesting._util import _indicator_warmup_nbars
 
+from agents.quant.sandbox.confine import ConfinementError, lock_down, read_roots
 from agents.quant.sandbox.validate import (
     ALLOWED_IMPORTS,
     DANGEROUS_MODULES,
@@ -34,10 +39,10 @@ from agents.quant.sandbox.validate import (
     _words,
 )
 
-_READY = b"\x1esandbox-ready\n"
+_READY = b"\x1esandbox-ready "
 _RESULT = b"\x1esandbox-result "
-"""Markers on the child's stdout for the parent: locked down and about to run user code; the
-result envelope (JSON) follows on the same line."""
+"""Markers on the result pipe, each followed by one JSON line: locked down, with the layers in
+force (written before user code runs); the outcome."""
 
 
 class SandboxViolation(PermissionError):
@@ -58,19 +63,13 @@ _BLOCKED_EVENTS = tuple(
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def _readable_roots() -> tuple[str, ...]:
-    """Where reads stay allowed after lock-down: the Python installation and our package."""
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    roots = set(prefixes)
-    roots |= {p for p in sys.path if p and any(os.path.abspath(p).startswith(x) for x in prefixes)}
-    roots.add(os.path.dirname(os.path.abspath(__file__)))
-    roots.add("/usr/share/zoneinfo")
-    return tuple(sorted(os.path.abspath(r).rstrip("/") + "/" for r in roots))
-
-
 def _install_audit_hook(violations: list[str]) -> None:
-    """Refuse OS-reaching operations for the rest of the process's life (hooks are permanent)."""
-    roots = _readable_roots()
+    """Refuse OS-reaching operations for the rest of the process's life (hooks are permanent).
+
+    An explanation layer: it names what the code tried, but it is not what stops it (Python code
+    can reach the OS without an audit event, e.g. `_posixsubprocess.fork_exec`); the OS layers do.
+    """
+    roots = tuple(r.rstrip("/") + "/" for r in read_roots())
     blocked = _BLOCKED_EVENTS
     deny_modules = DANGEROUS_MODULES - {"io", "sys", "os", "posix", "select", "signal"}
     write_flags = _WRITE_FLAGS
@@ -106,25 +105,6 @@ def _install_audit_hook(violations: list[str]) -> None:
             raise SandboxViolation(f"sandbox: {reason} is not allowed")
 
     sys.addaudithook(hook)
-
-
-def _set_limits(timeout_s: float, memory_mb: int) -> None:
-    """Hard limits equal soft ones so the code cannot raise them back."""
-    import resource
-
-    def cap(which: int, value: int) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(which, (value, value))
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write then fails with EFBIG, not a kill
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_used = used.ru_utime + used.ru_stime
-    cap(resource.RLIMIT_CPU, math.ceil(cpu_used + timeout_s) + 2)
-    cap(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    cap(resource.RLIMIT_FSIZE, 0)
-    cap(resource.RLIMIT_NOFILE, 64)
-    cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_NPROC, 0)  # per-user; the kernel ignores it for root
 
 
 def _restricted_builtins() -> dict[str, Any]:
@@ -198,28 +178,48 @@ def _user_error(exc: BaseException, code: str) -> tuple[str, int | None]:
     return "\n".join(parts), (frames[-1].lineno if frames else None)
 
 
-def _emit(fd: int, envelope: dict[str, Any]) -> None:
-    data = _RESULT + json.dumps(envelope, default=str).encode() + b"\n"
+def _send(fd: int, marker: bytes, message: dict[str, Any]) -> None:
+    data = marker + json.dumps(message, default=str).encode() + b"\n"
     while data:
         data = data[os.write(fd, data) :]
 
 
-def main() -> None:
-    """Entry point of the sandbox process: read the job, lock down, run, report on `fd`."""
+def _prepare() -> None:
+    """Import what any run needs while files can still be read (the user's allowed modules too:
+    without the private view, nobody cannot read an interpreter installed under /root)."""
     import backtesting
     import backtesting.lib
     import backtesting.test  # noqa: F401
     import numpy as np
 
+    for name in sorted(ALLOWED_IMPORTS - {"__future__"}):
+        importlib.import_module(name)
     # numpy resolves some array methods on first use, importing from C through the *calling
     # frame's* `__import__`: from user code that is the guarded one, and `array.min()` failed
     # ("import of 'numpy._core._methods' is not allowed"). Used once here, they stay cached.
     for method in ("min", "max", "sum", "mean", "std", "var", "prod", "any", "all"):
         getattr(np.ones(2), method)()
+    pd.Series([1.0, 2.0, 3.0]).rolling(2).mean().ewm(span=2).mean().diff().clip(lower=0)
 
-    from agents.quant.backtests import run_backtest
+
+def _trades(stats: pd.Series) -> tuple[list[list[float]], int]:
+    """The closed trades (size, entry bar, exit bar, entry price, exit price) and the bars the
+    indicators needed to warm up: all the parent needs to compute the result."""
+    table = stats["_trades"]
+    columns = ["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice"]
+    rows = table[columns].astype(float).to_numpy().tolist() if len(table) else []
+    return rows, int(_indicator_warmup_nbars(stats["_strategy"]))
+
+
+def main() -> None:
+    """Entry point of the sandbox process: read the job, lock down, run, report."""
+    _prepare()
+    import numpy as np
+
+    from agents.quant.backtests import engine_stats
 
     job = json.loads(sys.stdin.buffer.read())
+    result_fd = int(job["result_fd"])
     data = job["data"]
     frame = pd.DataFrame(
         np.asarray(data["values"], dtype=float),
@@ -229,35 +229,35 @@ def main() -> None:
     frame.attrs["symbol"] = data["symbol"]
     code: str = job["code"]
     layers = set(job["layers"])
-    result_fd = os.dup(1)
-    os.set_inheritable(result_fd, False)
     compiled = compile(code, STRATEGY_FILENAME, "exec", dont_inherit=True)
 
+    try:
+        held, missing = lock_down(layers, float(job["timeout_s"]), int(job["memory_mb"]))
+    except ConfinementError as exc:
+        _send(result_fd, _READY, {"held": [], "missing": [str(exc)]})
+        _send(result_fd, _RESULT, {"ok": False, "kind": "confinement", "message": str(exc)})
+        os._exit(3)
     violations: list[str] = []
-    if "rlimits" in layers:
-        _set_limits(float(job["timeout_s"]), int(job["memory_mb"]))
     namespace: dict[str, Any] = {"__name__": "strategy"}
     if "builtins" in layers:
         namespace["__builtins__"] = _restricted_builtins()
+        held.append("builtins")
     captured = io.StringIO()
     if "audit" in layers:
         _install_audit_hook(violations)
-    os.write(result_fd, _READY)
+        held.append("audit")
+    _send(result_fd, _READY, {"held": held, "missing": missing})
 
     envelope: dict[str, Any]
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             exec(compiled, namespace)
             cls = _find_strategy(namespace, job["class_name"])
-            result = run_backtest(
-                cls,
-                frame,
-                user_id=job["user_id"],
-                strategy_name=job["strategy_name"] or cls.__name__,
-                strategy_code=code,
-                parameters=job["parameters"] or None,
+            stats = engine_stats(
+                cls, frame, float(job["cash"]), float(job["commission"]), job["parameters"]
             )
-        envelope = {"ok": True, "result": result.model_dump(mode="json")}
+            trades, warmup = _trades(stats)
+        envelope = {"ok": True, "trades": trades, "warmup": warmup}
     except MemoryError:
         envelope = {
             "ok": False,
@@ -279,8 +279,7 @@ def main() -> None:
             "line": envelope.get("line"),
         }
     envelope["output"] = captured.getvalue()[-4000:]
-    _emit(result_fd, envelope)
-    sys.stdout.flush()
+    _send(result_fd, _RESULT, envelope)
     os._exit(0)  # skip interpreter teardown: atexit handlers would run under the audit hook
 
 

@@ -1,20 +1,47 @@
 """Layer 1 of the sandbox: the policy and the static checks on generated strategy code.
 
 `validate_strategy_code` parses the code (never runs it) and reports, with stable codes and line
-numbers for the repair loop: syntax errors, imports outside `ALLOWED_IMPORTS`, denied names,
-attributes and calls (eval, open, dunder access, pandas/numpy I/O...), and breaches of the
-interface contract (one `backtesting.Strategy` subclass with plain `init`/`next` methods and
-literal class-level parameters). The child process (`agents.quant.sandbox.child`) enforces the
-same allow- and deny-lists at run time.
+numbers for the repair loop:
+
+* what RestrictedPython's transformer refuses (`underscore`, `not-allowed`): every name, attribute,
+  function, argument or class starting with `_` — the way into the interpreter's internals
+  (`__globals__`, `__subclasses__`, `random._os`, `collections._sys`) — and statements outside
+  its allow-list (async, match, nonlocal, `except*`). A throwaway like `_unused = ...` may be
+  bound, never read;
+* imports outside `ALLOWED_IMPORTS`; denied names (eval, open, breakpoint, vars, ...); `getattr`
+  & co. except called with a literal, allowed name; `type()` with three arguments;
+* attribute access through format strings (`.format`, `.format_map`; `string.Formatter` is not
+  importable), introspection (frames, code objects, `attrgetter`, `get_type_hints`, ...), module
+  handles (`pd.io.common.os`, `dataclasses.inspect`), file and network I/O (`to_csv`, `np.save`,
+  `read_*`), and strings naming underscore attributes (`"__globals__"`);
+* assignments to attributes of imported modules or classes (`np.x = ...`, `Strategy.buy = ...`);
+* the interface contract (`contract.py`).
+
+This layer explains; it is not what keeps the host safe. The OS layers under it (`confine`,
+`seccomp`, `launch`) hold when it is bypassed — docs/sandbox.md has the division of labour.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from RestrictedPython import RestrictingNodeTransformer
+
+from agents.quant.sandbox.contract import check_contract
+from agents.quant.sandbox.issues import CodeIssue, ValidationReport
+
+__all__ = [
+    "ALLOWED_IMPORTS",
+    "DANGEROUS_MODULES",
+    "DENIED_ATTRIBUTES",
+    "DENIED_NAMES",
+    "MODULE_HANDLES",
+    "CodeIssue",
+    "ValidationReport",
+    "validate_strategy_code",
+]
 
 # --------------------------------------------------------------------------------------------
 # Policy
@@ -51,8 +78,8 @@ ALLOWED_IMPORTS: frozenset[str] = frozenset(
 
 DENIED_NAMES: frozenset[str] = frozenset(
     _words(
-        "eval exec compile __import__ open input breakpoint globals locals vars __builtins__ "
-        "__loader__ __spec__ __file__"
+        "eval exec compile __import__ open input breakpoint globals locals vars help "
+        "__builtins__ __loader__ __spec__ __file__"
     )
 )
 """Builtins (and module globals) that give code execution, I/O or introspection."""
@@ -70,94 +97,171 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
 
 MODULE_HANDLES: frozenset[str] = frozenset(
     _words(
+        "os sys subprocess socket shutil pathlib importlib ctypes ctypeslib pickle marshal "
+        "builtins bltns urllib requests multiprocessing threading gc io posix tempfile glob "
+        "inspect types warnings copyreg compat core util testing f2py distutils plotting npyio "
+        "linecache traceback code codeop runpy pkgutil zipimport atexit faulthandler tracemalloc "
+        "resource mmap pty fcntl termios pwd grp sysconfig site weakref ast dis tokenize logging "
+        "string stdlib_re"
+    )
+)
+"""Names of modules reachable as attributes (`pd.io.common.os`, `dataclasses.inspect`,
+`typing.sys`); refused as names and attributes. Narrower than DANGEROUS_MODULES so identifiers
+like `signal` or `code` (a MACD signal, a ticker code) stay usable; a test walks the allowed
+modules to find every module-valued attribute and checks each is here or harmless."""
+
+IO_ATTRIBUTES: frozenset[str] = frozenset(
+    _words(
+        "load loads save savez savez_compressed savetxt loadtxt genfromtxt fromfile tofile "
+        "fromregex memmap open_memmap dump dumps DataSource HDFStore ExcelWriter ExcelFile "
+        "savefig"
+    )
+)
+"""File I/O by name (plus every `read_*`/`write_*`, and `to_*` outside `SAFE_CONVERSIONS`)."""
+
+SAFE_CONVERSIONS: frozenset[str] = frozenset(
+    _words(
+        "to_numpy to_list to_dict to_frame to_records to_period to_timestamp to_datetime "
+        "to_timedelta to_numeric to_pydatetime to_series to_flat_index to_tuples to_julian_date "
+        "to_datetime64 to_timedelta64 to_pytimedelta to_offset"
+    )
+)
+"""`to_*` methods that convert in memory (the rest — to_csv, to_pickle, to_string — can write)."""
+
+INTROSPECTION: frozenset[str] = frozenset(
+    _words(
+        "f_back f_builtins f_code f_globals f_locals f_lasti f_lineno f_trace gi_frame gi_code "
+        "gi_yieldfrom gi_running gi_suspended cr_frame cr_code cr_await cr_origin ag_frame ag_code "
+        "ag_await tb_frame tb_next tb_lasti tb_lineno co_code co_consts co_names co_varnames "
+        "co_filename with_traceback mro attrgetter methodcaller get_type_hints ForwardRef "
+        "singledispatch singledispatchmethod update_wrapper wraps make_dataclass eval query"
+    )
+)
+"""Frames, code objects and the library calls that turn a string into an attribute lookup or
+into evaluated code (`operator.attrgetter`, `typing.get_type_hints`, `DataFrame.eval/query`)."""
+
+FORMAT_METHODS: frozenset[str] = frozenset({"format", "format_map"})
+
+MODULE_NAMES: frozenset[str] = frozenset(
+    _words(
         "os sys subprocess socket shutil pathlib importlib ctypes pickle marshal builtins urllib "
         "requests multiprocessing threading _thread gc io posix _posixsubprocess tempfile glob"
     )
 )
-"""Names of modules often reachable as attributes (`pd.io.common.os`); refused as names and
-attributes. Narrower than DANGEROUS_MODULES so ordinary identifiers like `signal` or `code`
-(a MACD signal, a ticker code) stay usable."""
+"""Module names refused as plain names too: a model writing `os.path` without importing it
+learns why."""
 
-DENIED_ATTRIBUTES: frozenset[str] = frozenset(
-    _words(
-        "load loads save savez savez_compressed savetxt loadtxt genfromtxt fromfile tofile "
-        "fromregex memmap dump dumps DataSource ctypeslib npyio f2py to_csv to_pickle to_parquet "
-        "to_feather to_hdf to_sql to_excel to_json to_html to_latex to_markdown to_stata "
-        "to_clipboard to_xml to_orc to_gbq HDFStore ExcelWriter f_globals f_locals f_builtins "
-        "f_back f_code gi_frame gi_code cr_frame ag_frame tb_frame tb_next co_code"
-    )
-)
-"""Attribute names refused wherever they appear (plus every `read_*` and `MODULE_HANDLES`)."""
-
-SAFE_DUNDERS: frozenset[str] = frozenset({"__name__", "__doc__", "__init__"})
-"""Dunder attributes with no path to globals/builtins; every other `__x__` access is refused."""
-
+DENIED_ATTRIBUTES: frozenset[str] = MODULE_HANDLES | IO_ATTRIBUTES | INTROSPECTION | FORMAT_METHODS
 DYNAMIC_ATTR_CALLS: frozenset[str] = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 
 MAX_CODE_CHARS = 100_000
 STRATEGY_FILENAME = "<strategy>"
 """Filename the user's code is compiled under: traceback frames with it are the user's lines."""
 
-
-# --------------------------------------------------------------------------------------------
-# Layer 1: static validation
-# --------------------------------------------------------------------------------------------
-
-
-class CodeIssue(BaseModel):
-    """One reason the code was rejected; `code` is stable (tests and prompts key on it)."""
-
-    code: str
-    message: str
-    line: int | None = None
-    col: int | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}[{self.code}] {self.message}"
-
-
-class ValidationReport(BaseModel):
-    """The static verdict on a piece of generated code."""
-
-    ok: bool
-    strategy_class: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    errors: list[CodeIssue] = Field(default_factory=list)
-
-    @property
-    def codes(self) -> set[str]:
-        return {e.code for e in self.errors}
-
-    def summary(self) -> str:
-        """All errors, one per line: what the repair loop shows the model."""
-        return "\n".join(str(e) for e in self.errors) if self.errors else "ok"
+_UNDERSCORE_STRING = re.compile(r"__|^\s*_[A-Za-z_]")
+_PUBLIC_API = "use public names (self.data, self.I, self.buy, self.sell, self.position)"
 
 
 def _allowed_list() -> str:
     return ", ".join(sorted(ALLOWED_IMPORTS - {"__future__"}))
 
 
-def _is_dunder(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-def _attr_problem(name: str) -> str | None:
-    """Why an attribute name is refused, or None."""
-    if _is_dunder(name) and name not in SAFE_DUNDERS:
-        return f"access to dunder attribute {name!r} is not allowed"
+def _attr_problem(name: str) -> tuple[str, str] | None:
+    """(code, message) when an attribute name is refused, else None."""
+    if name.startswith("_"):
+        return "underscore", (
+            f"attribute {name!r} is not allowed: names starting with '_' reach the "
+            f"interpreter's internals; {_PUBLIC_API}"
+        )
+    if name in FORMAT_METHODS:
+        return "format-string", (
+            f"`.{name}()` is not allowed: format fields read attributes ('{{0.attr}}'); "
+            "use an f-string or the % operator"
+        )
+    if name in INTROSPECTION:
+        return "introspection", (
+            f"attribute {name!r} is not allowed: it reaches frames or code, or looks names up "
+            "from strings; use plain attribute access"
+        )
     if name in MODULE_HANDLES:
-        return f"attribute {name!r} reaches a module outside the sandbox"
-    if name in DENIED_ATTRIBUTES or name.startswith("read_"):
-        return f"attribute {name!r} (file I/O or introspection) is not allowed"
+        return "forbidden-attribute", (
+            f"attribute {name!r} reaches a module outside the sandbox; allowed modules: "
+            f"{_allowed_list()}"
+        )
+    if (
+        name in IO_ATTRIBUTES
+        or name.startswith(("read_", "write_"))
+        or (name.startswith("to_") and name not in SAFE_CONVERSIONS)
+    ):
+        return "forbidden-attribute", (
+            f"attribute {name!r} (file I/O) is not allowed: the sandbox has no files; the bars "
+            "are in self.data"
+        )
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# RestrictedPython's transformer: underscore names and the statement allow-list
+# --------------------------------------------------------------------------------------------
+
+
+class _Restricted(RestrictingNodeTransformer):
+    """RestrictedPython's policy, recording its findings instead of compiling.
+
+    Differences: a single-underscore name may be bound (`lower, mid, _upper = bands`) since it
+    can never be read back; and what our own checker reports better (exec/eval calls, the
+    `print`/`printed` names its print machinery reserves) is left to it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[int | None, int | None, str]] = []
+
+    def error(self, node: ast.AST, info: str) -> None:
+        if "calls are not allowed" in info or "is a reserved name" in info:
+            return
+        self.found.append((getattr(node, "lineno", None), getattr(node, "col_offset", None), info))
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        name = node.id
+        if isinstance(node.ctx, ast.Store) and name.startswith("_") and not name.startswith("__"):
+            return node
+        return super().visit_Name(node)
+
+
+def _restricted_issues(tree: ast.Module) -> list[CodeIssue]:
+    policy = _Restricted()
+    policy.visit(tree)
+    issues = []
+    for line, col, info in policy.found:
+        underscore = 'starts with "_"' in info or "__roles__" in info
+        code = "underscore" if underscore else "not-allowed"
+        text = info.rstrip(".")
+        if underscore:
+            text += f": names starting with '_' reach the interpreter's internals; {_PUBLIC_API}"
+        elif "not allowed" in info:
+            text += " (the sandbox runs plain synchronous code: functions, classes, loops)"
+        issues.append(CodeIssue(code=code, message=text, line=line, col=col))
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# Our checks
+# --------------------------------------------------------------------------------------------
 
 
 class _Checker(ast.NodeVisitor):
     """Walks the whole tree (functions included: everything may execute)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: ast.Module) -> None:
         self.errors: list[CodeIssue] = []
+        self.called: set[int] = set()
+        self.imported: set[str] = set()
+        self.inert: set[int] = {
+            id(n.value)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+        }  # docstrings and bare string statements: never used as names
 
     def add(self, code: str, message: str, node: ast.AST) -> None:
         self.errors.append(
@@ -180,6 +284,7 @@ class _Checker(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._check_module(alias.name, node)
+            self.imported.add(alias.asname or alias.name.split(".")[0])
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -188,35 +293,51 @@ class _Checker(ast.NodeVisitor):
         else:
             self._check_module(node.module or "", node)
         for alias in node.names:
+            self.imported.add(alias.asname or alias.name)
             if alias.name == "*":
                 self.add("star-import", "`from ... import *` is not allowed", node)
-            else:
-                problem = _attr_problem(alias.name)
-                if problem or alias.name in DENIED_NAMES:
-                    self.add("forbidden-name", f"importing {alias.name!r} is not allowed", node)
+            elif alias.name in DENIED_NAMES or (
+                _attr_problem(alias.name) and not alias.name.startswith("_")
+            ):
+                self.add("forbidden-name", f"importing {alias.name!r} is not allowed", node)
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Store):
             pass  # binding a name (a parameter called `exit`, `input`) gives no access
-        elif node.id in DENIED_NAMES:
+        elif node.id in DENIED_NAMES and not node.id.startswith("__"):
             self.add("forbidden-name", f"use of {node.id!r} is not allowed", node)
-        elif node.id in MODULE_HANDLES:
+        elif node.id in MODULE_NAMES:
             self.add("forbidden-name", f"name {node.id!r} refers to a forbidden module", node)
-        elif _is_dunder(node.id) and node.id not in SAFE_DUNDERS:
-            self.add("dunder", f"use of dunder name {node.id!r} is not allowed", node)
+        elif node.id in DYNAMIC_ATTR_CALLS and id(node) not in self.called:
+            self.add(
+                "dynamic-attribute",
+                f"{node.id} may only be called directly, with a literal attribute name",
+                node,
+            )
         self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         problem = _attr_problem(node.attr)
-        if problem:
-            code = "dunder" if _is_dunder(node.attr) else "forbidden-attribute"
-            self.add(code, problem, node)
+        if problem and problem[0] != "underscore":  # underscores: RestrictedPython's report
+            self.add(*problem, node)
+        if isinstance(node.ctx, ast.Store | ast.Del):
+            root: ast.expr = node.value
+            while isinstance(root, ast.Attribute | ast.Subscript | ast.Call):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name) and root.id in self.imported:
+                self.add(
+                    "monkeypatch",
+                    f"assigning to {root.id}.…{node.attr} changes an imported module or class; "
+                    "keep your state on self",
+                    node,
+                )
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Name) and func.id in DYNAMIC_ATTR_CALLS:
+            self.called.add(id(func))
             name = node.args[1] if len(node.args) > 1 else None
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
                 self.add(
@@ -224,246 +345,36 @@ class _Checker(ast.NodeVisitor):
                     f"{func.id}() needs a literal attribute name (string-built names are refused)",
                     node,
                 )
-            else:
-                problem = _attr_problem(name.value)
-                if problem:
-                    self.add("dunder" if _is_dunder(name.value) else "forbidden-attribute",
-                             problem, node)  # fmt: skip
+            elif problem := _attr_problem(name.value):
+                self.add(*problem, node)
+        elif isinstance(func, ast.Name) and func.id == "type" and len(node.args) != 1:
+            self.add(
+                "forbidden-name",
+                "type() with three arguments builds a class outside a class statement; "
+                "write `class Name(Base): ...`",
+                node,
+            )
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        # "__builtins__" / "__import__" as strings only serve subscript or getattr tricks.
-        if isinstance(node.value, str) and _is_dunder(node.value.strip()):
-            self.add("dunder", f"string {node.value!r} names a dunder; not allowed", node)
+        value = node.value
+        if (
+            isinstance(value, str)
+            and id(node) not in self.inert
+            and _UNDERSCORE_STRING.search(value)
+        ):
+            self.add(
+                "underscore",
+                f"string {value[:40]!r} names an underscore attribute; such strings only "
+                "serve dynamic lookups and are not allowed",
+                node,
+            )
 
     def visit_Global(self, node: ast.Global) -> None:
         self.add("forbidden-name", "`global` statements are not allowed", node)
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
         self.add("forbidden-name", "`nonlocal` statements are not allowed", node)
-
-
-def _literal(node: ast.AST) -> tuple[bool, Any]:
-    """(True, value) for simple literals: numbers, strings, bools, None, tuples/lists of them."""
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False, None
-    scalar = (int, float, str, bool, type(None))
-    if isinstance(value, scalar):
-        return True, value
-    if isinstance(value, tuple | list) and all(isinstance(v, scalar) for v in value):
-        return True, value
-    return False, None
-
-
-def _strategy_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
-    """Names bound to backtesting's Strategy, and names bound to the backtesting module."""
-    direct: set[str] = set()
-    modules: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "backtesting" and not node.level:
-            direct |= {a.asname or a.name for a in node.names if a.name == "Strategy"}
-        elif isinstance(node, ast.Import):
-            modules |= {a.asname or a.name for a in node.names if a.name == "backtesting"}
-    return direct, modules
-
-
-# The interface contract, one rule per function; `_check_contract` composes them.
-
-_Method = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-def _strategy_subclasses(
-    classes: dict[str, ast.ClassDef], direct: set[str], modules: set[str]
-) -> list[str]:
-    """Top-level classes deriving from backtesting's Strategy, directly or via in-module classes."""
-
-    def names_strategy(base: ast.expr) -> bool:
-        if isinstance(base, ast.Name):
-            return base.id in direct
-        return (
-            isinstance(base, ast.Attribute)
-            and base.attr == "Strategy"
-            and isinstance(base.value, ast.Name)
-            and base.value.id in modules
-        )
-
-    @functools.cache
-    def is_strategy(name: str) -> bool:
-        node = classes[name]
-        for base in node.bases:
-            if names_strategy(base):
-                return True
-            if not isinstance(base, ast.Name) or base.id == name or base.id not in classes:
-                continue
-            if is_strategy(base.id):
-                return True
-        return False
-
-    return [n for n in classes if is_strategy(n)]
-
-
-def _choose_strategy(
-    tree: ast.Module, classes: dict[str, ast.ClassDef], class_name: str | None
-) -> str | CodeIssue:
-    """Which class is the strategy: `class_name`, else the one leaf Strategy subclass."""
-    direct, modules = _strategy_aliases(tree)
-    strategies = _strategy_subclasses(classes, direct, modules)
-    used_as_base = {b.id for n in strategies for b in classes[n].bases if isinstance(b, ast.Name)}
-    leaves = [n for n in strategies if n not in used_as_base]
-    if class_name is not None:
-        if class_name in strategies:
-            return class_name
-        found = ", ".join(strategies) or "none"
-        return CodeIssue(
-            code="no-strategy",
-            message=f"class {class_name!r} subclassing backtesting.Strategy not found "
-            f"(Strategy subclasses found: {found})",
-        )
-    if not strategies:
-        hint = "" if direct or modules else " (import it: `from backtesting import Strategy`)"
-        return CodeIssue(
-            code="no-strategy",
-            message=f"no top-level class subclassing backtesting.Strategy{hint}",
-        )
-    if len(leaves) != 1:
-        return CodeIssue(
-            code="ambiguous-strategy",
-            message="define exactly one strategy class; found: " + ", ".join(leaves),
-            line=classes[leaves[-1]].lineno,
-        )
-    return leaves[0]
-
-
-def _inheritance_chain(classes: dict[str, ast.ClassDef], chosen: str) -> list[ast.ClassDef]:
-    """The chosen class and its in-module ancestors, leaf first."""
-    chain: list[ast.ClassDef] = []
-    todo = [chosen]
-    while todo:
-        name = todo.pop(0)
-        if name in classes and classes[name] not in chain:
-            chain.append(classes[name])
-            todo += [b.id for b in classes[name].bases if isinstance(b, ast.Name)]
-    return chain
-
-
-def _check_parameters(
-    stmt: ast.stmt, targets: list[ast.expr], value: ast.expr
-) -> tuple[dict[str, Any], list[CodeIssue]]:
-    """Class-level parameters are plain names bound to simple literals (`_private` ones are kept
-    out of the parameters)."""
-    params: dict[str, Any] = {}
-    errors: list[CodeIssue] = []
-    ok, literal = _literal(value)
-    for target in targets:
-        if not isinstance(target, ast.Name):
-            errors.append(
-                CodeIssue(
-                    code="bad-parameter",
-                    message="class-level parameters must be plain names",
-                    line=stmt.lineno,
-                )
-            )
-        elif not ok:
-            errors.append(
-                CodeIssue(
-                    code="bad-parameter",
-                    message=f"parameter {target.id!r} must be a simple literal "
-                    "(number, string, bool, None, or a tuple/list of them)",
-                    line=stmt.lineno,
-                )
-            )
-        elif not target.id.startswith("_"):
-            params[target.id] = literal
-    return params, errors
-
-
-def _check_class_statement(
-    klass: ast.ClassDef, stmt: ast.stmt
-) -> tuple[dict[str, Any], list[CodeIssue]]:
-    """A class-body statement that is not a method must be a literal parameter, or bind nothing
-    (`pass`, a docstring, a bare annotation)."""
-    if isinstance(stmt, ast.Assign):
-        return _check_parameters(stmt, stmt.targets, stmt.value)
-    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        return _check_parameters(stmt, [stmt.target], stmt.value)
-    if isinstance(stmt, ast.AnnAssign | ast.Pass) or (
-        isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-    ):
-        return {}, []
-    issue = CodeIssue(
-        code="bad-class-body",
-        message=f"class {klass.name} may only hold methods and literal "
-        f"parameters; found a {type(stmt).__name__} statement",
-        line=stmt.lineno,
-    )
-    return {}, [issue]
-
-
-def _class_members(
-    chain: list[ast.ClassDef],
-) -> tuple[dict[str, _Method], dict[str, Any], list[CodeIssue]]:
-    """Methods and parameters along the inheritance chain (the leaf's win), and the class-body
-    statements that are neither."""
-    methods: dict[str, _Method] = {}
-    params: dict[str, Any] = {}
-    errors: list[CodeIssue] = []
-    for klass in reversed(chain):
-        for stmt in klass.body:
-            if isinstance(stmt, _Method):
-                methods[stmt.name] = stmt
-            else:
-                found, issues = _check_class_statement(klass, stmt)
-                params.update(found)
-                errors += issues
-    return methods, params, errors
-
-
-def _check_required_methods(klass: ast.ClassDef, methods: dict[str, _Method]) -> list[CodeIssue]:
-    """The strategy defines (or inherits in-module) `init` and `next` as plain `def m(self)`."""
-    errors: list[CodeIssue] = []
-    for required in ("init", "next"):
-        method = methods.get(required)
-        if method is None:
-            errors.append(
-                CodeIssue(
-                    code="missing-method",
-                    message=f"strategy {klass.name} must define `def {required}(self)`",
-                    line=klass.lineno,
-                )
-            )
-            continue
-        a = method.args
-        if (
-            isinstance(method, ast.AsyncFunctionDef)
-            or len(a.posonlyargs) + len(a.args) != 1
-            or a.vararg
-            or a.kwarg
-            or a.kwonlyargs
-        ):
-            errors.append(
-                CodeIssue(
-                    code="bad-signature",
-                    message=f"`{required}` must be a plain `def {required}(self)` method",
-                    line=method.lineno,
-                )
-            )
-    return errors
-
-
-def _check_contract(
-    tree: ast.Module, class_name: str | None
-) -> tuple[str | None, dict[str, Any], list[CodeIssue]]:
-    """The interface contract: which class is the strategy, its parameters, what is missing."""
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    chosen = _choose_strategy(tree, classes, class_name)
-    if isinstance(chosen, CodeIssue):
-        return None, {}, [chosen]
-    chain = _inheritance_chain(classes, chosen)
-    methods, params, errors = _class_members(chain)
-    errors += _check_required_methods(chain[0], methods)
-    return chosen, params, errors
 
 
 def validate_strategy_code(
@@ -484,6 +395,7 @@ def validate_strategy_code(
         return ValidationReport(ok=False, errors=[issue])
     try:
         tree = ast.parse(code, filename=STRATEGY_FILENAME)
+        restricted = _restricted_issues(ast.parse(code, filename=STRATEGY_FILENAME))
     except SyntaxError as exc:
         issue = CodeIssue(
             code="syntax",
@@ -496,10 +408,10 @@ def validate_strategy_code(
         issue = CodeIssue(code="syntax", message=f"code cannot be parsed: {exc}")
         return ValidationReport(ok=False, errors=[issue])
 
-    checker = _Checker()
+    checker = _Checker(tree)
     checker.visit(tree)
-    chosen, params, contract = _check_contract(tree, class_name)
-    errors = checker.errors + contract
+    chosen, params, contract = check_contract(tree, class_name)
+    errors = restricted + checker.errors + contract
     for key, value in (parameters or {}).items():
         if chosen and key not in params:
             known = ", ".join(params) or "none"
