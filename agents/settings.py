@@ -161,6 +161,25 @@ class Settings(BaseSettings):
         validation_alias="QUANT_GENAI_RATE_BURST",
         description="Requests a user may make at once before the per-minute rate applies",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="QUANT_GENAI_METRICS_TOKEN",
+        description="Bearer token a Prometheus scraper sends to GET /metrics (admins' API keys "
+        "work too); unset = admins only",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        validation_alias="QUANT_GENAI_MAX_BODY_BYTES",
+        description="Largest REST request body; a bigger one is refused with 413 before it is "
+        "read (dataset uploads have their own limit, QUANT_GENAI_MAX_DATASET_BYTES)",
+    )
+    max_dataset_bytes: int = Field(
+        default=8_000_000,
+        ge=1024,
+        validation_alias="QUANT_GENAI_MAX_DATASET_BYTES",
+        description="Largest OHLCV CSV a user may upload (POST /v1/datasets)",
+    )
 
     @field_validator("user_budgets_usd")
     @classmethod

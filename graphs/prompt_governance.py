@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 from pydantic import Field
 
 from agents.context import Context as BaseContext
-from agents.governance import GovernanceReport, Reason, SecondOpinion, Verdict, screen
+from agents.governance import GovernanceReport, SecondOpinion, Verdict, screen
 from agents.governance import decide as final_decision
 from agents.llm.catalog import validate_model
 from agents.llm.factory import create_chat_model_with_fallback, route_used
@@ -65,6 +65,13 @@ class Context(BaseContext):
     )
 
 
+class ReasonDict(TypedDict):
+    """One finding, as JSON: `agents.governance.Reason`."""
+
+    code: str
+    message: str
+
+
 @dataclass(kw_only=True)
 class InputState:
     """The text to check (a user prompt, or anything about to reach a model)."""
@@ -82,21 +89,26 @@ class OutputState:
         Verdict, Field(description="allow (as is), mask (PII replaced) or block (do not use).")
     ] = "allow"
     reasons: Annotated[
-        list[Reason],
+        list[ReasonDict],
         Field(description="Each finding: a code (pii:email, injection:...) and a message."),
     ] = field(default_factory=list)
     masked_text: Annotated[
         str, Field(description="The text with every PII value replaced by [TYPE].")
     ] = ""
     report: Annotated[
-        GovernanceReport | None,
-        Field(description="The full report: findings, scores, the second opinion."),
+        dict[str, Any] | None,
+        Field(
+            description="The full report (a GovernanceReport as JSON): findings, scores, the "
+            "second opinion."
+        ),
     ] = None
 
 
 @dataclass(kw_only=True)
 class State(InputState, OutputState):
-    rules_report: GovernanceReport | None = None
+    # Plain JSON in state, never pydantic objects: a checkpointer stores state as msgpack and
+    # warns ("Deserializing unregistered type") for types it was not told about.
+    rules_report: dict[str, Any] | None = None
     second_opinion: SecondOpinion | None = None
     # False when the answer came from the embedded 0.5B model: measured to answer SAFE even to
     # plain injections, so its SAFE may not clear a text (its INJECTION may still block one).
@@ -132,12 +144,12 @@ def apply_rules(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     validate_model(SERVICE, ctx.model)  # ModelNotAllowedError names the allowed models
     report = screen(state.text, banned=ctx.banned_words or None)
-    return {"rules_report": report}
+    return {"rules_report": report.model_dump(mode="json")}
 
 
 def route_after_rules(state: State, runtime: Runtime[Context]) -> Literal["ask_model", "decide"]:
     report = state.rules_report
-    if report is not None and report.needs_review and runtime.context.use_model:
+    if report is not None and report["needs_review"] and runtime.context.use_model:
         return "ask_model"
     return "decide"
 
@@ -151,7 +163,7 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     chat = create_chat_model_with_fallback(
         SERVICE, ctx.model, user_id=ctx.user_id, temperature=0, max_tokens=8
     )
-    text = state.rules_report.masked_text[: ctx.max_model_chars]
+    text = str(state.rules_report["masked_text"])[: ctx.max_model_chars]
     messages = [
         SystemMessage(SECOND_OPINION_SYSTEM),
         HumanMessage(SECOND_OPINION_USER.format(text=text)),
@@ -172,14 +184,13 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Fold the second opinion (if any) into the rules' verdict: the gate's one decision."""
     assert state.rules_report is not None
-    final = final_decision(
-        state.rules_report, state.second_opinion, opinion_can_clear=state.opinion_can_clear
-    )
+    rules = GovernanceReport.model_validate(state.rules_report)
+    final = final_decision(rules, state.second_opinion, opinion_can_clear=state.opinion_can_clear)
     return {
         "verdict": final.verdict,
-        "reasons": final.reasons,
+        "reasons": [r.model_dump() for r in final.reasons],
         "masked_text": final.masked_text,
-        "report": final,
+        "report": final.model_dump(mode="json"),
     }
 
 
@@ -201,10 +212,7 @@ def check_prompt(
         user_id=user_id, model=model, use_model=use_model, banned_words=list(banned_words or [])
     )
     out = graph.invoke(InputState(text=text), context=ctx)
-    report = out["report"]
-    return (
-        report if isinstance(report, GovernanceReport) else GovernanceReport.model_validate(report)
-    )
+    return GovernanceReport.model_validate(out["report"])
 
 
 # --------------------------------------------------------------------------------------------

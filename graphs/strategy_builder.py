@@ -29,6 +29,7 @@ import operator
 import re
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -46,6 +47,7 @@ from agents.llm.tool_calls import message_text
 from agents.quant import corpus
 from agents.quant.backtests import BacktestResult, backtest_facts, load_ohlcv, load_ohlcv_csv
 from agents.quant.compiler import compile_spec
+from agents.quant.datasets import dataset_path, register_dataset
 from agents.quant.drafting import STYLES, StyleChoice, apply_stated, draft_spec, style_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
@@ -155,7 +157,13 @@ class InputState:
     """What to build; optionally on the user's own OHLCV CSV and a date range."""
 
     request: Annotated[str, _d("The strategy in words (English or Korean).")] = ""
-    csv_path: Annotated[str | None, _d("A server-side OHLCV CSV (programmatic use).")] = None
+    dataset_id: Annotated[
+        str | None,
+        _d(
+            "One of your uploaded OHLCV datasets (ds-…, from POST /v1/datasets or "
+            "agents.quant.datasets.register_dataset); default: the bundled symbol's data."
+        ),
+    ] = None
     start: Annotated[str | None, _d("First date of the backtest, YYYY-MM-DD.")] = None
     end: Annotated[str | None, _d("Last date of the backtest, YYYY-MM-DD.")] = None
 
@@ -375,8 +383,8 @@ def govern(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not state.request.strip():
         raise ValueError("the request is empty: describe the strategy to build")
     # Bad data is the caller's input: reject it before any paid call (the sandbox reloads it).
-    if state.csv_path:
-        load_ohlcv_csv(state.csv_path)
+    if state.dataset_id:  # only the caller's own datasets resolve; never a path
+        load_ohlcv_csv(dataset_path(ctx.user_id, state.dataset_id))
     else:
         load_ohlcv(ctx.symbol)
     report = gate(state.request)
@@ -770,7 +778,7 @@ def backtest(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     result = run_in_sandbox(
         state.code,
         symbol=symbol,
-        csv_path=state.csv_path,
+        csv_path=str(dataset_path(ctx.user_id, state.dataset_id)) if state.dataset_id else None,
         user_id=ctx.user_id,
         strategy_name=state.strategy_class,
         timeout_s=ctx.timeout_s,
@@ -844,7 +852,8 @@ def build_strategy(
     model: str | None = None,
     mode: Literal["spec", "code"] = "spec",
     symbol: str = "GOOG",
-    csv_path: str | None = None,
+    dataset_id: str | None = None,
+    csv_path: str | Path | None = None,
     start: str | None = None,
     end: str | None = None,
     max_repairs: int = 2,
@@ -852,8 +861,12 @@ def build_strategy(
     use_rag: bool = True,
     draft_in_code: bool = True,
 ) -> StrategyBuildResult:
-    """Run the graph for one request; a model the policy forbids raises before any work."""
+    """Run the graph for one request; a model the policy forbids raises before any work.
+    `csv_path` is for code running in its own process (a notebook): the file is read there and
+    registered as one of the user's datasets; graph inputs and REST take a `dataset_id` only."""
     validate_model(SERVICE, model)
+    if csv_path is not None:
+        dataset_id = register_dataset(user_id, Path(csv_path).read_bytes(), name="csv").id
     ctx = Context(
         user_id=user_id,
         model=model,
@@ -864,7 +877,7 @@ def build_strategy(
         use_rag=use_rag,
         draft_in_code=draft_in_code,
     )
-    inp = InputState(request=request, csv_path=csv_path, start=start, end=end)
+    inp = InputState(request=request, dataset_id=dataset_id, start=start, end=end)
     return _RESULT.validate_python(graph.invoke(inp, context=ctx))
 
 

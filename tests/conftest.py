@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,41 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     registry.reset()
     yield
     registry.reset()
+
+
+@pytest.fixture
+def serve_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """Starts `agents.serve.api.app` under uvicorn on a free port in this process, with the
+    given environment (env var names as keywords); returns its URL. Stopped after the test."""
+    import uvicorn
+
+    from agents.serve import api
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(**env: str) -> str:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        registry.reset()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        srv = uvicorn.Server(
+            uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        servers.append((srv, thread))
+        deadline = time.monotonic() + 20
+        while not srv.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for srv, thread in servers:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

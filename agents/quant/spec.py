@@ -75,6 +75,7 @@ def scale_problems(spec: StrategySpec) -> list[str]:
                 out.append(f"a condition compares {a} with {b}, which are on different scales")
     return out
 
+
 Op = Literal["crosses_above", "crosses_below", "above", "below"]
 Direction = Literal["long", "short", "both"]
 

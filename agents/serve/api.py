@@ -15,10 +15,11 @@ fixed prompt tokens), 429 over the per-user rate (`agents.usage.limits.RateLimit
 budget (both with Retry-After), 503 the vector store down.
 
 `/metrics` is Prometheus text from the global registry (`agents.serve.metrics`): calls, tokens
-and cost by service and model from the ledger, plus request counters. Under `langgraph dev` the
-server's own `/metrics` route serves that same registry (it shadows ours), with the server's
-metrics alongside; there the ledger numbers are a snapshot at most 5 s old (no SQL on the
-server's event loop).
+and cost by service and model from the ledger, plus request counters; it takes the metrics token
+or an admin's key. `langgraph.json` sets `disable_meta`, so the LangGraph server's own
+unauthenticated `/metrics`, `/docs` and `/openapi.json` are gone: ours serve (the REST API's
+spec) and `/info` is passed through for Studio. A body over `QUANT_GENAI_MAX_BODY_BYTES` is 413
+before it is read; the per-user rate counts a request only after its checks passed.
 """
 
 import logging
@@ -47,9 +48,16 @@ from agents.llm.catalog import (
 )
 from agents.llm.factory import context_window
 from agents.quant.backtests import SYMBOLS, BacktestResult
+from agents.quant.datasets import (
+    DatasetNotFoundError,
+    dataset_path,
+    list_datasets,
+    register_dataset,
+)
 from agents.rag.store import RetrievalUnavailableError, get_retriever
 from agents.serve import streaming
 from agents.serve.auth import is_admin, key_from_headers, user_for_key
+from agents.serve.guards import BodyLimit, metrics_access
 from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
 from agents.usage.ledger import usage_report
 from agents.usage.limits import QuotaExceededError, count_tokens, rate_limiter
@@ -146,8 +154,10 @@ def current_user(request: Request) -> str:
 User = Annotated[str, Depends(current_user)]
 
 
-def rate_limited_user(user: User) -> str:
-    """The caller, if under the per-user rate of model-calling routes (else 429)."""
+def count_model_request(user: str) -> None:
+    """Counts one model-calling request of `user` against the per-user rate (429 when over).
+    Called by a route after its body, model and context checks passed: a request refused for
+    bad input costs nothing (a FastAPI dependency would run before the body is validated)."""
     wait = rate_limiter().hit(user)
     if wait is not None:
         retry = max(1, math.ceil(wait))
@@ -157,10 +167,6 @@ def rate_limited_user(user: User) -> str:
             f"too many requests for user {user!r}; retry in {retry} s",
             headers={"Retry-After": str(retry)},
         )
-    return user
-
-
-LimitedUser = Annotated[str, Depends(rate_limited_user)]
 
 
 def check_fits(service: str, model: ModelConfig, text: str, max_tokens: int) -> None:
@@ -199,6 +205,24 @@ class StrategyRequest(_Body):
     max_repairs: int = Field(default=2, ge=0, le=5)
     max_tokens: int = Field(default=600, ge=16, le=4096)
     use_rag: bool = True
+    dataset_id: str | None = Field(
+        default=None,
+        pattern=r"^ds-[0-9a-f]{16}$",
+        description="One of your uploaded datasets (POST /v1/datasets) instead of the bundled "
+        "symbol's data",
+    )
+
+
+class DatasetUpload(_Body):
+    name: str = Field(
+        default="upload",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$",
+        description="A label for the dataset",
+    )
+    csv: str = Field(
+        min_length=1,
+        description="The OHLCV CSV itself: a Date column, Open, High, Low, Close, optional Volume",
+    )
 
 
 class ReportRequest(_Body):
@@ -234,6 +258,9 @@ app = FastAPI(
     description="Models per service, strategies, reports, chat, governance, usage.",
     version="0.1.0",
 )
+
+
+app.add_middleware(BodyLimit)
 
 
 @app.exception_handler(ApiError)
@@ -307,10 +334,14 @@ def list_models(
 
 
 @app.post("/v1/governance/check")
-def governance_check(body: GovernanceRequest, user: LimitedUser) -> JSONResponse:
-    """Verdict, reasons and masked text; a model is asked only when the rules are unsure."""
-    model = _validated("prompt_governance", body.model)
-    check_fits("prompt_governance", model, body.text, 0)
+def governance_check(body: GovernanceRequest, user: User) -> JSONResponse:
+    """Verdict, reasons and masked text; a model is asked only when the rules are unsure.
+    With `use_model: false` no model runs: the request is not counted against the model-call
+    rate and the text is not bounded by a model's context window."""
+    if body.use_model:
+        model = _validated("prompt_governance", body.model)
+        check_fits("prompt_governance", model, body.text, 0)
+        count_model_request(user)
     report = prompt_governance.check_prompt(
         body.text, user_id=user, **body.model_dump(exclude={"text"})
     )
@@ -318,7 +349,7 @@ def governance_check(body: GovernanceRequest, user: LimitedUser) -> JSONResponse
 
 
 @app.post("/v1/strategies")
-def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
+def generate_strategy(body: StrategyRequest, user: User) -> JSONResponse:
     """Generate, validate, backtest and index a strategy (minutes on the embedded model)."""
     model = _validated("strategy_builder", body.model)
     if body.symbol not in SYMBOLS:
@@ -329,12 +360,33 @@ def generate_strategy(body: StrategyRequest, user: LimitedUser) -> JSONResponse:
             allowed=list(SYMBOLS),
         )
     check_fits("strategy_builder", model, body.request, body.max_tokens)
-    out = strategy_builder.build_strategy(
-        body.request,
-        user_id=user,
-        **body.model_dump(include={"model", "symbol", "max_repairs", "max_tokens", "use_rag"}),
-    )
+    if body.dataset_id is not None:
+        try:
+            dataset_path(user, body.dataset_id)
+        except DatasetNotFoundError as exc:
+            raise ApiError(404, "dataset_not_found", str(exc)) from exc
+    count_model_request(user)
+    keep = {"model", "symbol", "max_repairs", "max_tokens", "use_rag", "dataset_id"}
+    params = body.model_dump(include=keep)
+    out = strategy_builder.build_strategy(body.request, user_id=user, **params)
     return _json(out)
+
+
+@app.post("/v1/datasets", status_code=201)
+def upload_dataset(body: DatasetUpload, user: User) -> JSONResponse:
+    """Keep an OHLCV CSV as one of the caller's datasets (validated as a backtest reads it; at
+    most `QUANT_GENAI_MAX_DATASET_BYTES`); strategies then take its id."""
+    try:
+        info = register_dataset(user, body.csv, name=body.name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_dataset", str(exc)) from exc
+    return _json(info.model_dump(), status=201)
+
+
+@app.get("/v1/datasets")
+def my_datasets(user: User) -> JSONResponse:
+    """The caller's datasets, newest first."""
+    return _json({"datasets": [d.model_dump() for d in list_datasets(user)]})
 
 
 def _check_report(body: ReportRequest) -> None:
@@ -346,9 +398,10 @@ def _check_report(body: ReportRequest) -> None:
 
 
 @app.post("/v1/reports")
-def write_report(body: ReportRequest, user: LimitedUser) -> JSONResponse:
+def write_report(body: ReportRequest, user: User) -> JSONResponse:
     """A narrative report of one backtest, inline or by id from the caller's store."""
     _check_report(body)
+    count_model_request(user)
     try:
         out = narrative_report.write_report(
             body.backtest,
@@ -366,10 +419,11 @@ _SSE: dict[int | str, dict[str, Any]] = {
 
 
 @app.post("/v1/reports/stream", response_class=StreamingResponse, responses=_SSE)
-async def stream_report(body: ReportRequest, user: LimitedUser, request: Request) -> Response:
+async def stream_report(body: ReportRequest, user: User, request: Request) -> Response:
     """`/v1/reports` as server-sent events: `sentence` per accepted passage, then `report` (the
     body `/v1/reports` returns); `error` (the error body) if the run fails once started."""
     await run_in_threadpool(_check_report, body)
+    count_model_request(user)
     run = streaming.report_run(body.backtest, user_id=user, **body.model_dump(exclude={"backtest"}))
     return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
 
@@ -381,9 +435,10 @@ def _check_chat(body: ChatRequest) -> None:
 
 
 @app.post("/v1/chat")
-def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
+def chat_turn(body: ChatRequest, user: User) -> JSONResponse:
     """One turn of a per-user thread; memory is durable (SQLite under the data dir, or Postgres)."""
     _check_chat(body)
+    count_model_request(user)
     reply = chatops_advanced.chat_turn(
         body.message, user_id=user, **body.model_dump(exclude={"message"})
     )
@@ -391,11 +446,12 @@ def chat_turn(body: ChatRequest, user: LimitedUser) -> JSONResponse:
 
 
 @app.post("/v1/chat/stream", response_class=StreamingResponse, responses=_SSE)
-async def stream_chat(body: ChatRequest, user: LimitedUser, request: Request) -> Response:
+async def stream_chat(body: ChatRequest, user: User, request: Request) -> Response:
     """`/v1/chat` as server-sent events: `tool` per call and per result, `answer` once the
     reply is accepted, then `done` (the body `/v1/chat` returns); `error` if the run fails once
     started."""
     await run_in_threadpool(_check_chat, body)
+    count_model_request(user)
     run = streaming.chat_run(body.message, user_id=user, **body.model_dump(exclude={"message"}))
     return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
 
@@ -455,6 +511,24 @@ def usage(
 
 
 @app.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text (also served by the LangGraph server's own `/metrics`)."""
+def metrics(request: Request) -> Response:
+    """Prometheus text: totals by service and model, no user label. Needs the scraper's token
+    (`QUANT_GENAI_METRICS_TOKEN`) or an admin's API key (`agents.serve.guards`)."""
+    refused = metrics_access(request.headers)
+    if refused == "unauthorized":
+        raise ApiError(401, "unauthorized", "send the metrics token or an admin's API key")
+    if refused == "forbidden":
+        raise ApiError(403, "forbidden", "only the metrics token or an admin's key reads metrics")
     return Response(exposition(), media_type=CONTENT_TYPE)  # in the threadpool: fresh numbers
+
+
+@app.get("/info", include_in_schema=False)
+async def info(request: Request) -> Response:
+    """The LangGraph server's `/info` (Studio reads it): `langgraph.json` disables the server's
+    meta routes so that its unauthenticated `/metrics` is gone, and this one takes its place."""
+    try:
+        from langgraph_api.api.meta import meta_info
+    except Exception:  # not inside the LangGraph server (plain uvicorn)
+        return JSONResponse({"version": app.version, "flags": {}})
+    response: Response = await meta_info(request)  # type: ignore[arg-type]
+    return response

@@ -42,6 +42,8 @@ BILLED_MODEL = "gpt-4.1-nano"  # the one model routed to the fake OpenAI server,
 ALICE = {"x-api-key": "key-alice"}
 BOB = {"x-api-key": "key-bob"}
 ROOT_USER = {"Authorization": "Bearer key-root"}
+METRICS_TOKEN = "scrape-token-1234"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 START_TIMEOUT_S = 180
 
 
@@ -92,6 +94,8 @@ def server(
         QUANT_GENAI_LOCAL_PORT=str(local_port),
         QUANT_GENAI_API_KEYS=json.dumps(KEYS),
         QUANT_GENAI_ADMIN_USERS='["root"]',
+        QUANT_GENAI_METRICS_TOKEN=METRICS_TOKEN,
+        QUANT_GENAI_MAX_BODY_BYTES="400000",
         QUANT_GENAI_RATE_PER_MIN="0",
         LANGSMITH_TRACING="false",
         LANGGRAPH_CLI_NO_ANALYTICS="1",
@@ -435,9 +439,56 @@ def test_over_budget_is_429_with_retry_after_and_nothing_sent(
 
 def test_metrics(http: httpx.Client) -> None:
     http.get("/v1/models", params={"service": "narrative_report"}, headers=ALICE)
-    r = http.get("/metrics")
-    assert r.status_code == 200
-    assert 'quant_genai_http_requests_total{method="GET",route="/v1/models",status="200"}' in r.text
+    for headers in (SCRAPER, ROOT_USER):
+        r = http.get("/metrics", headers=headers)
+        assert r.status_code == 200
+        want = 'quant_genai_http_requests_total{method="GET",route="/v1/models",status="200"}'
+        assert want in r.text
+        assert "alice" not in r.text  # totals by service and model only
+    for headers, status in (({}, 401), ({"x-api-key": "nope"}, 401), (ALICE, 403)):
+        r = http.get("/metrics", headers=headers)
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["type"] in ("unauthorized", "forbidden")
+
+
+def test_the_servers_own_meta_routes_are_ours(http: httpx.Client) -> None:
+    """`disable_meta`: the LangGraph server's unauthenticated /metrics and its /openapi.json are
+    gone; /openapi.json is the REST API's spec, /info still answers for Studio."""
+    spec = http.get("/openapi.json").json()
+    assert "/v1/strategies" in spec["paths"] and "/threads" not in spec["paths"]
+    info = http.get("/info")
+    assert info.status_code == 200 and "flags" in info.json()
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(http: httpx.Client) -> None:
+    big = "x" * 500_000
+    r = http.post("/v1/governance/check", json={"text": big}, headers=ALICE)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"text": "'
+        for _ in range(50):
+            yield b"y" * 10_000
+        yield b'"}'
+
+    r = http.post(
+        "/v1/governance/check",
+        content=chunks(),
+        headers={**ALICE, "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+
+
+def test_rules_only_governance_is_not_a_model_call(http: httpx.Client) -> None:
+    """No model runs, so no model's context bounds the text (over the 0.5B's window here)."""
+    long = "The backtest of SmaCross on GOOG made 12% with 30 trades. " * 3000  # ~36k tokens
+    r = http.post(
+        "/v1/governance/check", json={"text": long[:190_000], "use_model": False}, headers=ALICE
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] == "allow"
+    r = http.post("/v1/governance/check", json={"text": long[:190_000]}, headers=ALICE)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "prompt_too_large"
 
 
 @pytest.mark.e2e
@@ -459,7 +510,10 @@ def test_report_by_id_then_usage_and_metrics(
     # the server's /metrics serves a ledger snapshot refreshed every 5 s off the event loop
     want = 'quant_genai_llm_calls_total{model="gpt-4o-mini",service="narrative_report"}'
     deadline = time.monotonic() + 20
-    while want not in (text := http.get("/metrics").text) and time.monotonic() < deadline:
+    while (
+        want not in (text := http.get("/metrics", headers=SCRAPER).text)
+        and time.monotonic() < deadline
+    ):
         time.sleep(1)
     assert want in text
     assert 'quant_genai_llm_tokens_total{kind="output",model="gpt-4o-mini"' in text
