@@ -15,19 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from backtesting import Strategy
 from backtesting.lib import crossover
 
 from agents.quant.corpus import bollinger, macd, roc, rolling_max, rolling_min, rsi, sma
 from bench.strategy_cases import _ma, _streak
-
-
-def _atr(high: Any, low: Any, close: Any, n: int) -> np.ndarray:
-    """Average true range, Wilder-smoothed (alpha 1/n)."""
-    h, lo, prev = pd.Series(high), pd.Series(low), pd.Series(close).shift(1)
-    true_range = pd.concat([h - lo, (h - prev).abs(), (lo - prev).abs()], axis=1).max(axis=1)
-    return true_range.ewm(alpha=1 / n, adjust=False, min_periods=n).mean().to_numpy()
+from bench.strategy_cases_fresh import _Managed
 
 
 def _hist(values: Any, fast: int, slow: int, signal: int) -> np.ndarray:
@@ -36,33 +28,11 @@ def _hist(values: Any, fast: int, slow: int, signal: int) -> np.ndarray:
     return np.asarray(line - sig)
 
 
-class _Rules(Strategy):
+class _Rules(_Managed):
     """`side` long / short: `enter()` opens when flat (a short if short); `leave()`, the time exit
     or the trailing stop closes. `side` both: `enter()` goes long, `enter_short()` short, each
     reversing the other; `leave()` / `leave_short()` (default never) close without reversing.
     Stops, target and size go on the order."""
-
-    side = "long"
-    sl_pct = 0.0
-    tp_pct = 0.0
-    atr_mult = 0.0
-    trail_pct = 0.0
-    hold_bars = 0
-    size = 0.0
-
-    def init(self) -> None:
-        if self.atr_mult:
-            self.atr = self.I(_atr, self.data.High, self.data.Low, self.data.Close, 14)
-        self.setup()
-
-    def setup(self) -> None:
-        raise NotImplementedError
-
-    def enter(self) -> bool:
-        raise NotImplementedError
-
-    def leave(self) -> bool:
-        return False
 
     def enter_short(self) -> bool:
         return False
@@ -70,34 +40,9 @@ class _Rules(Strategy):
     def leave_short(self) -> bool:
         return False
 
-    def _open(self, long: bool) -> None:
-        price = self.data.Close[-1]
-        kw: dict[str, float] = {}
-        if self.size:
-            kw["size"] = self.size
-        stops = []
-        if self.sl_pct:
-            stops.append(price * (1 - self.sl_pct / 100 if long else 1 + self.sl_pct / 100))
-        if self.atr_mult:
-            stops.append(price - self.atr_mult * self.atr[-1] * (1 if long else -1))
-        if stops:
-            kw["sl"] = max(stops) if long else min(stops)
-        if self.tp_pct:
-            kw["tp"] = price * (1 + self.tp_pct / 100 if long else 1 - self.tp_pct / 100)
-        (self.buy if long else self.sell)(**kw)
-
     def _guards(self) -> bool:
         """The time exit or the trailing stop says close."""
-        trade = self.trades[-1]
-        if self.hold_bars and len(self.data) - 1 - trade.entry_bar >= self.hold_bars:
-            return True
-        if not self.trail_pct:
-            return False
-        closes = self.data.Close[trade.entry_bar - 1 :]
-        pct = self.trail_pct / 100
-        if trade.is_long:
-            return bool(self.data.Close[-1] <= closes.max() * (1 - pct))
-        return bool(self.data.Close[-1] >= closes.min() * (1 + pct))
+        return bool(self.hold_bars and self._held() >= self.hold_bars) or self._trailed()
 
     def next(self) -> None:
         if self.side != "both":
