@@ -79,6 +79,7 @@ from pydantic import Field, ValidationError
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
+from agents.governance.pii import mask_output
 from agents.llm.catalog import validate_model
 from agents.llm.factory import context_window, create_chat_model_with_fallback, local_server
 from agents.llm.tool_calls import (
@@ -569,13 +570,16 @@ def history_budget(ctx: Context, system: str) -> int:
 def _final(
     text_or_reply: str | AIMessage, source: AnswerSource, model: str | None
 ) -> dict[str, Any]:
-    """The state update of a turn's last reply, stamped with who answered and how."""
+    """The state update of a turn's last reply, stamped with who answered and how, its text
+    masked (`mask_output`: a model or a tool result may carry personal data; nothing unmasked
+    leaves the process or enters the thread)."""
     stamp = {"model_used": model, "answer_source": source}
     if isinstance(text_or_reply, AIMessage):
         meta = {**text_or_reply.response_metadata, **stamp}
-        reply = text_or_reply.model_copy(update={"response_metadata": meta})
+        text = mask_output(message_text(text_or_reply.content))[0]
+        reply = text_or_reply.model_copy(update={"response_metadata": meta, "content": text})
     else:
-        reply = AIMessage(content=text_or_reply, response_metadata=stamp)
+        reply = AIMessage(content=mask_output(text_or_reply)[0], response_metadata=stamp)
     return {"messages": [reply], "retry_note": None, **stamp}
 
 

@@ -35,6 +35,7 @@ from pydantic import TypeAdapter
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
+from agents.governance.pii import mask_output
 from agents.llm.catalog import validate_model
 from agents.llm.factory import create_chat_model_with_fallback, model_used, route_used
 from agents.quant.backtests import BacktestResult, backtest_facts
@@ -328,15 +329,15 @@ def narrate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         for chunk in model.stream(_prompt(state, section, writer.problems), config=_NOSTREAM):
             reply = cast(AIMessageChunk, chunk if reply is None else reply + chunk)
             for piece in writer.feed(chunk.text):
-                emit(piece.event())
+                emit(_shown(piece))
         meta = reply.response_metadata if reply is not None else {}
         for piece in writer.finish(meta.get("finish_reason") == "length"):
-            emit(piece.event())
+            emit(_shown(piece))
         drafts.append(reply.text if reply is not None else "")
         if writer.covered() or writer.partly():
             break
     for piece in writer.fill():
-        emit(piece.event())
+        emit(_shown(piece))
     model_sentences = state.model_sentences + writer.model_sentences
     return {
         "report": writer.report,
@@ -369,7 +370,7 @@ def fallback(state: State) -> dict[str, Any]:
     for section in SECTIONS:
         writer = ReportWriter(sheet, section, report)
         for piece in writer.fill():
-            emit(piece.event())
+            emit(_shown(piece))
         report = writer.report
     return {
         "report": report,
@@ -386,9 +387,19 @@ def chart(state: State) -> dict[str, Any]:
     return {"chart_png": base64.b64encode(equity_chart_png(result)).decode("ascii")}
 
 
+def _shown(piece: Piece) -> dict[str, Any]:
+    """A passage's stream event, its text masked (`mask_output`: a model may echo or invent
+    personal data; nothing unmasked leaves the process)."""
+    return {**piece.event(), "text": mask_output(piece.text)[0]}
+
+
 def respond(state: State) -> dict[str, Any]:
-    """Every output field, on every path (LangGraph returns only channels that were written)."""
-    return {f.name: getattr(state, f.name) for f in fields(OutputState)}
+    """Every output field, on every path (LangGraph returns only channels that were written),
+    the report and the rejected model sentences masked like the stream."""
+    out = {f.name: getattr(state, f.name) for f in fields(OutputState)}
+    out["report"] = mask_output(state.report)[0]
+    out["rejected_sentences"] = [mask_output(s)[0] for s in state.rejected_sentences]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
+from agents.governance.pii import mask_output
 from agents.llm.catalog import validate_model
 from agents.llm.factory import create_chat_model_with_fallback, model_used, route_used
 from agents.llm.tool_calls import message_text
@@ -833,6 +834,21 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         else:
             error = "the spec still differs from the request: " + "; ".join(state.discrepancies)
         update.update(failed_stage="spec", error=error, answer=f"Could not build it: {error}")
+    return _masked(update)
+
+
+_WORDS_OUT = ("answer", "error", "assumptions", "discrepancies", "unsupported", "notes")
+
+
+def _masked(update: dict[str, Any]) -> dict[str, Any]:
+    """The run's words masked before they leave (`mask_output`: an explanation may repeat
+    personal data from the request or the model); the code already ran and stays as it is."""
+    for key in _WORDS_OUT:
+        value = update.get(key)
+        if isinstance(value, str):
+            update[key] = mask_output(value)[0]
+        elif isinstance(value, list):
+            update[key] = [mask_output(v)[0] if isinstance(v, str) else v for v in value]
     return update
 
 

@@ -6,6 +6,9 @@ which keeps scanning linear in the input (the unit tests time 1 MB adversarial i
 Candidates are then validated in code (Luhn, IBAN mod-97, dates and checksums of resident
 registration numbers, `ipaddress`) so digit runs that merely look like PII are left alone.
 
+The same detectors scan what the process sends out: `mask_output` masks model output (reports,
+chat replies, strategy explanations) as `detect_pii`/`mask_text` mask a prompt.
+
 Findings carry positions and types, never the values. The word rules (banned topics, prompt
 injection) are in `agents.governance.rules`.
 """
@@ -16,9 +19,11 @@ import ipaddress
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict
 
@@ -194,9 +199,51 @@ def _card_ok(m: re.Match[str]) -> bool:
     return 12 <= len(d) <= 19 and _card_brand_ok(d) and luhn_valid(d)
 
 
+def _is_year(g: str) -> bool:
+    return len(g) == 4 and g[:2] in ("19", "20")
+
+
+def _is_date8(d: str) -> bool:
+    """YYYYMMDD of a real date in 1900–2099 (a date or a timestamp's head, not an account)."""
+    with suppress(ValueError):
+        return _is_year(d[:4]) and bool(date(int(d[:4]), int(d[4:6]), int(d[6:8])))
+    return False
+
+
+def _round_numbers(groups: Sequence[str]) -> bool:
+    """Every group ends in 0 ("250-500-1000", "+10 20 30 40"), as real numbers rarely do."""
+    return len(groups) >= 3 and all(g.endswith("0") for g in groups)
+
+
+# Dates and year ranges written with separators: data, never a phone or an account.
+_NUMERIC_DATA = re.compile(
+    r"(?:19|20)\d\d(?P<s>[-./])(?:0?[1-9]|1[0-2])(?P=s)(?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:19|20)\d\d(?:[-–/ ,]{1,2}(?:19|20)\d\d)+"
+)
+
+
 def _phone_ok(m: re.Match[str]) -> bool:
-    n = len(_digits(m.group()))
-    return 8 <= n <= 15 and m.group().count("(") == m.group().count(")")
+    """International form: 8–15 digits (16 with a "(0)"), a compact one 11–15; dots only as
+    the one separator, twice or more (so "+1234567.89" and "+1.5 (2020)" are numbers)."""
+    s = m.group()
+    groups = re.findall(r"\d+", s)
+    n, seps = sum(map(len, groups)), re.sub(r"[\d+()]", "", s)
+    if len(groups) == 1:
+        return 11 <= n <= 15
+    if "." in seps and (seps.count(".") < 2 or set(seps) != {"."}):
+        return False
+    return 8 <= n <= 15 + ("(0)" in s) and not _round_numbers(groups)
+
+
+def _na_phone_ok(m: re.Match[str]) -> bool:
+    return not _round_numbers(re.findall(r"\d+", m.group())[-3:])
+
+
+def _keyword_phone_ok(m: re.Match[str]) -> bool:
+    v, d = m["v"], _digits(m["v"])
+    if _NUMERIC_DATA.fullmatch(v) or (d == v and len(d) == 8 and _is_date8(d)):
+        return False
+    return 7 <= len(d) <= 15 and v.count("(") == v.count(")")
 
 
 def _rrn_sep_ok(m: re.Match[str]) -> bool:
@@ -219,23 +266,64 @@ def _account_ok(m: re.Match[str]) -> bool:
     return 6 <= len(_digits(m["num"])) <= 20
 
 
-def _ipv4_ok(m: re.Match[str]) -> bool:
-    try:
-        ipaddress.IPv4Address(m.group())
-    except ValueError:
+# Korean banks' digit groups: 신한/케이/광주/신협 3-3-6, SC제일 3-2-6, 하나 3-6-5, 우리 4-3-6,
+# 국민/농협/우체국 6-2-6, 국민(old) 3-2-4-3, 농협/부산 3-4-4-2, 기업 3-6-2-3, 씨티 3-5-3/3-6-3,
+# 카카오뱅크 4-2-7, 새마을 4-2-7/4-4-4-1, 토스 4-4-4, 대구 3-2-6-1, 경남 3-2-7, 산업 3-4-4-3.
+# Dates, ranges, SSNs (3-2-4), business (3-2-5) and resident (6-7) numbers, phones differ.
+_KR_ACCOUNT_SHAPES = frozenset({(3, 3, 6), (3, 2, 6), (3, 6, 5), (4, 3, 6), (6, 2, 6), (3, 2, 4, 3),
+    (3, 4, 4, 2), (3, 6, 2, 3), (3, 5, 3), (3, 6, 3), (4, 2, 7), (4, 4, 4), (3, 2, 6, 1), (3, 2, 7),
+    (3, 4, 4, 3), (4, 4, 4, 1)})  # fmt: skip
+
+
+def _kr_account_shape_ok(m: re.Match[str]) -> bool:
+    groups = m.group().split("-")
+    if tuple(len(g) for g in groups) not in _KR_ACCOUNT_SHAPES:
         return False
-    return True
+    return not any(_is_year(a) and _is_year(b) for a, b in pairwise(groups))  # 2010-2013-2016
+
+
+# Context that makes a bare (or oddly grouped) digit run an account: a bank before it, or a
+# transfer verb after it; space-separated groups only without years or round numbers. Words
+# that are also ordinary words (우리 "we", 하나 "one", 기업) count only as "…은행".
+_BANK_BEFORE = re.compile(
+    r"(?i)(?:은행|뱅크|카뱅|신한|국민|농협|우체국|새마을|신협|수협|sc제일|입금|송금|이체|"
+    r"(?<![a-z])(?:kb|nh|ibk|kdb|bank|shinhan|kookmin|woori|wire|remit|deposit)(?![a-z]))"
+)
+_TRANSFER_AFTER = re.compile(r"[ \t]{0,2}(?:으로|로|에)?[ \t]{0,2}(?:입금|송금|이체|보내)")
+_BANK_GATE = ("은행", "뱅크", "카뱅", "신한", "국민", "농협", "우체국", "새마을", "신협", "수협",
+              "sc제일", "입금", "송금", "이체", "보내", "kb", "nh", "ibk", "kdb", "bank", "shinhan",
+              "kookmin", "woori", "wire", "remit", "deposit")  # fmt: skip
+
+
+def _bank_context_ok(m: re.Match[str]) -> bool:
+    d, groups = _digits(m.group()), re.findall(r"\d+", m.group())
+    if not 10 <= len(d) <= 14 or (len(d) in (10, 13) and d[0] == "1" and d[1] in "56789"):
+        return False  # not an account's length, or an epoch timestamp (s / ms, 2017–2033)
+    if len(d) >= 12 and _is_date8(d[:8]):
+        return False  # a YYYYMMDDhhmm(ss) timestamp
+    if " " in m.group() and (sum(map(_is_year, groups)) > 1 or _round_numbers(groups)):
+        return False  # "2020 2021 2022", "110 120 130 140"
+    before = m.string[max(0, m.start() - 20) : m.start()]
+    return bool(_BANK_BEFORE.search(before) or _TRANSFER_AFTER.match(m.string, m.end()))
+
+
+_VERSION_BEFORE = re.compile(r"(?i)(?:(?<![a-z])(?:v|version|ver\.?|release)|버전)[ \t:]{0,2}$")
+
+
+def _ipv4_ok(m: re.Match[str]) -> bool:
+    with suppress(ValueError):
+        ipaddress.IPv4Address(m.group())
+        return not _VERSION_BEFORE.search(m.string[max(0, m.start() - 10) : m.start()])  # v1.2.3.4
+    return False
 
 
 def _ipv6_ok(m: re.Match[str]) -> bool:
     s = m.group()
     if s.count(":") < 2 or not re.search(r"[0-9A-Fa-f]", s):
         return False
-    try:
-        ipaddress.IPv6Address(s)
-    except ValueError:
-        return False
-    return True
+    with suppress(ValueError):
+        return bool(ipaddress.IPv6Address(s))
+    return False
 
 
 _SECRET_KEYWORDS = (
@@ -243,6 +331,14 @@ _SECRET_KEYWORDS = (
     r"access[_-]?token|auth[_-]?token|refresh[_-]?token|session[_-]?token|private[_-]?key|"
     r"aws_secret_access_key|password|passwd|passphrase|pwd|비밀번호|패스워드|암호"
 )
+
+# Around a number: no ASCII word character, "+" or decimal point ("0.0101…") next to it; Korean
+# particles may touch it ("010-1234-5678로").
+_START = r"(?<![A-Za-z0-9_+-])(?<!\d[.,])"
+_END = r"(?![A-Za-z0-9_-]|\.\d)"
+_KR_AREA = r"0(?:2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|[78]0|50[2-8])"  # areas, 070 VoIP, 080, 050x
+_PHONE_GATE = ("tel", "phone", "mobile", "cell", "fax", "whatsapp", " me ", "전화", "연락",
+               "휴대폰", "핸드폰", "문의", "팩스")  # fmt: skip
 
 _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
@@ -333,28 +429,43 @@ _DETECTORS: tuple[_Detector, ...] = (
         gate_lower=True,
     ),
     _Detector(
-        PiiType.PHONE,  # international / E.164
-        re.compile(r"(?<![\w+])\+[1-9][\d \t().-]{6,22}\d(?![\w-])"),
+        PiiType.PHONE,  # international / E.164: +82 10 1234 5678, +44 (0)20 7946 0958
+        re.compile(
+            r"(?<![A-Za-z0-9_+])(?:\+[1-9]\d{0,3}|\(\+[1-9]\d{0,3}\))"
+            r"(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?)\d{1,8}){1,6}(?![A-Za-z0-9_-]|[.,]\d)"
+            + r"|(?<![A-Za-z0-9_+])\+[1-9]\d{10,14}(?![A-Za-z0-9_.-])"
+        ),
         validate=_phone_ok,
         gate=("+",),
     ),
     _Detector(
-        PiiType.PHONE,  # Korean mobile 010-1234-5678 / 01012345678
-        re.compile(r"(?<![\w+-])01[016789][ .-]?\d{3,4}[ .-]?\d{4}(?![\w-])"),
+        PiiType.PHONE,  # Korean mobile 010-1234-5678 / 01012345678 / (010) 1234-5678
+        re.compile(_START + r"(?:\(01[016789]\)[ ]?|01[016789][ .-]?)\d{3,4}[ .-]?\d{4}" + _END),
     ),
     _Detector(
-        PiiType.PHONE,  # Korean landlines and VoIP: 02-123-4567, (031) 1234-5678, 070-...
+        PiiType.PHONE,  # Korean landlines, VoIP, toll-free, safe numbers: 02-123-4567, 070-…
         re.compile(
-            r"(?<![\w+-])(?:\(0(?:2|[3-6][1-5]|70)\)[ ]?|0(?:2|[3-6][1-5]|70)[ .-])"
-            r"\d{3,4}[ .-]\d{4}(?![\w-])"
+            _START + rf"(?:\(?{_KR_AREA}\)[ ]?|{_KR_AREA}[ .-])" + r"\d{3,4}[ .-]\d{4}" + _END
         ),
     ),
     _Detector(
-        PiiType.PHONE,  # North American: (212) 555-0123, 212-555-0123, 1-212-555-0123
+        PiiType.PHONE,  # North American, any exchange: (555) 012-3456, 1-800-555-0199
         re.compile(
-            r"(?<![\w+-])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}"
-            r"(?![\w-])"
+            _START + r"(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}" + _END
         ),
+        validate=_na_phone_ok,
+    ),
+    _Detector(
+        PiiType.PHONE,  # any grouping after a phone word: "tel 555-0123", "문의 1588-1234"
+        re.compile(
+            r"(?i)(?:(?<![a-z])(?:tel|phone|mobile|cell(?:phone)?|fax|whatsapp)(?![a-z])"
+            r"|(?:call|text|reach)[ \t]me[ \t](?:at|on)|전화|연락처|연락|휴대폰|핸드폰|문의|팩스)"
+            r"[^\d\n+]{0,12}(?P<v>\+?\(?\d[\d ().-]{5,18}\d)" + _END
+        ),
+        group="v",
+        validate=_keyword_phone_ok,
+        gate=_PHONE_GATE,
+        gate_lower=True,
     ),
     _Detector(
         PiiType.ACCOUNT,  # a digit group right after an account keyword
@@ -369,14 +480,30 @@ _DETECTORS: tuple[_Detector, ...] = (
         gate_lower=True,
     ),
     _Detector(
+        PiiType.ACCOUNT,  # Korean bank formats without a keyword: 110-123-456789, 3333-01-…
+        re.compile(r"(?<![A-Za-z0-9_.-])\d{3,6}(?:-\d{1,7}){2,3}" + _END),
+        validate=_kr_account_shape_ok,
+        gate=("-",),
+    ),
+    _Detector(
+        PiiType.ACCOUNT,  # 10–14 digits after a bank's name or before a transfer verb
+        re.compile(r"(?<![A-Za-z0-9_.-])\d{2,14}(?:-\d{1,8}){0,3}(?:[ ]\d{2,8}){0,3}" + _END),
+        validate=_bank_context_ok,
+        gate=_BANK_GATE,
+        gate_lower=True,
+    ),
+    _Detector(
         PiiType.IPV6,
-        re.compile(r"(?<![\w:.])[0-9A-Fa-f:][0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z]{1,16})?(?![\w:])"),
+        re.compile(
+            r"(?<![A-Za-z0-9_:.])[0-9A-Fa-f:][0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z]{1,16})?"
+            r"(?![A-Za-z0-9_:])"
+        ),
         validate=_ipv6_ok,
         gate=(":",),
     ),
     _Detector(
         PiiType.IPV4,
-        re.compile(r"(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)"),
+        re.compile(r"(?<![A-Za-z0-9_.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![A-Za-z0-9_]|\.\d)"),
         validate=_ipv4_ok,
         gate=(".",),
     ),
@@ -424,7 +551,8 @@ def _ibans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _candidates(text: str) -> list[Finding]:
+def detect_pii(text: str) -> list[Finding]:
+    """Non-overlapping PII / secret spans of `text` (positions only), in text order."""
     found = [(s, e, PiiType.PRIVATE_KEY) for s, e in _private_keys(text)]
     found += [(s, e, PiiType.IBAN) for s, e in _ibans(text)]
     lower = text.lower()
@@ -450,19 +578,20 @@ def _candidates(text: str) -> list[Finding]:
     return [Finding(type=kind, start=s, end=e) for s, e, kind in chosen]
 
 
-def detect_pii(text: str) -> list[Finding]:
-    """Non-overlapping PII / secret spans of `text` (positions only), in text order."""
-    return _candidates(text)
-
-
 def mask_text(text: str, findings: Sequence[Finding] | None = None) -> str:
     """`text` with every finding replaced by its typed placeholder (`[EMAIL]`, `[CARD]`, …)."""
     spans = detect_pii(text) if findings is None else findings
     out: list[str] = []
     pos = 0
     for f in spans:
-        out.append(text[pos : f.start])
-        out.append(f.type.placeholder)
+        out += (text[pos : f.start], f.type.placeholder)
         pos = f.end
-    out.append(text[pos:])
-    return "".join(out)
+    return "".join(out) + text[pos:]
+
+
+def mask_output(text: str) -> tuple[str, list[Finding]]:
+    """Model output, masked before it leaves the process: the input side's detectors, so a
+    value a user could not send in cannot come back out (echoed, recalled from a store or
+    invented). Placeholders are kept as they are. Returns the text and what was masked."""
+    findings = detect_pii(text)
+    return (mask_text(text, findings) if findings else text), findings
