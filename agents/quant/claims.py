@@ -240,11 +240,11 @@ dead <B>(?:death|dead)[\s-]{0,2}cross(?:es|ing|over)?<E>|(?:데드|데스)\s{0,2
 oversold <B>over[\s-]?sold<E>|과매도(?:\s{0,2}(?:구간|권|영역|상태))?
 overbought <B>over[\s-]?bought<E>|과매수(?:\s{0,2}(?:구간|권|영역|상태))?
 crosses_above <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}(?:out\s{1,2}
-    |up\s{1,2})?(?:above|over|through|past)|break(?:s|ing)?\s{1,2}out|cross(?:es|ed|ing)?\s{1,2}up
+    |up\s{1,2}|back\s{1,2})?(?:above|over|through|past)|break(?:s|ing)?\s{1,2}out|cross(?:es|ed|ing)?\s{1,2}up
     (?:ward)?|(?:upward|bullish)\s{1,2}cross(?:over)?|crossover\s{1,2}above)<E>
-crosses_below <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}(?:down\s{1,2})?
-    (?:below|under|beneath)|break(?:s|ing)?\s{1,2}down|cross(?:es|ed|ing)?\s{1,2}down(?:ward)?|
-    (?:downward|bearish)\s{1,2}cross(?:over)?|cross-?under)<E>
+crosses_below <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}
+    (?:(?:down|back)\s{1,2})?(?:below|under|beneath)|break(?:s|ing)?\s{1,2}down|cross(?:es|ed|ing)?
+    \s{1,2}down(?:ward)?|(?:downward|bearish)\s{1,2}cross(?:over)?|cross-?under)<E>
 crosses <B>(?:cross(?:-?overs?|es|ed|ing)?|intersect(?:s|ion)?)<E>
 above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|recent|time)<E>
     |\s{1,2}\d{1,12}[\s-]{0,2}(?:days?|bars?|periods?|sessions?|weeks?|months?|years?)<E>)

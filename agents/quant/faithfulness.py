@@ -184,17 +184,16 @@ class _Grammar:
             if _pair(nxt) and (left is None or op == "crosses"):
                 return self._pair(nxt, op, (left or it).start, nxt.end)
             again = left is not None and left.used and last and last.end == left.end
-            if (
-                again and last and left and _AND.search(self.text, left.end, it.start)
-            ):  # "…and below Y"
+            if again and last and left and _AND.search(self.text, left.end, it.start):  # "…and Y"
                 return self._cond(None, op, nxt, it.start, nxt.end, str(last.series))
             if left is not None:
                 return self._cond(left, op, nxt, left.start, nxt.end)
             return nxt.family in _VS_PRICE and self._cond(None, op, nxt, it.start, nxt.end)
         if _is(nxt, "num") and _NUM_GAP.fullmatch(self.text, it.end, nxt.start):
             subject, end = left or self._recent(it), _DAYS.match(self.text, nxt.end)
-            if end and subject is not None and subject.family in _MA:  # "over the 100-day"
-                ma = Token("ser", nxt.start, end.end(), subject.family, (nxt.value,))
+            if end and subject is not None and subject.family in _MA | {"price"}:  # "the 100-day"
+                fam = subject.family.replace("price", "ma")  # the close vs "the 50-day": an MA
+                ma = Token("ser", nxt.start, end.end(), fam, (nxt.value,))
                 self.drafts.append(Draft(f"{ma.family}.period", nxt.value, ma.start, ma.end))
                 return self._cond(subject, op, ma, subject.start, end.end())
             return not subject or self._level(subject, op, nxt.value, (left or it).start, nxt.end)

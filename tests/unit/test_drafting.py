@@ -218,3 +218,13 @@ def test_a_bar_size_is_data_not_a_parameter_and_out_on_is_an_exit() -> None:
     assert _conds(d.spec.entry) == [("close", None, "below", ("bb_lower", 30))]
     assert d.spec.exit is not None
     assert _conds(d.spec.exit) == [("close", None, "above", ("bb_upper", 30))]
+
+
+def test_the_close_crossing_back_below_the_50_day_is_an_average_not_a_level() -> None:
+    d = draft_spec(
+        "Go long when the close crosses over the 50-day simple MA. "
+        "Otherwise exit when the close crosses back below the 50-day."
+    )
+    assert d.spec is not None and d.spec.exit is not None, d.open
+    assert _conds(d.spec.entry) == [("close", None, "crosses_above", ("sma", 50))]
+    assert _conds(d.spec.exit) == [("close", None, "crosses_below", ("sma", 50))]
