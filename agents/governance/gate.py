@@ -1,8 +1,10 @@
 """The governance gate: the one decision every graph applies to text before a model sees it.
 
-`screen` runs the deterministic rules (`agents.governance.rules.check_text`). When their
-injection score is uncertain (between the review and block thresholds) the report
-`needs_review`, and `decide` settles it: a model's INJECTION blocks, its SAFE clears (unless it
+`screen` runs the deterministic checks (`agents.governance.rules.check_text`): PII, banned topics
+and the one calibrated injection score — the injection rules and the similarity layer over a
+bank of known attacks (`agents.governance.similarity`, MiniLM), combined in `rules.py`. When
+that score is uncertain (between the review and block thresholds) the report `needs_review`,
+and `decide` settles it: a model's INJECTION blocks, its SAFE clears (unless it
 came from a model whose SAFE is not trusted), and without a usable opinion the text is blocked
 from the `unreviewed_block` threshold of `rules.toml` up — fail closed. `gate` does both, for
 graphs that ask no model, so the same uncertain text is blocked by every graph.
@@ -32,7 +34,7 @@ _WHY_UNREVIEWED: dict[SecondOpinion | None, str] = {
 
 
 def screen(text: str, *, banned: Iterable[str] | None = None) -> GovernanceReport:
-    """The rules' verdict on `text` (PII masked, banned topics, injection score); no model."""
+    """The rules' verdict on `text` (PII masked, banned topics, injection score); no chat model."""
     return check_text(text, banned=banned)
 
 

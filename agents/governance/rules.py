@@ -1,22 +1,30 @@
 """Prompt-governance rules: banned topics, prompt-injection scoring and the rules-only check.
 
-All rule data (thresholds, banned topics, injection rules and their vocabulary) is in
-`rules.toml`, compiled and validated by `load_rules`: a bad entry fails the load with an error
-naming it. PII and secret masking is in `agents.governance.pii`; graphs do not call this module
-but `agents.governance.gate`, which adds the final decision (a model's second opinion, and the
-fail-closed block of an unreviewed uncertain text).
+All rule data (thresholds, banned topics, injection rules and their vocabulary, the similarity
+layer's banks and the calibration) is in `rules.toml`, compiled and validated by `load_rules`: a
+bad entry fails the load with an error naming it. PII masking is in `agents.governance.pii`;
+graphs call `agents.governance.gate`, which adds the final decision (a model's second opinion,
+the fail-closed block of an unreviewed uncertain text).
 
-`check_text` is a pure, deterministic, model-free function that is safe on hostile input: every
-repetition in the rules that is followed by more pattern is bounded, and the gaps written as
-spaces in the TOML are bounded on compilation, which keeps scanning linear in the input (the unit
-tests time 1 MB adversarial inputs). The word rules see NFKC-normalised text without zero-width
-characters, so full-width letters and invisible separators do not evade them.
+The injection score is one calibrated probability: the noisy-or of the rules that fire and the
+similarity evidence (`agents.governance.similarity`: the most suspicious segment against a bank
+of known attacks, embedded with the shipped MiniLM) through a logistic function fitted on the
+tune half of `bench/injection_cases.py` (`[injection.calibration]`); the thresholds apply to it.
+A rules file with its own injection rules and no calibration scores with the noisy-or alone.
+
+`check_text` is deterministic and safe on hostile input (no chat model; at most `max_segments`
+bounded segments are embedded): every repetition in the rules that is followed by more pattern
+is bounded, and the gaps written as spaces in the TOML are bounded on compilation, so scanning
+is linear in the input (the unit tests time 1 MB adversarial inputs). The word rules see
+NFKC-normalised text without zero-width characters, and the injection rules also the text with
+spaced-out letters, leetspeak and dotted syllables undone.
 
 Reports never carry raw values: findings are (type, start, end) and reasons name types and counts.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 import unicodedata
@@ -31,7 +39,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.governance.pii import Finding, detect_pii, mask_text
+from agents.governance.similarity import (
+    NONE,
+    Calibration,
+    Similarity,
+    SimilarityConfig,
+    deobfuscate,
+    parse_calibration,
+    parse_config,
+    similarity,
+)
 from agents.registry import cached
+
+log = logging.getLogger(__name__)
 
 Verdict = Literal["allow", "mask", "block"]
 SecondOpinion = Literal["SAFE", "INJECTION", "UNCLEAR", "ERROR"]
@@ -56,7 +76,18 @@ class GovernanceReport(BaseModel):
     banned_topics: list[str] = Field(default_factory=list)
     injection_score: float = Field(ge=0.0, le=1.0, default=0.0)
     injection_signals: list[str] = Field(
-        default_factory=list, description="ids of the injection rules that fired"
+        default_factory=list,
+        description="ids of the injection rules that fired, and `similar:<family>` when the "
+        "text resembles a known attack",
+    )
+    injection_rules_score: float = Field(
+        ge=0.0, le=1.0, default=0.0, description="the noisy-or of the injection rules that fired"
+    )
+    injection_similarity: float = Field(
+        default=0.0,
+        description="the similarity layer's evidence: the most suspicious segment's cosine "
+        "similarity to the nearest known attack, less benign_weight times that to the nearest "
+        "trading request",
     )
     needs_review: bool = Field(
         default=False,
@@ -134,6 +165,8 @@ class Rules:
     review_threshold: float
     unreviewed_block_threshold: float  # an uncertain text nobody cleared is blocked from here
     injection: tuple[InjectionRule, ...]
+    similarity: SimilarityConfig | None = None  # None: the rules' noisy-or is the score
+    calibration: Calibration | None = None
 
 
 class RulesError(ValueError):
@@ -148,7 +181,10 @@ _THRESHOLD_DEFAULTS = {"block": 0.8, "review": 0.3, "unreviewed_block": 0.5}
 _RULE_FIELDS = ("id", "weight", "pattern", "message", "gate")
 _RULE_REQUIRED = ("id", "weight", "pattern", "message")
 # Reason codes `injection:<id>` the check and the gate write themselves.
-_RESERVED_IDS = frozenset({"score", "model", "model_safe", "unreviewed"})
+_RESERVED_IDS = frozenset(
+    {"score", "model", "model_safe", "unreviewed", "similar", "similarity_unavailable"}
+)
+
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 # `${name}`: in a regex `$` is an anchor and `{` after it a literal, so nobody writes this.
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
@@ -302,7 +338,7 @@ def _injection_rule(
 
 def _injection_rules(raw: object) -> tuple[InjectionRule, ...]:
     section = _table(raw, "[injection]")
-    _no_unknown(section, ("vocabulary", "rules"), "[injection]")
+    _no_unknown(section, ("vocabulary", "rules", "calibration"), "[injection]")
     vocab = _vocabulary(section.get("vocabulary", {}))
     rules = section.get("rules")
     if not isinstance(rules, list) or not rules:
@@ -311,12 +347,34 @@ def _injection_rules(raw: object) -> tuple[InjectionRule, ...]:
     return tuple(_injection_rule(r, i, vocab, seen) for i, r in enumerate(rules))
 
 
+def _detector(
+    raw: dict[str, Any], packaged: bool
+) -> tuple[tuple[InjectionRule, ...], SimilarityConfig | None, Calibration | None]:
+    """The injection rules, the similarity layer and the calibration of a rules file."""
+    if "injection" not in raw and not packaged:  # a topics-only file keeps the packaged ones
+        default = default_rules()
+        return default.injection, default.similarity, default.calibration
+    injection = _injection_rules(raw.get("injection"))
+    section = raw["injection"]
+    has_cal, has_sim = "calibration" in section, "similarity" in raw
+    if has_cal != has_sim:
+        raise RulesError("[injection.calibration] and [similarity] go together (or neither)")
+    if not has_cal:
+        return injection, None, None
+    try:
+        return injection, parse_config(raw["similarity"]), parse_calibration(section["calibration"])
+    except ValueError as exc:
+        raise RulesError(str(exc)) from None
+
+
 def load_rules(path: str | Path | None = None) -> Rules:
     """Rules from `path`, or the packaged `rules.toml`; `RulesError` names a bad entry.
 
     A file replaces the packaged topics (it bans only what it lists); a file without an
-    [injection] section keeps the packaged injection rules, so a topics-only file never turns
-    injection detection off. Missing thresholds take their defaults (0.8, 0.3, 0.5).
+    [injection] section keeps the packaged injection rules, similarity layer and calibration,
+    so a topics-only file never turns injection detection off. A file with its own rules has a
+    similarity layer only if it has both [similarity] and [injection.calibration]. Missing
+    thresholds take their defaults (0.8, 0.3, 0.5).
     """
     if path is None:
         source = "packaged rules.toml"
@@ -326,13 +384,10 @@ def load_rules(path: str | Path | None = None) -> Rules:
         raw_text = Path(path).read_text("utf-8")
     try:
         raw = tomllib.loads(raw_text)
-        _no_unknown(raw, ("thresholds", "topics", "injection"), "top level")
+        _no_unknown(raw, ("thresholds", "topics", "injection", "similarity"), "top level")
         block, review, unreviewed = _thresholds(raw.get("thresholds", {}))
         topics = _topics(raw.get("topics", {}))
-        if "injection" in raw or path is None:
-            injection = _injection_rules(raw.get("injection"))
-        else:
-            injection = default_rules().injection
+        injection, sim, calibration = _detector(raw, packaged=path is None)
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{source}: not valid TOML: {exc}") from None
     except RulesError as exc:
@@ -343,6 +398,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
         review_threshold=review,
         unreviewed_block_threshold=unreviewed,
         injection=injection,
+        similarity=sim,
+        calibration=calibration,
     )
 
 
@@ -394,26 +451,91 @@ def _find_banned(
 
 
 def injection_score(text: str, *, rules: Rules | None = None) -> tuple[float, list[InjectionRule]]:
-    """Noisy-or of the weights of the rules that fire: 0 = nothing, → 1 = sure injection."""
-    return _injection(normalize(text), rules or default_rules())
+    """The calibrated injection score (0 = nothing, → 1 = sure injection), the rules that fired."""
+    evidence = _injection(normalize(text), rules or default_rules())
+    return evidence.score, evidence.fired
 
 
-def _injection(norm: str, rules: Rules) -> tuple[float, list[InjectionRule]]:
-    low = norm.lower()
-    fired = [
+@dataclass(frozen=True)
+class _Evidence:
+    score: float  # the calibrated score (the rules' noisy-or without a calibration)
+    fired: list[InjectionRule]
+    rules_score: float
+    similar: Similarity | None  # None: no similarity layer, or it could not be loaded
+    unavailable: bool = False
+
+
+def _fired(norm: str, rules: Rules) -> list[InjectionRule]:
+    views = {norm, deobfuscate(norm)}
+    lows = [(v, v.lower()) for v in views]
+    return [
         r
         for r in rules.injection
-        if (not r.gate or any(g in low for g in r.gate)) and r.pattern.search(norm)
+        if any(
+            (not r.gate or any(g in low for g in r.gate)) and r.pattern.search(view)
+            for view, low in lows
+        )
     ]
+
+
+def _injection(norm: str, rules: Rules) -> _Evidence:
+    fired = _fired(norm, rules)
     miss = 1.0
     for r in fired:
         miss *= 1.0 - r.weight
-    return round(1.0 - miss, 4), fired
+    rules_score = round(1.0 - miss, 4)
+    cfg, cal = rules.similarity, rules.calibration
+    if cfg is None or cal is None or not cfg.enabled:
+        return _Evidence(rules_score, fired, rules_score, None)
+    try:
+        similar = similarity(norm, cfg)
+    except Exception as exc:  # the wheel or torch broken: say so, score with the rules alone
+        log.error("injection similarity layer unavailable: %s: %s", type(exc).__name__, exc)
+        return _Evidence(rules_score, fired, rules_score, None, unavailable=True)
+    score = round(cal.score(rules_score, similar.score), 4)
+    return _Evidence(score, fired, rules_score, similar)
 
 
 # --------------------------------------------------------------------------------------------
 # The check
 # --------------------------------------------------------------------------------------------
+
+
+def _injection_reasons(evidence: _Evidence, r: Rules) -> tuple[list[Reason], list[str]]:
+    """The reasons and signal ids of an injection score (none for an unremarkable text)."""
+    score, similar = evidence.score, evidence.similar or NONE
+    reasons = [Reason(code=f"injection:{rule.id}", message=rule.message) for rule in evidence.fired]
+    signals = [rule.id for rule in evidence.fired]
+    cal = r.calibration
+    if cal is not None and similar.family and similar.score >= cal.signal:
+        if score >= r.review_threshold:
+            family = similar.family.replace("_", " ")
+            reasons.append(
+                Reason(
+                    code="injection:similar",
+                    message=f"resembles known {family} attacks (similarity {similar.attack:.2f})",
+                )
+            )
+        signals.append(f"similar:{similar.family}")
+    if evidence.unavailable:
+        reasons.append(
+            Reason(
+                code="injection:similarity_unavailable",
+                message="the similarity layer could not be loaded: scored by the rules alone",
+            )
+        )
+    if evidence.fired or (len(reasons) > len(evidence.fired) and score >= r.review_threshold):
+        confident = score >= r.block_threshold
+        review = r.review_threshold <= score < r.block_threshold
+        level = "confident" if confident else "possible" if review else "weak"
+        reasons.append(
+            Reason(
+                code="injection:score",
+                message=f"{level} prompt injection (score {score:.2f}; "
+                f"block at {r.block_threshold:.2f}, review at {r.review_threshold:.2f})",
+            )
+        )
+    return reasons, signals
 
 
 def check_text(
@@ -422,14 +544,15 @@ def check_text(
     """Rules-only verdict: block on a banned topic or confident injection, mask PII, else allow.
 
     An injection score between the review and block thresholds sets `needs_review`; the
-    gate (`agents.governance.gate.decide`) settles it. Pure and deterministic.
+    gate (`agents.governance.gate.decide`) settles it. Deterministic (no chat model).
     """
     r = rules or default_rules()
     findings = detect_pii(text)
     masked = mask_text(text, findings)
     norm = normalize(text)
     topics = _find_banned(norm, banned, r)
-    score, fired = _injection(norm, r)
+    evidence = _injection(norm, r)
+    score = evidence.score
 
     reasons: list[Reason] = []
     for topic, term in topics:
@@ -441,17 +564,8 @@ def check_text(
         )
     confident = score >= r.block_threshold
     review = r.review_threshold <= score < r.block_threshold
-    if fired:
-        level = "confident" if confident else "possible" if review else "weak"
-        for rule in fired:
-            reasons.append(Reason(code=f"injection:{rule.id}", message=rule.message))
-        reasons.append(
-            Reason(
-                code="injection:score",
-                message=f"{level} prompt injection (score {score:.2f}; "
-                f"block at {r.block_threshold:.2f}, review at {r.review_threshold:.2f})",
-            )
-        )
+    injection_reasons, signals = _injection_reasons(evidence, r)
+    reasons.extend(injection_reasons)
     for pii_type, n in Counter(f.type for f in findings).items():
         reasons.append(
             Reason(
@@ -474,7 +588,9 @@ def check_text(
         findings=findings,
         banned_topics=[t.name for t, _ in topics],
         injection_score=score,
-        injection_signals=[rule.id for rule in fired],
+        injection_signals=signals,
+        injection_rules_score=evidence.rules_score,
+        injection_similarity=(evidence.similar or NONE).score,
         needs_review=review and verdict != "block",
     )
 
