@@ -8,7 +8,9 @@ bodies as `/v1/reports` and `/v1/chat` and answer with server-sent events
 a thread of its own, and an error before the first event is the route's usual JSON error.
 
 Every error is `{"error": {"type", "message", "allowed"?}}`: 400 bad input (unknown service,
-model, tier, symbol, group), 422 a body or query that fails its schema, 401 no or bad key, 403
+model, tier, symbol, group; a chart that cannot be drawn), 422 a body or query that fails its
+schema or a body that is not strict JSON (`strict_json`), 401 no or bad key (before the body is
+read or the route matched: `agents.serve.guards.KeyRequired`), 403
 a model the policy forbids or another user's data, 404 a missing backtest, 413 a prompt over the
 model's context window where it is served (checked before any model call, with each graph's own
 fixed prompt tokens), 429 over the per-user rate (`agents.usage.limits.RateLimiter`) or daily
@@ -22,8 +24,11 @@ spec) and `/info` is passed through for Studio. A body over `QUANT_GENAI_MAX_BOD
 before it is read; the per-user rate counts a request only after its checks passed.
 """
 
+import json
 import logging
 import math
+import re
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -31,6 +36,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -57,7 +63,14 @@ from agents.quant.datasets import (
 from agents.rag.store import RetrievalUnavailableError, get_retriever
 from agents.serve import streaming
 from agents.serve.auth import is_admin, key_from_headers, user_for_key
-from agents.serve.guards import BodyLimit, metrics_access
+from agents.serve.guards import (
+    INVALID_KEY,
+    METRICS_KEY,
+    MISSING_KEY,
+    BodyLimit,
+    KeyRequired,
+    metrics_access,
+)
 from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
 from agents.usage.ledger import usage_report
 from agents.usage.limits import QuotaExceededError, count_tokens, rate_limiter
@@ -117,6 +130,8 @@ def api_error(exc: BaseException, where: str = "a route") -> ApiError:
         return ApiError(404, "backtest_not_found", str(exc))
     if isinstance(exc, RetrievalUnavailableError):
         return ApiError(503, "retrieval_unavailable", str(exc))
+    if isinstance(exc, ModelNotAllowedError | UnknownModelError | UnknownServiceError):
+        return _model_error(exc, "")  # a graph's own model check (routes check first)
     # Same shape for bugs; the message stays generic (it could carry secrets or paths).
     log.error("unhandled error on %s: %s", where, type(exc).__name__, exc_info=exc)
     return ApiError(500, "internal_error", f"internal error ({type(exc).__name__})")
@@ -142,11 +157,11 @@ def _model_error(exc: Exception, service: str) -> ApiError:
 def current_user(request: Request) -> str:
     """The caller's user id from `x-api-key` or `Authorization: Bearer` (same keys as graphs)."""
     key = key_from_headers(request.headers)
-    if key is None:
-        raise ApiError(401, "unauthorized", "missing API key: send 'x-api-key' or a Bearer token")
+    if key is None:  # `KeyRequired` answered already; kept for a route mounted elsewhere
+        raise ApiError(401, "unauthorized", MISSING_KEY)
     user = user_for_key(key)
     if user is None:
-        raise ApiError(401, "unauthorized", "invalid API key")
+        raise ApiError(401, "unauthorized", INVALID_KEY)
     request.state.user_id = user
     return user
 
@@ -193,6 +208,70 @@ def _validated(service: str, model: str | None) -> ModelConfig:
 # Bodies
 # --------------------------------------------------------------------------------------------
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_json(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number", name)
+
+
+class _NotJson(ValueError):
+    def __init__(self, message: str, token: str) -> None:
+        super().__init__(message)
+        self.message, self.token = message, token
+
+
+def strict_json(body: bytes) -> Any:
+    """A request body as JSON has it (RFC 8259): UTF-8, no `NaN` or `Infinity` (Python's json
+    reads them, but no reply or store can write them back), no lone surrogate escape such as
+    `"\\ud800"` (no character: whatever encodes it later fails). Anything else is a
+    `json.JSONDecodeError`, which FastAPI answers with a 422 naming the spot."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError("the body is not UTF-8 text", "", exc.start) from exc
+    try:
+        value = json.loads(text, parse_constant=_not_json)
+    except _NotJson as exc:
+        raise json.JSONDecodeError(exc.message, text, max(text.find(exc.token), 0)) from exc
+    except RecursionError as exc:
+        raise json.JSONDecodeError("the body is nested too deeply", text, 0) from exc
+    stack = [value]
+    while stack:  # no recursion: as deep as the parser went, whatever the body
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            stack.extend(item.keys())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and (bad := _LONE_SURROGATE.search(item)):
+            escape = f"\\u{ord(bad.group()):04x}"
+            raise json.JSONDecodeError(
+                f"{escape} is a lone surrogate, not a character",
+                text,
+                max(text.lower().find(escape), 0),
+            )
+    return value
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class _StrictJsonRoute(APIRoute):
+    """Every route reads its JSON body with `strict_json`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
@@ -227,7 +306,7 @@ class DatasetUpload(_Body):
 
 class ReportRequest(_Body):
     backtest: BacktestResult | None = None
-    backtest_id: str | None = None
+    backtest_id: str | None = Field(default=None, min_length=1)  # "" is no id (the graph's view)
     request: str = ""
     chart: bool = False
     model: str | None = None
@@ -258,9 +337,11 @@ app = FastAPI(
     description="Models per service, strategies, reports, chat, governance, usage.",
     version="0.1.0",
 )
+app.router.route_class = _StrictJsonRoute  # before the routes below are declared
 
 
 app.add_middleware(BodyLimit)
+app.add_middleware(KeyRequired)  # outside BodyLimit: no key, no 413 either
 
 
 @app.exception_handler(ApiError)
@@ -279,6 +360,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     """Schema failures are 422 with each problem located (`body.request: Field required`)."""
     problems = [
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+        + (f" ({e['ctx']['error']})" if e.get("type") == "json_invalid" and e.get("ctx") else "")
         for e in exc.errors()
     ]
     return ApiError(422, "validation_error", "; ".join(problems) or "invalid request").response()
@@ -338,8 +420,8 @@ def governance_check(body: GovernanceRequest, user: User) -> JSONResponse:
     """Verdict, reasons and masked text; a model is asked only when the rules are unsure.
     With `use_model: false` no model runs: the request is not counted against the model-call
     rate and the text is not bounded by a model's context window."""
+    model = _validated("prompt_governance", body.model)  # the graph refuses it too: 400, not 500
     if body.use_model:
-        model = _validated("prompt_governance", body.model)
         check_fits("prompt_governance", model, body.text, 0)
         count_model_request(user)
     report = prompt_governance.check_prompt(
@@ -389,18 +471,51 @@ def my_datasets(user: User) -> JSONResponse:
     return _json({"datasets": [d.model_dump() for d in list_datasets(user)]})
 
 
-def _check_report(body: ReportRequest) -> None:
-    """What `/v1/reports` and its stream check before any work (400, 403, 413)."""
+def _check_report(body: ReportRequest, user: str) -> None:
+    """What `/v1/reports` and its stream check before any work (400, 403, 404, 413)."""
     if (body.backtest is None) == (body.backtest_id is None):
         raise ApiError(400, "bad_request", "give exactly one of `backtest` or `backtest_id`")
     model = _validated("narrative_report", body.model)
     check_fits("narrative_report", model, body.request, body.max_tokens)
+    if body.chart:
+        _check_chart(body.backtest or _stored_backtest(user, str(body.backtest_id)))
+
+
+def _stored_backtest(user: str, backtest_id: str) -> BacktestResult:
+    """One of the caller's backtests, as the report's graph will load it (404, 503)."""
+    try:
+        found = get_retriever().get_backtest(user, backtest_id)
+    except RetrievalUnavailableError as exc:
+        raise api_error(exc) from exc
+    if found is None:
+        raise api_error(
+            narrative_report.BacktestNotFoundError(f"no backtest {backtest_id!r} for user {user!r}")
+        )
+    return found
+
+
+def _check_chart(backtest: BacktestResult) -> None:
+    """400 before any model call when a backtest's equity chart cannot be drawn (the
+    chart is drawn after the narrative, so its failure would otherwise be a 500 after the
+    model calls): matplotlib refuses dates whose axis reaches past years 1-9999, amounts near
+    the float limit, and TeX it cannot parse between `$`s in the strategy's name."""
+    try:
+        narrative_report.equity_chart_png(backtest)
+    except Exception as exc:  # whatever matplotlib raises; the same call fails in the graph
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise ApiError(
+            400,
+            "chart_unavailable",
+            f"the equity chart of this backtest cannot be drawn ({type(exc).__name__}: "
+            f"{detail[:200]}); check its equity_curve dates and amounts and its strategy_name "
+            "and symbol, or ask without `chart`",
+        ) from exc
 
 
 @app.post("/v1/reports")
 def write_report(body: ReportRequest, user: User) -> JSONResponse:
     """A narrative report of one backtest, inline or by id from the caller's store."""
-    _check_report(body)
+    _check_report(body, user)
     count_model_request(user)
     try:
         out = narrative_report.write_report(
@@ -422,7 +537,7 @@ _SSE: dict[int | str, dict[str, Any]] = {
 async def stream_report(body: ReportRequest, user: User, request: Request) -> Response:
     """`/v1/reports` as server-sent events: `sentence` per accepted passage, then `report` (the
     body `/v1/reports` returns); `error` (the error body) if the run fails once started."""
-    await run_in_threadpool(_check_report, body)
+    await run_in_threadpool(_check_report, body, user)
     count_model_request(user)
     run = streaming.report_run(body.backtest, user_id=user, **body.model_dump(exclude={"backtest"}))
     return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
@@ -516,7 +631,7 @@ def metrics(request: Request) -> Response:
     (`QUANT_GENAI_METRICS_TOKEN`) or an admin's API key (`agents.serve.guards`)."""
     refused = metrics_access(request.headers)
     if refused == "unauthorized":
-        raise ApiError(401, "unauthorized", "send the metrics token or an admin's API key")
+        raise ApiError(401, "unauthorized", METRICS_KEY)
     if refused == "forbidden":
         raise ApiError(403, "forbidden", "only the metrics token or an admin's key reads metrics")
     return Response(exposition(), media_type=CONTENT_TYPE)  # in the threadpool: fresh numbers

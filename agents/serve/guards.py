@@ -1,7 +1,14 @@
-"""What the REST app checks before a route runs: the body size, and who may read `/metrics`.
+"""What the REST app checks before a route runs: the caller's key, the body size, and who may
+read `/metrics`.
 
-`BodyLimit` is a pure ASGI middleware: a body over the limit is refused with 413 before it is
-read (by its `Content-Length`) or as soon as the bytes received pass the limit (chunked
+`KeyRequired` is a pure ASGI middleware: a request to the REST API (`/v1/...`) without a valid
+key, or to `/metrics` without the metrics token or any valid key, is 401 before anything else
+happens to it: before its body is read or parsed (a body that is not JSON, or not UTF-8, would
+otherwise be a 400 or 422 to anyone) and before routing (an unknown path or method would be a
+404 or 405 naming what exists).
+
+`BodyLimit` is a pure ASGI middleware too: a body over the limit is refused with 413 before it
+is read (by its `Content-Length`) or as soon as the bytes received pass the limit (chunked
 uploads), so a 5 MB body costs no parsing. Dataset uploads have their own, larger limit.
 
 `/metrics` holds only totals by service and model (no user label), but cost and volume are
@@ -16,6 +23,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.datastructures import Headers
+
 from agents.serve.auth import is_admin, key_from_headers, user_for_key
 from agents.settings import get_settings
 
@@ -26,6 +35,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DATASET_PATHS = ("/v1/datasets",)
+API_PREFIX = "/v1/"  # the REST API; the LangGraph server's own routes have their own auth
+METRICS_PATH = "/metrics"
+MISSING_KEY = "missing API key: send 'x-api-key' or a Bearer token"
+INVALID_KEY = "invalid API key"
+METRICS_KEY = "send the metrics token or an admin's API key"
 
 
 def body_limit(path: str) -> int:
@@ -85,6 +99,35 @@ class BodyLimit:
         await self.app(scope, counted, tracked)
 
 
+def key_problem(headers: Any) -> str | None:
+    """Why `headers` carry no valid API key (the 401's message), or None."""
+    key = key_from_headers(headers)
+    if key is None:
+        return MISSING_KEY
+    return INVALID_KEY if user_for_key(key) is None else None
+
+
+class KeyRequired:
+    """401 for a `/v1/...` request without a valid key (and a `/metrics` one without the
+    metrics token or any valid key), before its body is read or it is routed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and (path.startswith(API_PREFIX) or path == METRICS_PATH):
+            headers = Headers(scope=scope)
+            if path == METRICS_PATH:  # 403 for a user who is no admin is the route's
+                problem = METRICS_KEY if metrics_access(headers) == "unauthorized" else None
+            else:
+                problem = key_problem(headers)
+            if problem is not None:
+                await _respond(send, 401, _error(401, "unauthorized", problem))
+                return
+        await self.app(scope, receive, send)
+
+
 def metrics_access(headers: Any) -> str | None:
     """Why the caller may not read `/metrics` ("unauthorized" / "forbidden"), or None."""
     key = key_from_headers(headers)
@@ -99,4 +142,4 @@ def metrics_access(headers: Any) -> str | None:
     return None if is_admin(user) else "forbidden"
 
 
-__all__ = ["BodyLimit", "body_limit", "metrics_access"]
+__all__ = ["BodyLimit", "KeyRequired", "body_limit", "key_problem", "metrics_access"]
