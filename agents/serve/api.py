@@ -24,11 +24,8 @@ spec) and `/info` is passed through for Studio. A body over `QUANT_GENAI_MAX_BOD
 before it is read; the per-user rate counts a request only after its checks passed.
 """
 
-import json
 import logging
 import math
-import re
-from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -36,7 +33,6 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,6 +68,7 @@ from agents.serve.guards import (
     metrics_access,
 )
 from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
+from agents.serve.strict_json import StrictJsonRoute
 from agents.usage.ledger import usage_report
 from agents.usage.limits import QuotaExceededError, count_tokens, rate_limiter
 from graphs import chatops_advanced, narrative_report, prompt_governance, strategy_builder
@@ -208,70 +205,6 @@ def _validated(service: str, model: str | None) -> ModelConfig:
 # Bodies
 # --------------------------------------------------------------------------------------------
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _not_json(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON number", name)
-
-
-class _NotJson(ValueError):
-    def __init__(self, message: str, token: str) -> None:
-        super().__init__(message)
-        self.message, self.token = message, token
-
-
-def strict_json(body: bytes) -> Any:
-    """A request body as JSON has it (RFC 8259): UTF-8, no `NaN` or `Infinity` (Python's json
-    reads them, but no reply or store can write them back), no lone surrogate escape such as
-    `"\\ud800"` (no character: whatever encodes it later fails). Anything else is a
-    `json.JSONDecodeError`, which FastAPI answers with a 422 naming the spot."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise json.JSONDecodeError("the body is not UTF-8 text", "", exc.start) from exc
-    try:
-        value = json.loads(text, parse_constant=_not_json)
-    except _NotJson as exc:
-        raise json.JSONDecodeError(exc.message, text, max(text.find(exc.token), 0)) from exc
-    except RecursionError as exc:
-        raise json.JSONDecodeError("the body is nested too deeply", text, 0) from exc
-    stack = [value]
-    while stack:  # no recursion: as deep as the parser went, whatever the body
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-            stack.extend(item.keys())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and (bad := _LONE_SURROGATE.search(item)):
-            escape = f"\\u{ord(bad.group()):04x}"
-            raise json.JSONDecodeError(
-                f"{escape} is a lone surrogate, not a character",
-                text,
-                max(text.lower().find(escape), 0),
-            )
-    return value
-
-
-class _StrictJsonRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = strict_json(await self.body())
-        return self._json
-
-
-class _StrictJsonRoute(APIRoute):
-    """Every route reads its JSON body with `strict_json`."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def strict(request: Request) -> Response:
-            return await handler(_StrictJsonRequest(request.scope, request.receive))
-
-        return strict
-
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
@@ -337,7 +270,7 @@ app = FastAPI(
     description="Models per service, strategies, reports, chat, governance, usage.",
     version="0.1.0",
 )
-app.router.route_class = _StrictJsonRoute  # before the routes below are declared
+app.router.route_class = StrictJsonRoute  # before the routes below are declared
 
 
 app.add_middleware(BodyLimit)

@@ -439,7 +439,7 @@ def test_the_step_budget_ends_with_the_last_result(monkeypatch: pytest.MonkeyPat
 def _turn(i: int, words: int = 200) -> list[BaseMessage]:
     cid = f"c{i}"
     return [
-        HumanMessage(f"question {i} " + "word " * words),
+        HumanMessage(f"question {i} " + "GOOG " * words),  # a long, plain market question
         AIMessage("", tool_calls=[{"name": "market_data", "args": {"symbol": "GOOG"}, "id": cid}]),
         ToolMessage("result " * words, tool_call_id=cid, name="market_data"),
         AIMessage(f"answer {i}"),
