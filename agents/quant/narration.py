@@ -19,7 +19,8 @@ target, volatility, fees, per trade). A number passes if:
    a $ amount skips labels of no money), in a compatible unit (% a percentage or points);
 4. with no label nearby, exactly one value among the facts of its unit rounds to it (bare:
    ratios, counts, parameters): two facts of different value make it ambiguous, and it fails;
-   a `strict` sheet (the narrative report's) has no such rule: an unlabelled number fails;
+   a `strict` sheet (the narrative report's) has no such rule: an unlabelled number fails, and
+   a sentence must also pass the lenient reading (both bindings of a parameter name agree);
 5. or it is one of the user's own request numbers, unlabelled, by a foreign label, or by a
    metric label the request gave it too.
 
@@ -336,6 +337,7 @@ class FactSheet:
         self._label_res = self._compile_labels()
         bound = [b for s in split_sentences(request) for b in self._bound(s)]
         self._request = [(n.value, keys) for n, keys in bound if n.value is not None]
+        self._lenient = FactSheet(facts, request) if strict else self
 
     def _compile_labels(self) -> list[tuple[re.Pattern[str], frozenset[str], str]]:
         params = frozenset(f"param:{p}" for p in self.params)
@@ -449,6 +451,10 @@ class FactSheet:
         sentence = re.sub(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", "", sentence)  # a list item's marker
         checks = [self._judge(n, k) for n, k in self._bound(sentence)]
         problems = [f"{c.text}: {c.why}" for c in checks if not c.ok]
+        if self.strict:  # what passes strictly passes the lenient reading too
+            lenient = self._lenient.sentence_problems(sentence)[1]
+            problems += [p for p in lenient if p not in problems]
+            return checks, problems
         excess, said = self.values[EXCESS].value, self.direction(sentence)
         if said is not None and excess and said != (excess > 0):
             problems.append(f"it says the strategy {'beat' if said else 'lagged'} buy-and-hold")
@@ -530,6 +536,7 @@ def unsupported_numbers(text: str, sheet: FactSheet) -> list[str]:
 def covers(report: str, facts: dict[str, str] | FactSheet) -> list[str]:
     """The `SECTIONS` a report leaves out (empty: it covers them all)."""
     sheet = facts if isinstance(facts, FactSheet) else FactSheet(facts)
+    lenient = covers(report, sheet._lenient) if sheet.strict else []  # both readings cover it
     low, v = report.lower(), sheet.values
     cited = {c.fact for c in sheet.check(report) if c.ok} | {k for k in v if v[k].value is None}
     params = all(
@@ -549,4 +556,4 @@ def covers(report: str, facts: dict[str, str] | FactSheet) -> list[str]:
         "trading": {"trades", "win rate", "exposure"} <= cited,
         "caveat": bool(_CAVEAT.search(report)),
     }
-    return [s for s in SECTIONS if not done[s]]
+    return [s for s in SECTIONS if not done[s] or s in lenient]
