@@ -11,7 +11,7 @@ export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install model demo serve test lint unit bench clean postgres sandbox-deps
+.PHONY: install model demo serve test lint unit bench clean postgres redis sandbox-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ postgres:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "install Debian's postgresql package (the Postgres ledger tests need initdb)"; exit 1; fi
 
+## Redis server binaries for the shared rate-limit and cache tests (the tests start their own server).
+redis:
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else echo "install Debian's redis-server package (the Redis tests need it)"; exit 1; fi
+
 ## bubblewrap for the sandbox's private read-only filesystem view and namespaces
 ## (agents/quant/sandbox/launch.py; without it the sandbox falls back and says so, docs/sandbox.md).
 sandbox-deps:
@@ -59,7 +66,7 @@ sandbox-deps:
 ## Everything CI runs: lint, types, then all tests (unit, integration, e2e with the real model).
 # The tests run with the network off: in a fresh network namespace with only loopback up, when
 # unshare is permitted (root, as in CI); otherwise on the host network, and it says so.
-test: lint model postgres sandbox-deps
+test: lint model postgres redis sandbox-deps
 	@if unshare -n true 2>/dev/null && command -v ip >/dev/null; then \
 	  echo "tests: no network (own network namespace, loopback only)"; \
 	  unshare -n sh -c 'ip link set lo up && exec $(BIN)/python -m pytest'; \

@@ -181,6 +181,59 @@ class Settings(BaseSettings):
         description="Largest OHLCV CSV a user may upload (POST /v1/datasets)",
     )
 
+    # -- cost controls: shared limits, budgets' alerts, the response cache -------------------
+    redis_url: SecretStr | None = Field(
+        default=None,
+        repr=False,  # may carry a password
+        validation_alias="REDIS_URL",
+        description="redis://host:6379/0 — rate limits and the response cache shared by every "
+        "worker and server; unset = in this process's memory (limits) and SQLite (cache)",
+    )
+    rate_limits: str | None = Field(
+        default=None,
+        validation_alias="QUANT_GENAI_RATE_LIMITS",
+        description="The request and token limits per (user, service) and (service, model): a "
+        "TOML or JSON file's path, or inline JSON (docs/cost-controls.md); unset = the defaults",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        validation_alias="QUANT_GENAI_ALERT_WEBHOOK_URL",
+        description="Budget alerts are POSTed here as JSON (retried, with a timeout; a dead "
+        "webhook never fails a model call); unset = log line and GET /v1/alerts only",
+    )
+    alert_thresholds_pct: list[float] = Field(
+        default_factory=lambda: [50.0, 80.0, 100.0],
+        validation_alias="QUANT_GENAI_ALERT_THRESHOLDS",
+        description="Percentages of each budget at which an alert fires, once per period",
+    )
+    alert_webhook_timeout_s: float = Field(
+        default=5.0, gt=0, validation_alias="QUANT_GENAI_ALERT_WEBHOOK_TIMEOUT_S"
+    )
+    alert_webhook_retries: int = Field(
+        default=3, ge=0, validation_alias="QUANT_GENAI_ALERT_WEBHOOK_RETRIES"
+    )
+    cache: Literal["off", "exact", "semantic"] = Field(
+        default="exact",
+        validation_alias="QUANT_GENAI_CACHE",
+        description="The per-user response cache: exact prompt match, also semantically "
+        "similar prompts (MiniLM), or off; services switch it in catalog.toml",
+    )
+    cache_similarity: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        validation_alias="QUANT_GENAI_CACHE_SIMILARITY",
+        description="Cosine similarity from which the semantic cache serves a stored answer",
+    )
+
+    @field_validator("alert_thresholds_pct")
+    @classmethod
+    def _thresholds(cls, value: list[float]) -> list[float]:
+        bad = [t for t in value if not 0 < t <= 1000]
+        if bad:
+            raise ValueError(f"alert thresholds are percentages in (0, 1000]; got {bad}")
+        return sorted(set(value))
+
     @field_validator("user_budgets_usd")
     @classmethod
     def _positive_budgets(cls, value: dict[str, float]) -> dict[str, float]:

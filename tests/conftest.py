@@ -30,6 +30,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         "QUANT_GENAI_DAILY_BUDGET_USD",
         "QUANT_GENAI_USER_BUDGETS_USD",
         "CHROMADB_PATH",
+        "REDIS_URL",
+        "QUANT_GENAI_RATE_LIMITS",
+        "QUANT_GENAI_ALERT_WEBHOOK_URL",
+        "QUANT_GENAI_CACHE",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("QUANT_GENAI_DATA_DIR", str(tmp_path / "data"))
@@ -159,6 +163,24 @@ def postgres_admin_url() -> Iterator[str]:
 
     with postgres_cluster() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[Any]:
+    """The session's Redis server (Debian's redis-server on a free loopback port)."""
+    from tests.redis_server import redis_server
+
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_session: Any) -> Iterator[str]:
+    """A running Redis with no keys, for one test; `REDIS_URL` is not set by this fixture."""
+    redis_session.start()  # a test before may have stopped it
+    redis_session.flush()
+    yield redis_session.url
+    redis_session.start()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
