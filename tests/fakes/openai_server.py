@@ -16,7 +16,9 @@ The last user message may carry directives (space separated, anywhere in the tex
                 "tool_calls" (streamed as OpenAI does) — only while the last message is the
                 user's, so once the tool result comes back the model answers in text
 GET /_last returns the last chat-completions request body (tests check what reached a model).
-Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening.
+Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening;
+`--latency-ms MS` (or `run_fake_server(latency_ms=MS)`) makes every answer wait MS first, as a
+model's latency (`#sleep=` overrides it per request; `bench/load.py` uses 50 ms).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ _DIRECTIVE = re.compile(r"#(in|cached|out|reasoning|status|sleep)=(\d+)")
 _TOOL_DIRECTIVE = re.compile(r"#tool=([A-Za-z_][\w-]*):")
 _DOWN_DIRECTIVE = re.compile(r"#down=([\w.-]+)")
 STATS: dict[str, int] = {"chat_completions": 0}
+LATENCY_MS = [0]  # every answer's default wait (`--latency-ms`)
 LAST: dict[str, Any] = {}
 
 
@@ -70,7 +73,7 @@ def plan(body: dict[str, Any]) -> dict[str, int]:
         "out": d.get("out", 3),
         "reasoning": d.get("reasoning", 0),
         "status": d.get("status", 200),
-        "sleep": d.get("sleep", 0),
+        "sleep": d.get("sleep", LATENCY_MS[0]),
     }
 
 
@@ -185,6 +188,34 @@ async def last(request: Request) -> Response:
     return JSONResponse(LAST)
 
 
+async def embeddings(request: Request) -> Response:
+    """`/v1/embeddings`: a deterministic unit vector per input (from its bytes), `dimensions`
+    wide (default 1536); usage is the whitespace word count (the client must not rely on it)."""
+    import hashlib
+    import math
+
+    body = await request.json()
+    inputs = body.get("input", [])
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    dims = int(body.get("dimensions") or 1536)
+    STATS["embeddings"] = STATS.get("embeddings", 0) + 1
+    data = []
+    for i, text in enumerate(inputs):
+        seed = hashlib.sha256(str(text).encode()).digest()
+        raw = [seed[j % 32] - 127.5 for j in range(dims)]
+        norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+        data.append({"object": "embedding", "index": i, "embedding": [v / norm for v in raw]})
+    words = sum(len(str(t).split()) for t in inputs)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "fake"),
+            "usage": {"prompt_tokens": words, "total_tokens": words},
+        }
+    )
+
+
 async def models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
@@ -192,6 +223,7 @@ async def models(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", models),
         Route("/_stats", stats),
         Route("/_last", last),
@@ -221,10 +253,11 @@ class FakeServer:
 
 
 @contextlib.contextmanager
-def run_fake_server() -> Iterator[FakeServer]:
+def run_fake_server(latency_ms: int = 0) -> Iterator[FakeServer]:
     """Start the server in a subprocess (so it never shares the client's GIL)."""
+    latency = ["--latency-ms", str(latency_ms)] if latency_ms else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0"],
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", *latency],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -244,7 +277,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency-ms", type=int, default=0, help="every answer waits this long")
     args = ap.parse_args()
+    LATENCY_MS[0] = args.latency_ms
     sock = socket.socket()
     # Accepted sockets inherit this: without it a response written in two parts waits for the
     # client's delayed ACK (~40 ms on loopback) and the benchmark would measure that stall.
