@@ -15,6 +15,11 @@ The last user message may carry directives (space separated, anywhere in the tex
   #tool=NAME:{JSON}  answer with a structured tool call NAME(JSON args), `finish_reason`
                 "tool_calls" (streamed as OpenAI does) — only while the last message is the
                 user's, so once the tool result comes back the model answers in text
+  #fault=KIND   malformed: a 200 whose body is not JSON (a stream: a chunk that is not JSON);
+                cut: the connection dies mid-answer (a body shorter than its Content-Length; a
+                stream: the first chunk, then the connection drops)
+  #flaky=K:KEY  the first K requests carrying this KEY get a 429 (with Retry-After: 0), later
+                ones are answered: a burst of rate-limit errors that retries get through
 GET /_last returns the last chat-completions request body (tests check what reached a model).
 Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening;
 `--latency-ms MS` (or `run_fake_server(latency_ms=MS)`) makes every answer wait MS first, as a
@@ -44,6 +49,9 @@ from starlette.routing import Route
 _DIRECTIVE = re.compile(r"#(in|cached|out|reasoning|status|sleep)=(\d+)")
 _TOOL_DIRECTIVE = re.compile(r"#tool=([A-Za-z_][\w-]*):")
 _DOWN_DIRECTIVE = re.compile(r"#down=([\w.-]+)")
+_FAULT_DIRECTIVE = re.compile(r"#fault=(malformed|cut)\b")
+_FLAKY_DIRECTIVE = re.compile(r"#flaky=(\d+):([\w.-]+)")
+FLAKY: dict[str, int] = {}
 STATS: dict[str, int] = {"chat_completions": 0}
 LATENCY_MS = [0]  # every answer's default wait (`--latency-ms`)
 LAST: dict[str, Any] = {}
@@ -112,6 +120,19 @@ async def chat_completions(request: Request) -> Response:
     p = plan(body)
     if p["sleep"]:
         await asyncio.sleep(p["sleep"] / 1000)
+    last_text = _text((body.get("messages") or [{}])[-1].get("content"))
+    flaky = _FLAKY_DIRECTIVE.search(last_text)
+    if flaky is not None:
+        seen = FLAKY[flaky[2]] = FLAKY.get(flaky[2], 0) + 1
+        if seen <= int(flaky[1]):
+            return JSONResponse(
+                {"error": {"message": "fake rate limit", "type": "requests", "code": None}},
+                status_code=429,
+                headers={"retry-after": "0"},
+            )
+    fault = _FAULT_DIRECTIVE.search(last_text)
+    if fault is not None:
+        return _fault(fault[1], bool(body.get("stream")))
     if p["status"] != 200:
         return JSONResponse(
             {"error": {"message": f"fake error {p['status']}", "type": "fake", "code": None}},
@@ -178,6 +199,27 @@ async def chat_completions(request: Request) -> Response:
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _fault(kind: str, stream: bool) -> Response:
+    """A broken answer: not JSON, or a connection that dies before the answer is whole."""
+    if kind == "malformed":
+        if stream:
+            return StreamingResponse(
+                iter(["data: {not json\n\n", "data: [DONE]\n\n"]), media_type="text/event-stream"
+            )
+        return Response('{"id": "chatcmpl-x", "choices": [', media_type="application/json")
+
+    async def dies() -> AsyncIterator[str]:
+        yield 'data: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", '
+        yield '"choices": [{"index": 0, "delta": {"content": "w0"}, "finish_reason": null}]}\n\n'
+        raise ConnectionResetError("the fake server dropped the connection")
+
+    if stream:
+        return StreamingResponse(dies(), media_type="text/event-stream")
+    return Response(
+        '{"id": "chatcmpl-x"', media_type="application/json", headers={"content-length": "4096"}
+    )
 
 
 async def stats(request: Request) -> Response:
@@ -269,7 +311,11 @@ def run_fake_server(latency_ms: int = 0) -> Iterator[FakeServer]:
         yield FakeServer(int(line.split()[1]), proc)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a request still hanging on purpose (#sleep)
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def main() -> None:
