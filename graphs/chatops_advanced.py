@@ -32,11 +32,13 @@ that tells the user to use a tool goes back to the model. Each final reply carri
 `model_used` (the catalog model and what served it) and `answer_source` in its
 `response_metadata` and in the graph's output.
 
-Long threads are trimmed to the model's context (`fit_history`, LangChain's `trim_messages`):
-the current turn whole, earlier turns newest first, each from a human message on, so a tool call
-never loses its result. `graph` is exported without a checkpointer (the LangGraph server brings
-its own); `graph_with_memory()` and `chat()` use a durable one (`durable_checkpointer`: SQLite
-under the data dir, Postgres when `DATABASE_URL` is Postgres). Threads are scoped per user
+Long threads are trimmed (`fit_history`, LangChain's `trim_messages`) to the model's context and
+to `history_tokens` of earlier turns (default `HISTORY_TOKENS`): the current turn whole, earlier
+turns newest first, each from a human message on, so a tool call never loses its result; the
+system prompt then lists the user's questions from the turns left out (`earlier_note`).
+`graph` is exported without a checkpointer (the LangGraph server brings its own);
+`graph_with_memory()` and `chat()` use a durable one (`durable_checkpointer`: SQLite under the
+data dir, Postgres when `DATABASE_URL` is Postgres). Threads are scoped per user
 (`<user>:<thread>`), so a thread id guessed by another user opens an empty conversation.
 """
 
@@ -171,6 +173,14 @@ AnswerSource = Literal[
 ]
 
 
+HISTORY_TOKENS = 1500
+"""The default budget of earlier turns in a prompt: measured in bench/trimming.py (tokens saved
+on long threads) and on the chat benchmark (answers), README "Prompt trimming"."""
+EARLIER_NOTE = "Earlier in this conversation (not shown), the user asked: "
+EARLIER_NOTE_TOKENS = 200
+"""At most this many tokens of the user's left-out questions are listed (newest first)."""
+
+
 @dataclass(kw_only=True)
 class Context(BaseContext):
     """Knobs of the chat-ops agent."""
@@ -187,6 +197,14 @@ class Context(BaseContext):
         metadata={
             "description": "Times a reply that is not a valid answer (JSON, an echoed call, "
             "unsupported numbers) goes back to the model before the agent answers in code."
+        },
+    )
+    history_tokens: int = field(
+        default=HISTORY_TOKENS,
+        metadata={
+            "description": "Tokens of the conversation before the current turn kept in each "
+            "prompt (0 = as many as the model's window allows). Older turns are left out whole, "
+            "and the system prompt lists the user's questions from them."
         },
     )
     system_prompt: str = field(
@@ -554,12 +572,40 @@ def fit_history(messages: Sequence[BaseMessage], budget: int) -> list[BaseMessag
     return [*earlier, *current]
 
 
-def history_budget(ctx: Context, system: str) -> int:
+def history_budget(ctx: Context, system: str, messages: Sequence[BaseMessage] = ()) -> int:
     """Tokens the thread may take: the model's window where it is served, minus the output cap
-    and the system prompt (with the tool descriptions when they are in it)."""
+    and the system prompt (with the tool descriptions when they are in it); and at most the
+    current turn plus `ctx.history_tokens` of earlier ones."""
     model = validate_model(SERVICE, ctx.model)
     out_cap = min(ctx.max_tokens, model.max_output_tokens)
-    return context_window(model) - out_cap - count_tokens(system) - 16
+    window = context_window(model) - out_cap - count_tokens(system) - 16 - EARLIER_NOTE_TOKENS
+    if ctx.history_tokens <= 0:
+        return window
+    current = message_tokens(messages[turn_start(messages) :])
+    return min(window, current + ctx.history_tokens)
+
+
+def earlier_note(messages: Sequence[BaseMessage], kept: Sequence[BaseMessage]) -> str:
+    """What the prompt says of the turns `fit_history` left out: the user's own questions from
+    them (each cut to 150 characters) within `EARLIER_NOTE_TOKENS` — the first one, then the
+    newest — in the order asked, so "what did I ask first?" still has its answer; "" when
+    nothing was left out."""
+    shown = {id(m) for m in kept}
+    asked = [
+        json.dumps(" ".join(message_text(m.content).split())[:150], ensure_ascii=False)
+        for m in messages
+        if isinstance(m, HumanMessage) and id(m) not in shown
+    ]
+    chosen: set[int] = set()
+    used = count_tokens(EARLIER_NOTE)
+    for i in [0, *range(len(asked) - 1, 0, -1)][: len(asked)]:
+        cost = count_tokens(asked[i]) + 1
+        if used + cost <= EARLIER_NOTE_TOKENS:
+            chosen.add(i)
+            used += cost
+    if not chosen:
+        return ""
+    return "\n\n" + EARLIER_NOTE + "; ".join(asked[i] for i in sorted(chosen)) + "."
 
 
 # --------------------------------------------------------------------------------------------
@@ -807,7 +853,8 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     system = base_system
     if mode == "json_text" and not answering:
         system += JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
-    history = fit_history(state.messages, history_budget(ctx, system))
+    history = fit_history(state.messages, history_budget(ctx, system, state.messages))
+    system += earlier_note(state.messages, history)
     if mode != "native":
         history = as_plain_history(history)
     if state.retry_note:
@@ -990,6 +1037,7 @@ def chat_turn(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     max_steps: int | None = None,
     max_tokens: int | None = None,
+    history_tokens: int | None = None,
 ) -> ChatReply:
     """One turn of a conversation that remembers earlier turns of the same thread."""
     ctx = Context(user_id=user_id, model=model)
@@ -997,6 +1045,8 @@ def chat_turn(
         ctx.max_steps = max_steps
     if max_tokens is not None:
         ctx.max_tokens = max_tokens
+    if history_tokens is not None:
+        ctx.history_tokens = history_tokens
     out = graph_with_memory(checkpointer).invoke(
         {"messages": [HumanMessage(message)]},
         config=thread_config(user_id, thread_id),

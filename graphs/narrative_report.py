@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -89,6 +90,8 @@ PROMPT_OVERHEAD_TOKENS = (
     + 16  # message framing
 )
 """Tokens of the fixed prompt around the user's focus text (REST checks the context window)."""
+
+log = logging.getLogger(__name__)
 
 
 class BacktestNotFoundError(LookupError):
@@ -179,6 +182,13 @@ class OutputState:
     )
     chart_png: str | None = field(
         default=None, metadata={"description": "Base64 PNG of the equity curve, if asked for."}
+    )
+    chart_error: str | None = field(
+        default=None,
+        metadata={
+            "description": "Why the equity chart asked for could not be drawn (the report "
+            "stands without it); None when it was drawn or not asked for."
+        },
     )
     model_used: str | None = field(
         default=None, metadata={"description": "Catalog id of the model that answered last."}
@@ -384,7 +394,13 @@ def chart(state: State) -> dict[str, Any]:
     if not state.chart or state.backtest is None:
         return {}
     result = BacktestResult.model_validate(state.backtest)
-    return {"chart_png": base64.b64encode(equity_chart_png(result)).decode("ascii")}
+    try:
+        png = equity_chart_png(result)
+    except Exception as exc:  # matplotlib refuses some dates, amounts and TeX in names
+        why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")[:200]
+        log.warning("equity chart of %s not drawn: %s: %s", result.id, type(exc).__name__, why)
+        return {"chart_error": f"the equity chart cannot be drawn ({type(exc).__name__}: {why})"}
+    return {"chart_png": base64.b64encode(png).decode("ascii")}
 
 
 def _shown(piece: Piece) -> dict[str, Any]:

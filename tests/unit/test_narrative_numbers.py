@@ -105,6 +105,18 @@ def test_equity_chart_is_a_png() -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
 
 
+def test_a_chart_that_cannot_be_drawn_leaves_the_report_and_says_why() -> None:
+    from graphs.narrative_report import Context, InputState, graph
+
+    bad = result().model_copy(update={"strategy_name": "$\\frac{$"})  # TeX matplotlib refuses
+    with pytest.raises(ValueError):
+        equity_chart_png(bad)
+    ctx = Context(user_id="u1", max_attempts=0)  # no model drafts: the template report
+    out = graph.invoke(InputState(backtest=bad, chart=True), context=ctx)
+    assert out["report"] and out["chart_png"] is None
+    assert out["chart_error"].startswith("the equity chart cannot be drawn (ValueError")
+
+
 def test_output_is_complete_on_every_path() -> None:
     from dataclasses import fields
 

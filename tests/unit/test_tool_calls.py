@@ -492,6 +492,34 @@ def test_the_model_gets_a_trimmed_thread_with_the_system_prompt(
     assert "question 0" not in str(prompt) and "question 7" in str(prompt)
 
 
+@pytest.mark.parametrize("budget", [0, 300, 1500])
+def test_earlier_turns_are_kept_within_the_history_budget_and_their_questions_listed(
+    monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    from graphs import chatops_advanced as chatops
+
+    model = Scripted(script=["Fine."])
+    monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
+    monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: "native")
+    old = [m for i in range(8) for m in _turn(i)]  # ~400 tokens a turn
+    chatops.graph.invoke(
+        chatops.InputState(messages=[*old, HumanMessage("and now?")]),  # type: ignore[list-item]
+        context=chatops.Context(user_id="alice", max_tokens=100, history_tokens=budget),
+    )
+    (prompt,) = model.prompts
+    system, thread = prompt[0].content, prompt[1:]
+    earlier = chatops.message_tokens(thread[:-1])
+    if budget == 0:  # the model's window is the only limit: all of it, no note
+        assert len(thread) == len(old) + 1 and chatops.EARLIER_NOTE not in system
+        return
+    assert earlier <= budget and (earlier == 0 or isinstance(thread[0], HumanMessage))
+    assert (earlier > 0) == (budget == 1500)  # a turn is ~480 tokens: 300 keeps none
+    dropped = [m for m in old if isinstance(m, HumanMessage) and m not in thread]
+    assert dropped and chatops.EARLIER_NOTE in system
+    assert "question 0 GOOG" in system  # the user's first question is still on record
+    assert str(dropped[-1].content)[:20] in system  # and the newest left out
+
+
 def test_a_tool_refusal_is_an_error_the_model_retries_with_the_tools(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
