@@ -64,7 +64,7 @@ def api_url(serve_app: Callable[..., str], fake_openai: FakeServer) -> str:
         QUANT_GENAI_MODEL_ROUTES=json.dumps({m: route for m in chat_models}),
         QUANT_GENAI_MAX_RETRIES="0",
         QUANT_GENAI_FALLBACK="false",
-        QUANT_GENAI_RATE_PER_MIN="0",  # the fuzzer is one busy user; 429s would hide routes
+        QUANT_GENAI_RATE_LIMITS='{"enabled": false}',  # one busy user: 429s would hide routes
     )
 
 

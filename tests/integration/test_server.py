@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,7 @@ from langgraph_sdk.client import SyncLangGraphClient
 from agents.llm.catalog import SERVICES
 from agents.quant.backtests import run_backtest
 from agents.quant.corpus import SmaCross
-from agents.registry import reset
 from agents.serve import api, metrics
-from agents.settings import Settings
-from agents.usage.limits import RateLimiter, rate_limiter
 from tests.fakes.openai_server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -520,38 +517,8 @@ def test_report_by_id_then_usage_and_metrics(
 
 
 # --------------------------------------------------------------------------------------------
-# The rate limiter, metrics registration, prompt overheads (no server)
+# Metrics registration, prompt overheads (no server; the rate limits: tests/unit/test_rates.py)
 # --------------------------------------------------------------------------------------------
-
-
-def test_rate_limiter_burst_then_retry_per_user() -> None:
-    limiter = RateLimiter(per_min=60, burst=2)  # 2 at once, then 2 per 2 s
-    assert limiter.hit("a") is None
-    assert limiter.hit("a") is None
-    wait = limiter.hit("a")
-    assert wait is not None and 0 < wait <= 2.0
-    assert limiter.hit("b") is None  # per user
-    off = RateLimiter(per_min=0, burst=1)  # 0 = no limit
-    assert all(off.hit("a") is None for _ in range(1000))
-
-
-def test_rate_limiter_allows_again_after_the_wait() -> None:
-    limiter = RateLimiter(per_min=60, burst=1)  # one a second
-    assert limiter.hit("a") is None
-    wait = limiter.hit("a")
-    assert wait is not None and 0 < wait <= 1.0
-    time.sleep(wait + 0.05)
-    assert limiter.hit("a") is None
-
-
-def test_rate_limiter_comes_from_the_registry(make_settings: Callable[..., Settings]) -> None:
-    s = make_settings(QUANT_GENAI_RATE_PER_MIN=6, QUANT_GENAI_RATE_BURST=1)
-    limiter = rate_limiter(s)
-    assert rate_limiter(s) is limiter
-    assert limiter.hit("a") is None and limiter.hit("a") is not None
-    reset()  # forgets it: a fresh limiter, a fresh window
-    assert rate_limiter(s) is not limiter
-    assert rate_limiter(s).hit("a") is None
 
 
 def test_api_loads_by_path_beside_by_name() -> None:

@@ -389,7 +389,8 @@ def test_an_error_before_the_first_event_is_the_json_error(
 def test_over_the_rate_is_429_json_before_the_stream(
     app_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One request a minute: the second (to either stream) is refused before it starts."""
+    """One request a minute per (user, service): the second report stream is refused before
+    it starts; the chat stream (another service, another window) is not."""
     monkeypatch.setenv("QUANT_GENAI_RATE_PER_MIN", "1")
     monkeypatch.setenv("QUANT_GENAI_RATE_BURST", "1")
     reset()
@@ -398,13 +399,18 @@ def test_over_the_rate_is_429_json_before_the_stream(
         yield "sentence", {"text": "Only.", "source": "template", "section": "setup"}
 
     monkeypatch.setattr(streaming, "report_run", lambda *a, **k: produce)
+    monkeypatch.setattr(streaming, "chat_run", lambda *a, **k: produce)
     with httpx.Client(base_url=app_url, timeout=30) as client:
         r, events = stream(client, "/v1/reports/stream", {"backtest_id": "x"}, ALICE)
         assert is_sse(r) and [e.name for e in events] == ["sentence"]
+        refused, events = stream(client, "/v1/reports/stream", {"backtest_id": "x"}, ALICE)
+        assert not is_sse(refused) and events == []
         body = {"message": "hi", "thread_id": "t"}
-        r, events = stream(client, "/v1/chat/stream", body, ALICE)
-    assert not is_sse(r) and events == []
-    assert _error(r, 429)["type"] == "rate_limited" and int(r.headers["Retry-After"]) > 0
+        other, other_events = stream(client, "/v1/chat/stream", body, ALICE)
+    error = _error(refused, 429)
+    assert error["type"] == "rate_limited" and int(refused.headers["Retry-After"]) > 0
+    assert "scope=user key=narrative_report/alice limit=1 requests window=60s" in error["message"]
+    assert is_sse(other) and [e.name for e in other_events] == ["sentence"]
 
 
 def test_a_client_that_leaves_mid_stream_stops_the_model(
