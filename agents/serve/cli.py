@@ -1,4 +1,5 @@
-"""`quant-genai` command line: models, usage, the local model, and the demo (the main job)."""
+"""`quant-genai` command line: models, usage, budgets and alerts, the local model, and the demo
+(the main job)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,31 @@ from rich.table import Table
 from agents.llm.catalog import SERVICES, available_models, get_policy
 from agents.llm.local import serve_forever, server_status, stop_server
 from agents.llm.weights import assemble_model
-from agents.serve.tables import models_json, print_models, print_usage_table, usage_rows_json
-from agents.usage.ledger import GroupBy, usage_report
+from agents.serve.tables import (
+    models_json,
+    print_alerts,
+    print_budgets,
+    print_models,
+    print_projection,
+    print_usage_table,
+    usage_rows_json,
+)
+from agents.settings import get_settings
+from agents.usage import budgets
+from agents.usage.alerts import list_alerts
+from agents.usage.ledger import GroupBy, get_ledger, usage_report
+from agents.usage.limits import budget_nanousd
+from agents.usage.projection import project_month
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local model server.")
 app.add_typer(local_app, name="local-model")
+budget_app = typer.Typer(
+    no_args_is_help=True,
+    help="Budgets stored in the ledger database: per user, service, user+service or everyone; "
+    "daily or monthly (UTC); USD or tokens.",
+)
+app.add_typer(budget_app, name="budget")
 # Tables stay readable when piped (rich would otherwise wrap at 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -81,6 +101,116 @@ def usage(
         typer.echo(json.dumps(usage_rows_json(rows), indent=2))
     else:
         print_usage_table(console, rows, by=by)
+        start = budgets.period_start("month")
+        alerts = list_alerts(get_ledger().engine, user_id=user, since=start)
+        if alerts:  # the usage report's alerts section: this month's budget alerts
+            print_alerts(console, alerts, title="Budget alerts this month")
+
+
+ScopeOpt = Annotated[str, typer.Option(help=f"One of: {', '.join(budgets.SCOPES)}")]
+PeriodOpt = Annotated[str, typer.Option(help="day or month (UTC)")]
+UnitOpt = Annotated[str, typer.Option(help="usd (billed cost) or tokens (input + output)")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="For scopes user, user_service")]
+ServiceOpt = Annotated[
+    str | None, typer.Option("--service", help="For scopes service, user_service")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _budget(**fields: Any) -> budgets.Budget:
+    try:
+        return budgets.make_budget(**fields)
+    except budgets.BudgetError as e:
+        _fail(str(e))
+        raise  # unreachable: _fail exits
+
+
+@budget_app.command("set")
+def budget_set(
+    scope: ScopeOpt,
+    limit: Annotated[float, typer.Option(help="USD for --unit usd, tokens for --unit tokens")],
+    period: PeriodOpt = "day",
+    unit: UnitOpt = "usd",
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or replace a budget (takes effect on the next call of every worker)."""
+    b = _budget(scope=scope, period=period, unit=unit, limit=limit, user_id=user, service=service)
+    engine = get_ledger().engine
+    (row,) = budgets.status(engine, [budgets.set_budget(engine, b, by="cli")])
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        print_budgets(console, [row], title="budget set")
+
+
+@budget_app.command("show")
+def budget_show(
+    user: Annotated[
+        str | None, typer.Option("--user", help="The budgets this user's calls count against")
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="Only stored budgets naming this service")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stored budgets with spent / held / remaining this period (or one user's applicable ones,
+    the environment's default included)."""
+    engine = get_ledger().engine
+    if user is not None:
+        found = budgets.budgets_of_user(engine, user, budget_nanousd(user, get_settings()))
+        if service is not None:
+            found = [b for b in found if b.service in (None, service)]
+    else:
+        found = budgets.list_budgets(engine, service=service)
+    rows = budgets.status(engine, found)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_budgets(console, rows, title=f"budgets of {user}" if user else "stored budgets")
+
+
+@budget_app.command("delete")
+def budget_delete(
+    scope: ScopeOpt,
+    period: PeriodOpt = "day",
+    unit: UnitOpt = "usd",
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+) -> None:
+    """Remove a stored budget (the environment's defaults stay)."""
+    b = _budget(scope=scope, period=period, unit=unit, limit=0, user_id=user, service=service)
+    if not budgets.delete_budget(get_ledger().engine, b):
+        _fail(f"no stored {scope} {period} {unit} budget for {b.label}")
+    console.print(f"deleted the {period} {unit} budget of {b.label}")
+
+
+@app.command()
+def alerts(
+    user: Annotated[str | None, typer.Option(help="Only this user's alerts")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Budget alerts, newest first (50 / 80 / 100 % of each budget, once per period)."""
+    rows = list_alerts(get_ledger().engine, user_id=user)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        print_alerts(console, rows, title="budget alerts")
+
+
+@app.command()
+def projection(
+    user: Annotated[str | None, typer.Option(help="Only this user's usage")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """This month's spend and tokens per service, and the month projected linearly
+    (month-to-date / the elapsed fraction of the month)."""
+    p = project_month(get_ledger(), user_id=user).as_json()
+    if as_json:
+        typer.echo(json.dumps(p, indent=2))
+    else:
+        print_projection(console, p)
 
 
 @local_app.command("assemble")

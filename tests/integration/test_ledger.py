@@ -19,6 +19,9 @@ from agents.usage.pricing import price_usage
 from tests.fakes.openai_server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_RATE_LIMITS = '{"enabled": false}'
+"""These tests load the ledger, not the limits: a thousand uncapped calls of one user in a
+second are over the default token limit (their worst case is the 16k output cap each)."""
 
 
 def test_1000_concurrent_async_calls_lose_nothing(
@@ -29,6 +32,7 @@ def test_1000_concurrent_async_calls_lose_nothing(
         OPENAI_BASE_URL=fake_openai.base_url,
         QUANT_GENAI_MAX_RETRIES=0,
         DATABASE_URL=ledger_url,
+        QUANT_GENAI_RATE_LIMITS=NO_RATE_LIMITS,
     )
     chat = create_chat_model("chatops_advanced", user_id="load", settings=fake_settings)
     n = 1000
@@ -79,7 +83,8 @@ WORKER = textwrap.dedent(
     from agents.settings import Settings
     url, base_url, worker, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     s = Settings(_env_file=None, DATABASE_URL=url, OPENAI_API_KEY="sk-x",
-                 OPENAI_BASE_URL=base_url, QUANT_GENAI_MAX_RETRIES=0)
+                 OPENAI_BASE_URL=base_url, QUANT_GENAI_MAX_RETRIES=0,
+                 QUANT_GENAI_RATE_LIMITS='{"enabled": false}', QUANT_GENAI_CACHE="off")
     chat = create_chat_model("narrative_report", user_id="w" + worker, settings=s)
     for i in range(calls):
         chat.invoke(f"call {i} #in=10 #cached=4 #out=3")
@@ -187,9 +192,18 @@ def test_reports_on_both_backends(ledger_url: str) -> None:
     ledger.dispose()
 
 
-def test_threads_sharing_one_model_lose_nothing(fake_settings: Settings) -> None:
+def test_threads_sharing_one_model_lose_nothing(
+    make_settings: Callable[..., Settings], fake_openai: FakeServer
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    fake_settings = make_settings(
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_STREAM_USAGE=True,
+        QUANT_GENAI_MAX_RETRIES=0,
+        QUANT_GENAI_RATE_LIMITS=NO_RATE_LIMITS,
+    )
     chat = create_chat_model("narrative_report", user_id="threads", settings=fake_settings)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda i: chat.invoke(f"t{i} #in=20 #out=2"), range(200)))
