@@ -219,11 +219,24 @@ class Settings(BaseSettings):
         "similar prompts (MiniLM), or off; services switch it in catalog.toml",
     )
     cache_similarity: float = Field(
-        default=0.95,
+        default=0.90,
         gt=0,
         le=1,
         validation_alias="QUANT_GENAI_CACHE_SIMILARITY",
-        description="Cosine similarity from which the semantic cache serves a stored answer",
+        description="Cosine similarity from which the semantic cache serves a stored answer "
+        "(with the same numbers, tickers and directions; bench/cache.py picked 0.90)",
+    )
+    cache_ttl_s: int = Field(
+        default=86_400,
+        ge=1,
+        validation_alias="QUANT_GENAI_CACHE_TTL_S",
+        description="How long a cached answer is served (Redis TTL; SQL rows expire too)",
+    )
+    cache_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        validation_alias="QUANT_GENAI_CACHE_TIMEOUT_S",
+        description="Redis socket timeout of the cache: slower = a miss and a WARNING",
     )
 
     @field_validator("alert_thresholds_pct")

@@ -123,6 +123,11 @@ class ServicePolicy(BaseModel):
     allowed_tiers: frozenset[ModelTier]
     default_model: str
     required_capabilities: frozenset[ModelCapability]
+    cache: Literal["off", "exact", "semantic"] = Field(
+        default="exact",
+        description="The most the response cache may do for this service (QUANT_GENAI_CACHE "
+        "picks the mode up to it): off, exact prompt match, or semantic (docs/cache.md)",
+    )
 
     def allows(self, model: ModelConfig) -> bool:
         return (

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 import openai
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableWithFallbacks
+from langchain_core.runnables import RunnableConfig, RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from agents.governance.similarity import embed
 from agents.llm.catalog import (
     MODEL_CATALOG,
     ModelConfig,
@@ -37,9 +42,15 @@ from agents.llm.structured import local_structured_output
 from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.alerts import get_alerter
+from agents.usage.cache import ResponseCache, cache_mode, chunk_of, generation_of, prompt_key
+from agents.usage.cache_store import CacheScope, get_cache_store
 from agents.usage.callback import CostCallbackHandler
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import budget_nanousd
+from agents.usage.rates import rate_limit_handler
+
+log = logging.getLogger(__name__)
 
 RouteKind = Literal["openai", "compatible", "local"]
 _OPENAI_HOST = re.compile(r"^https://api\.openai\.com(/|$)")
@@ -125,6 +136,63 @@ class QuantChatOpenAI(ChatOpenAI):
         if gen is not None and gen.generation_info and "finish_reason" in gen.generation_info:
             gen.generation_info.update(self._stamp())
         return gen
+
+    # LangChain's `.stream()` never looks at the cache (only invoke / batch / generate do):
+    # these two look up first (a hit is served by `invoke`: one chunk, a $0 ledger row) and
+    # store a finished stream under the key `invoke` uses.
+
+    def _stream_cache(
+        self, input: LanguageModelInput, stop: list[str] | None, kwargs: dict[str, Any], aio: bool
+    ) -> tuple[BaseCache, str, str] | None:
+        if not isinstance(self.cache, BaseCache):
+            return None
+        if not self._should_stream(async_api=aio, **{**kwargs, "stream": True}):
+            return None  # the base class answers with invoke, which uses the cache itself
+        params = {
+            k: v
+            for k, v in kwargs.items()
+            if k not in ("ls_structured_output_format", "structured_output_format")
+        }
+        messages = self._convert_input(input).to_messages()
+        return self.cache, prompt_key(messages), self._get_llm_string(stop=stop, **params)
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        keyed = self._stream_cache(input, stop, kwargs, aio=False)
+        if keyed is not None and keyed[0].lookup(keyed[1], keyed[2]) is not None:
+            yield chunk_of(self.invoke(input, config, stop=stop, **kwargs))
+            return
+        chunks: list[AIMessageChunk] = []
+        for chunk in super().stream(input, config, stop=stop, **kwargs):
+            chunks.append(chunk)
+            yield chunk
+        if keyed is not None and chunks:
+            keyed[0].update(keyed[1], keyed[2], generation_of(chunks))
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        keyed = self._stream_cache(input, stop, kwargs, aio=True)
+        if keyed is not None and await keyed[0].alookup(keyed[1], keyed[2]) is not None:
+            yield chunk_of(await self.ainvoke(input, config, stop=stop, **kwargs))
+            return
+        chunks: list[AIMessageChunk] = []
+        async for chunk in super().astream(input, config, stop=stop, **kwargs):
+            chunks.append(chunk)
+            yield chunk
+        if keyed is not None and chunks:
+            await keyed[0].aupdate(keyed[1], keyed[2], generation_of(chunks))
 
 
 def model_used(reply: BaseMessage) -> str | None:
@@ -327,6 +395,7 @@ def _build(
         billed=route.billed,
         budget_nanousd=budget_nanousd(user_id, s),
         reservation_ttl_s=route.timeout_s * (s.max_retries + 1) + 30,
+        alerter=get_alerter(s),
     )
     metadata = {
         "service": service,
@@ -337,6 +406,9 @@ def _build(
         "tier": model.tier.value,
     }
     sync_client, async_client = shared_http_clients()
+    # The rate limit first: a call it refuses stops there and reserves no budget.
+    limiter = rate_limit_handler(service, model.id, user_id, s)
+    callbacks: list[BaseCallbackHandler] = [handler] if limiter is None else [limiter, handler]
     tags = ["quant-genai", f"service:{service}", f"model:{model.id}"]
     if user_id is not None:
         tags.append(f"user:{user_id}")
@@ -347,7 +419,8 @@ def _build(
         "timeout": route.timeout_s,
         "max_retries": s.max_retries,
         "stream_usage": route.stream_usage,
-        "callbacks": [handler],
+        "callbacks": callbacks,
+        "cache": response_cache(service, model, user_id, s),
         "metadata": metadata,
         "tags": tags,
         "system_role": flags.system_role,
@@ -360,6 +433,32 @@ def _build(
         params["disable_streaming"] = True
     params.update(adapted)
     return QuantChatOpenAI(**params)
+
+
+def response_cache(
+    service: str, model: ModelConfig, user_id: str | None, s: Settings
+) -> ResponseCache | bool:
+    """The per-user cache of one (service, model, user) instance (`agents.usage.cache`), or
+    False: never LangChain's global cache, whose keys have no user in them. No user = no scope
+    to bind an answer to = no cache."""
+    mode = cache_mode(service, s)
+    if mode == "off" or user_id is None:
+        return False
+    try:
+        store = get_cache_store(s)
+    except Exception as e:  # e.g. an unwritable cache file: the model works without a cache
+        log.warning(
+            "response cache unavailable, %s runs uncached: %s: %s", service, type(e).__name__, e
+        )
+        return False
+    return ResponseCache(
+        store,
+        CacheScope(user_id=user_id, service=service, model=model.id),
+        mode=mode,
+        ttl_s=s.cache_ttl_s,
+        similarity=s.cache_similarity,
+        embed=embed if mode == "semantic" else None,
+    )
 
 
 ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (

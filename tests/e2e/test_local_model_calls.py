@@ -75,8 +75,14 @@ def test_real_call_records_zero_cost_and_the_list_price(local_settings: Settings
 
 
 def test_streaming_from_the_local_model_is_accounted_like_invoke(
-    local_settings: Settings,
+    make_settings: Callable[..., Settings], local_gguf: Path, local_port: int
 ) -> None:
+    local_settings = make_settings(  # the cache off: the same prompt twice, both sent
+        QUANT_GENAI_LOCAL_MODEL_PATH=str(local_gguf),
+        QUANT_GENAI_LOCAL_PORT=local_port,
+        QUANT_GENAI_LOCAL_CTX=4096,
+        QUANT_GENAI_CACHE="off",
+    )
     chat = create_chat_model(
         "chatops_advanced", user_id="e2e", settings=local_settings, max_tokens=24, temperature=0
     )

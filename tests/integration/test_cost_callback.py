@@ -28,6 +28,19 @@ EXPECTED = {
 }
 
 
+@pytest.fixture
+def uncached(make_settings: Callable[..., Settings], fake_openai: FakeServer) -> Settings:
+    """`fake_settings` with the response cache off: tests that send one prompt twice to
+    compare the two calls' rows (with the cache the second is a $0 hit, tests/.../test_cache)."""
+    return make_settings(
+        OPENAI_API_KEY="sk-test-secret-123",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_STREAM_USAGE=True,
+        QUANT_GENAI_MAX_RETRIES=0,
+        QUANT_GENAI_CACHE="off",
+    )
+
+
 def _rows(settings: Settings) -> list[dict[str, Any]]:
     return get_ledger(settings).rows()
 
@@ -55,7 +68,8 @@ def _assert_row(row: dict[str, Any], model: str = "gpt-4o-mini") -> None:
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream", "batch", "abatch"])
-def test_every_call_style_records_the_same_exact_row(fake_settings: Settings, mode: str) -> None:
+def test_every_call_style_records_the_same_exact_row(uncached: Settings, mode: str) -> None:
+    fake_settings = uncached  # batches send PROMPT twice at once: no hit may race in
     chat = create_chat_model("narrative_report", user_id="alice", settings=fake_settings)
 
     async def run_async() -> None:
@@ -83,7 +97,8 @@ def test_every_call_style_records_the_same_exact_row(fake_settings: Settings, mo
     assert len({r["request_id"] for r in rows}) == len(rows)
 
 
-def test_streaming_and_non_streaming_totals_agree(fake_settings: Settings) -> None:
+def test_streaming_and_non_streaming_totals_agree(uncached: Settings) -> None:
+    fake_settings = uncached  # the same prompt twice, both sent
     chat = create_chat_model("narrative_report", user_id="alice", settings=fake_settings)
     chat.invoke(PROMPT)
     for _ in chat.stream(PROMPT):

@@ -64,8 +64,8 @@ def test_async_calls_survive_successive_event_loops(
     """langchain#35783: a cached client reused on a new loop fails and the SDK re-sends."""
     chat = create_chat_model("narrative_report", user_id="u1", settings=fake_settings)
     before = fake_openai.requests_served()
-    for _ in range(3):
-        asyncio.run(chat.ainvoke("hello"))
+    for i in range(3):
+        asyncio.run(chat.ainvoke(f"hello {i}"))  # distinct prompts: no cache hit
     assert fake_openai.requests_served() == before + 3  # no silent re-sends
     assert len(get_ledger(fake_settings).rows()) == 3
 
