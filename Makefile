@@ -11,7 +11,7 @@ export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install model demo serve test lint unit bench clean postgres redis sandbox-deps
+.PHONY: install model demo serve serve-prod test lint unit bench bench-load clean postgres redis sandbox-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: model
 ## REST clients. Demo API key on embedded defaults: `x-api-key: demo-key` (user demo-user).
 serve: model
 	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2024
+
+## The REST app for production: uvicorn, one worker per core (Studio: `make serve`).
+serve-prod: model
+	$(BIN)/uvicorn agents.serve.api:app --host $${HOST:-0.0.0.0} --port $${PORT:-8000} --workers $${WORKERS:-$$(nproc)} --no-access-log
 
 lint: install
 	$(BIN)/ruff check agents graphs tools tests bench
@@ -83,3 +87,7 @@ bench: model
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## Load benchmark of the REST app beside the bare functions (QUICK=1: the CI smoke).
+bench-load: install
+	$(BIN)/python -m bench.load $(if $(QUICK),--quick,)

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         "trimmed": trimmed,
     }
     earlier = json.loads(RESULTS.read_text("utf-8")) if RESULTS.exists() else {}
-    earlier[args.split] = report
+    key = args.split if args.budget == HISTORY_TOKENS else f"{args.split}@{args.budget}"
+    earlier[key] = report
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(earlier, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("window_only", "trimmed")}))

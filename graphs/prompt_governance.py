@@ -207,7 +207,17 @@ def check_prompt(
     use_model: bool = True,
     banned_words: list[str] | None = None,
 ) -> GovernanceReport:
-    """Run the graph on one text; the final report with the second opinion folded in."""
+    """The final report on one text, with the second opinion folded in.
+
+    When no model will be asked (`use_model` off, or the rules are sure) the graph's own
+    functions run directly, in the order its nodes would (`validate_model`, `screen`,
+    `decide`): the same report without the graph's machinery, which cost four times the rules
+    themselves (`bench/load.py`). Only an uncertain text with the model on runs the graph.
+    """
+    validate_model(SERVICE, model)  # ModelNotAllowedError names the allowed models
+    rules = screen(text, banned=banned_words or None)
+    if not (use_model and rules.needs_review):
+        return final_decision(rules, None)
     ctx = Context(
         user_id=user_id, model=model, use_model=use_model, banned_words=list(banned_words or [])
     )

@@ -56,6 +56,7 @@ from agents.quant.spec import StrategySpec, drop_inapplicable, scale_problems
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
+from agents.usage.rates import RateLimitExceededError
 from graphs import prompts as P
 
 log = logging.getLogger(__name__)
@@ -507,7 +508,7 @@ def _structured(
     chain = _chat(runtime).with_structured_output(schema, method="json_schema", include_raw=True)
     try:
         out = chain.invoke(messages, config={"callbacks": [calls]})
-    except QuotaExceededError:
+    except (QuotaExceededError, RateLimitExceededError):
         raise  # the caller hears 429 with when to retry; nothing was sent
     except Exception as exc:  # endpoint down or timing out after the client's retries
         return _failed_call(calls, requested, exc), None
@@ -537,7 +538,7 @@ def _ask_code(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
     messages = [SystemMessage(STRATEGY_SYSTEM), HumanMessage(prompt)]
     try:
         reply = _chat(runtime).invoke(messages, config={"callbacks": [calls]})
-    except QuotaExceededError:
+    except (QuotaExceededError, RateLimitExceededError):
         raise
     except Exception as exc:
         return _failed_call(calls, requested, exc)

@@ -21,9 +21,11 @@ from agents.governance.rules import (
     Verdict,
     check_text,
     default_rules,
+    normalize,
 )
+from agents.governance.similarity import memoised
 
-__all__ = ["blocked_reasons", "decide", "gate", "screen"]
+__all__ = ["blocked_reasons", "decide", "gate", "screen", "screen_is_cheap"]
 
 _WHY_UNREVIEWED: dict[SecondOpinion | None, str] = {
     None: "no model second opinion (switched off)",
@@ -36,6 +38,13 @@ _WHY_UNREVIEWED: dict[SecondOpinion | None, str] = {
 def screen(text: str, *, banned: Iterable[str] | None = None) -> GovernanceReport:
     """The rules' verdict on `text` (PII masked, banned topics, injection score); no chat model."""
     return check_text(text, banned=banned)
+
+
+def screen_is_cheap(text: str) -> bool:
+    """Whether `screen(text)` runs no embedding model (its similarity layer is off, or every
+    segment of the text is memoised): a fraction of a millisecond, fit for an event loop."""
+    cfg = default_rules().similarity
+    return cfg is None or not cfg.enabled or memoised(normalize(text), cfg)
 
 
 def decide(

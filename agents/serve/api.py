@@ -13,7 +13,7 @@ schema or a body that is not strict JSON (`strict_json`), 401 no or bad key (bef
 read or the route matched: `agents.serve.guards.KeyRequired`), 403
 a model the policy forbids or another user's data, 404 a missing backtest, 413 a prompt over the
 model's context window where it is served (checked before any model call, with each graph's own
-fixed prompt tokens), 429 over the per-user rate (`agents.usage.limits.RateLimiter`) or daily
+fixed prompt tokens), 429 over a rate limit per service (`agents.usage.rates`) or daily
 budget (both with Retry-After), 503 the vector store down.
 
 `/metrics` is Prometheus text from the global registry (`agents.serve.metrics`): calls, tokens
@@ -25,7 +25,6 @@ before it is read; the per-user rate counts a request only after its checks pass
 """
 
 import logging
-import math
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -38,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from agents.governance.gate import screen_is_cheap
 from agents.llm.catalog import (
     SERVICES,
     ModelConfig,
@@ -57,7 +57,7 @@ from agents.quant.datasets import (
     register_dataset,
 )
 from agents.rag.store import RetrievalUnavailableError, get_retriever
-from agents.serve import streaming
+from agents.serve import admin_budgets, admin_limits, streaming
 from agents.serve.auth import is_admin, key_from_headers, user_for_key
 from agents.serve.guards import (
     INVALID_KEY,
@@ -67,10 +67,11 @@ from agents.serve.guards import (
     KeyRequired,
     metrics_access,
 )
-from agents.serve.metrics import CONTENT_TYPE, count_request, exposition
+from agents.serve.metrics import CONTENT_TYPE, CountRequests, count_request, exposition
 from agents.serve.strict_json import StrictJsonRoute
 from agents.usage.ledger import usage_report
-from agents.usage.limits import QuotaExceededError, count_tokens, rate_limiter
+from agents.usage.limits import BudgetUnavailableError, QuotaExceededError, count_tokens
+from agents.usage.rates import RateLimitExceededError, rate_limits
 from graphs import chatops_advanced, narrative_report, prompt_governance, strategy_builder
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,13 @@ def api_error(exc: BaseException, where: str = "a route") -> ApiError:
     """The API's error for an exception a route or a streamed graph run raised."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RateLimitExceededError):  # which limit, in the message and headers
+        return ApiError(429, "rate_limited", str(exc), headers=exc.headers())
     if isinstance(exc, QuotaExceededError):
         retry = {"Retry-After": str(exc.retry_after_s)}
         return ApiError(429, "quota_exceeded", str(exc), headers=retry)
+    if isinstance(exc, BudgetUnavailableError):  # fail closed: nothing was sent
+        return ApiError(503, "budget_unavailable", str(exc), headers={"Retry-After": "2"})
     if isinstance(exc, narrative_report.BacktestNotFoundError):
         return ApiError(404, "backtest_not_found", str(exc))
     if isinstance(exc, RetrievalUnavailableError):
@@ -151,8 +156,10 @@ def _model_error(exc: Exception, service: str) -> ApiError:
 # --------------------------------------------------------------------------------------------
 
 
-def current_user(request: Request) -> str:
-    """The caller's user id from `x-api-key` or `Authorization: Bearer` (same keys as graphs)."""
+async def current_user(request: Request) -> str:
+    """The caller's user id from `x-api-key` or `Authorization: Bearer` (same keys as graphs).
+    Async: a header lookup and a constant-time compare, no I/O (a sync dependency would cost a
+    threadpool hop per request)."""
     key = key_from_headers(request.headers)
     if key is None:  # `KeyRequired` answered already; kept for a route mounted elsewhere
         raise ApiError(401, "unauthorized", MISSING_KEY)
@@ -166,19 +173,15 @@ def current_user(request: Request) -> str:
 User = Annotated[str, Depends(current_user)]
 
 
-def count_model_request(user: str) -> None:
-    """Counts one model-calling request of `user` against the per-user rate (429 when over).
-    Called by a route after its body, model and context checks passed: a request refused for
-    bad input costs nothing (a FastAPI dependency would run before the body is validated)."""
-    wait = rate_limiter().hit(user)
-    if wait is not None:
-        retry = max(1, math.ceil(wait))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many requests for user {user!r}; retry in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
+def count_model_request(user: str, service: str, model: str | None) -> None:
+    """Counts one request against the (user, service) and (service, model) request limits
+    (`agents.usage.rates`; 429 when over). Called by a route after its body, model and context
+    checks passed: a request refused for bad input costs nothing (a FastAPI dependency would
+    run before the body is validated)."""
+    try:
+        rate_limits().hit_request(service, _validated(service, model).id, user)
+    except RateLimitExceededError as exc:
+        raise api_error(exc) from exc
 
 
 def check_fits(service: str, model: ModelConfig, text: str, max_tokens: int) -> None:
@@ -275,6 +278,8 @@ app.router.route_class = StrictJsonRoute  # before the routes below are declared
 
 app.add_middleware(BodyLimit)
 app.add_middleware(KeyRequired)  # outside BodyLimit: no key, no 413 either
+app.include_router(admin_limits.router)  # /v1/limits, /v1/admin/limits
+app.include_router(admin_budgets.router)  # /v1/budgets, /v1/admin/budgets, /v1/alerts
 
 
 @app.exception_handler(ApiError)
@@ -282,6 +287,7 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return exc.response()
 
 
+@app.exception_handler(RateLimitExceededError)  # a token limit hit inside a graph run
 @app.exception_handler(QuotaExceededError)
 async def _quota_error(request: Request, exc: QuotaExceededError) -> JSONResponse:
     """Over the user's daily budget (counting calls in flight): 429, nothing was sent."""
@@ -310,15 +316,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return api_error(exc, request.url.path).response()
 
 
-@app.middleware("http")
-async def _count_requests(request: Request, call_next: Any) -> Response:
-    """Counts our own routes only (by route template, so ids do not explode the labels)."""
-    response: Response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
-    if isinstance(path, str) and (path.startswith("/v1/") or path == "/metrics"):
-        count_request(request.method, path, response.status_code)
-    return response
+# Counts our own routes by route template (pure ASGI: `@app.middleware("http")` cost ~0.5 ms).
+app.add_middleware(CountRequests, count=count_request)
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
@@ -349,18 +348,25 @@ def list_models(
 
 
 @app.post("/v1/governance/check")
-def governance_check(body: GovernanceRequest, user: User) -> JSONResponse:
+async def governance_check(body: GovernanceRequest, user: User) -> JSONResponse:
     """Verdict, reasons and masked text; a model is asked only when the rules are unsure.
     With `use_model: false` no model runs: the request is not counted against the model-call
-    rate and the text is not bounded by a model's context window."""
+    rate and the text is not bounded by a model's context window (and when no embedding is
+    needed either, it runs on the event loop: a fraction of a millisecond)."""
+    if not body.use_model and screen_is_cheap(body.text):
+        return _governance_check(body, user)
+    return await run_in_threadpool(_governance_check, body, user)
+
+
+def _governance_check(body: GovernanceRequest, user: str) -> JSONResponse:
     model = _validated("prompt_governance", body.model)  # the graph refuses it too: 400, not 500
     if body.use_model:
         check_fits("prompt_governance", model, body.text, 0)
-        count_model_request(user)
+        count_model_request(user, "prompt_governance", body.model)
     report = prompt_governance.check_prompt(
         body.text, user_id=user, **body.model_dump(exclude={"text"})
     )
-    return _json(report.model_dump())
+    return JSONResponse(report.model_dump(mode="json"))
 
 
 @app.post("/v1/strategies")
@@ -380,7 +386,7 @@ def generate_strategy(body: StrategyRequest, user: User) -> JSONResponse:
             dataset_path(user, body.dataset_id)
         except DatasetNotFoundError as exc:
             raise ApiError(404, "dataset_not_found", str(exc)) from exc
-    count_model_request(user)
+    count_model_request(user, "strategy_builder", body.model)
     keep = {"model", "symbol", "max_repairs", "max_tokens", "use_rag", "dataset_id"}
     params = body.model_dump(include=keep)
     out = strategy_builder.build_strategy(body.request, user_id=user, **params)
@@ -449,7 +455,7 @@ def _check_chart(backtest: BacktestResult) -> None:
 def write_report(body: ReportRequest, user: User) -> JSONResponse:
     """A narrative report of one backtest, inline or by id from the caller's store."""
     _check_report(body, user)
-    count_model_request(user)
+    count_model_request(user, "narrative_report", body.model)
     try:
         out = narrative_report.write_report(
             body.backtest,
@@ -471,7 +477,7 @@ async def stream_report(body: ReportRequest, user: User, request: Request) -> Re
     """`/v1/reports` as server-sent events: `sentence` per accepted passage, then `report` (the
     body `/v1/reports` returns); `error` (the error body) if the run fails once started."""
     await run_in_threadpool(_check_report, body, user)
-    count_model_request(user)
+    await run_in_threadpool(count_model_request, user, "narrative_report", body.model)
     run = streaming.report_run(body.backtest, user_id=user, **body.model_dump(exclude={"backtest"}))
     return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
 
@@ -486,7 +492,7 @@ def _check_chat(body: ChatRequest) -> None:
 def chat_turn(body: ChatRequest, user: User) -> JSONResponse:
     """One turn of a per-user thread; memory is durable (SQLite under the data dir, or Postgres)."""
     _check_chat(body)
-    count_model_request(user)
+    count_model_request(user, "chatops_advanced", body.model)
     reply = chatops_advanced.chat_turn(
         body.message, user_id=user, **body.model_dump(exclude={"message"})
     )
@@ -499,7 +505,7 @@ async def stream_chat(body: ChatRequest, user: User, request: Request) -> Respon
     reply is accepted, then `done` (the body `/v1/chat` returns); `error` if the run fails once
     started."""
     await run_in_threadpool(_check_chat, body)
-    count_model_request(user)
+    await run_in_threadpool(count_model_request, user, "chatops_advanced", body.model)
     run = streaming.chat_run(body.message, user_id=user, **body.model_dump(exclude={"message"}))
     return await streaming.event_stream(request, run, lambda e: api_error(e, request.url.path))
 

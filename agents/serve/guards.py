@@ -58,6 +58,17 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _too_big(limit: int) -> bytes:
+    return _error(413, "body_too_large", f"the request body is over {limit} bytes")
+
+
+def _content_length(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return bytes(value)
+    return None
+
+
 class BodyLimit:
     """413 for a body over `body_limit(path)`, before the route reads it."""
 
@@ -69,11 +80,16 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = body_limit(str(scope.get("path", "")))
-        too_big = _error(413, "body_too_large", f"the request body is over {limit} bytes")
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _respond(send, 413, too_big)
+        declared = _content_length(scope)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > limit:
+                await _respond(send, 413, _too_big(limit))
+                return
+            # The server frames the body by its Content-Length (h11 and httptools refuse more
+            # bytes than declared), so a declared size within the limit needs no counting.
+            await self.app(scope, receive, send)
             return
+        too_big = _too_big(limit)
         seen = 0
         started = refused = False
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -38,6 +39,42 @@ REQUESTS = Counter(
 
 def count_request(method: str, route: str, status: int) -> None:
     REQUESTS.labels(method, route, str(status)).inc()
+
+
+_COUNTED_PREFIX = "/v1/"
+
+
+class CountRequests:
+    """Pure ASGI middleware: counts our own routes (`/v1/...` and `/metrics`) by route template
+    (so ids do not explode the labels), once the response has started.
+
+    Replaces an `@app.middleware("http")` function: Starlette's `BaseHTTPMiddleware` runs the
+    app in a task group and streams the response through memory channels, which cost more per
+    request than the rules-only governance check itself. The router writes the matched route
+    into the shared `scope`, so it is there once the app has answered.
+    """
+
+    def __init__(self, app: Any, count: Callable[[str, str, int], None] = count_request) -> None:
+        self.app, self.count = app, count
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # an app that raises before answering is a 500
+
+        async def tracked(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            path = getattr(scope.get("route"), "path", None)
+            if isinstance(path, str) and (path.startswith(_COUNTED_PREFIX) or path == "/metrics"):
+                self.count(scope["method"], path, status)
 
 
 class _LedgerSnapshot:

@@ -61,7 +61,7 @@ def test_strategy_builder_counts_the_failed_attempts_and_the_fallback() -> None:
     assert not out["ok"] and out["failed_stage"] == "validation"
     backup = fallback_model("strategy_builder", "gpt-4o")
     assert backup is not None and out["model_used"] == backup.id
-    rows = get_ledger().rows(user_id="sb")
+    rows = get_ledger().rows(user_id="sb", service="strategy_builder")  # not the RAG embeddings
     assert sorted((r["model"], r["error"] is None) for r in rows) == sorted(
         [("gpt-4o", False), (backup.id, True)] * 2
     )
