@@ -28,6 +28,7 @@ from agents.llm.catalog import validate_model
 from agents.llm.factory import create_chat_model_with_fallback, route_used
 from agents.llm.tool_calls import message_text
 from agents.usage.limits import QuotaExceededError, count_tokens
+from agents.usage.rates import RateLimitExceededError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def ask_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ]
     try:
         reply = chat.invoke(messages)
-    except QuotaExceededError:
+    except (QuotaExceededError, RateLimitExceededError):
         raise  # the caller hears 429 with when to retry, not a silent verdict
     except Exception as exc:  # endpoint down or timing out: decide without it, fail closed
         log.warning("prompt_governance second opinion failed: %s", type(exc).__name__)
