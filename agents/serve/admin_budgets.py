@@ -12,14 +12,15 @@ month-to-date spend per service and its linear projection (the caller's; admins
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.serve.auth import is_admin
+from agents.serve.errors import ApiError, User
 from agents.serve.strict_json import StrictJsonRoute
 from agents.settings import get_settings
 from agents.usage import budgets
@@ -28,25 +29,14 @@ from agents.usage.ledger import get_ledger
 from agents.usage.limits import budget_nanousd
 from agents.usage.projection import project_month
 
-if TYPE_CHECKING:
-    from agents.serve.api import ApiError
-
 router = APIRouter(route_class=StrictJsonRoute, tags=["budgets"])
 
 
 def _error(status: int, type_: str, message: str, allowed: list[str] | None = None) -> ApiError:
-    from agents.serve.api import ApiError  # api.py imports this module: import when used
-
     return ApiError(status, type_, message, allowed=allowed)
 
 
-async def _caller(request: Request) -> str:
-    from agents.serve.api import current_user
-
-    return await current_user(request)
-
-
-Caller = Annotated[str, Depends(_caller)]
+Caller = User
 
 
 def _admin(user: str) -> None:

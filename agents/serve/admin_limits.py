@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.serve.auth import is_admin, key_from_headers, user_for_key
-from agents.serve.guards import INVALID_KEY, MISSING_KEY
+from agents.serve.errors import Admin, ApiError, User
 from agents.serve.strict_json import StrictJsonRoute
 from agents.usage.rate_config import RateLimitConfigError
 from agents.usage.rates import REFRESH_S, RateLimits, rate_limits
@@ -48,25 +47,6 @@ class LimitsUpdate(BaseModel):
     )
 
 
-def _error(status: int, type_: str, message: str, allowed: list[str] | None = None) -> JSONResponse:
-    error: dict[str, Any] = {"type": type_, "message": message}
-    if allowed is not None:
-        error["allowed"] = allowed
-    return JSONResponse({"error": error}, status_code=status)
-
-
-def _caller(request: Request, *, admin: bool) -> str | JSONResponse:
-    """The caller's user id, or the error to answer (`KeyRequired` answered 401s already)."""
-    key = key_from_headers(request.headers)
-    user = user_for_key(key)
-    if user is None:
-        return _error(401, "unauthorized", INVALID_KEY if key else MISSING_KEY)
-    request.state.user_id = user
-    if admin and not is_admin(user):
-        return _error(403, "forbidden", "only admin users may read or change the rate limits")
-    return user
-
-
 def _admin_view(limits: RateLimits) -> dict[str, Any]:
     effective = limits.effective()
     return {
@@ -81,11 +61,8 @@ def _admin_view(limits: RateLimits) -> dict[str, Any]:
 
 
 @router.get("/v1/limits")
-def my_limits(request: Request) -> JSONResponse:
+def my_limits(user: User) -> JSONResponse:
     """The caller's request and token limits per service and what is left of each window."""
-    user = _caller(request, admin=False)
-    if isinstance(user, JSONResponse):
-        return user
     limits = rate_limits()
     body = {
         "user_id": user,
@@ -97,23 +74,17 @@ def my_limits(request: Request) -> JSONResponse:
 
 
 @router.get("/v1/admin/limits")
-def admin_limits(request: Request) -> JSONResponse:
+def admin_limits(user: Admin) -> JSONResponse:
     """Effective limits, their static layers and the runtime overrides (admins only)."""
-    user = _caller(request, admin=True)
-    if isinstance(user, JSONResponse):
-        return user
     return JSONResponse(jsonable_encoder(_admin_view(rate_limits())))
 
 
 @router.put("/v1/admin/limits")
-def set_admin_limits(body: LimitsUpdate, request: Request) -> JSONResponse:
+def set_admin_limits(body: LimitsUpdate, user: Admin) -> JSONResponse:
     """Patch or replace the runtime overrides; every process applies them within ~2 s."""
-    user = _caller(request, admin=True)
-    if isinstance(user, JSONResponse):
-        return user
     limits = rate_limits()
     try:
         limits.set_overrides(body.overrides, replace=body.mode == "replace", by=user)
     except RateLimitConfigError as exc:
-        return _error(400, "invalid_rate_limits", str(exc), exc.allowed)
+        raise ApiError(400, "invalid_rate_limits", str(exc), allowed=exc.allowed) from exc
     return JSONResponse(jsonable_encoder(_admin_view(limits)))

@@ -28,7 +28,7 @@ import logging
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -58,11 +58,10 @@ from agents.quant.datasets import (
 )
 from agents.rag.store import RetrievalUnavailableError, get_retriever
 from agents.serve import admin_budgets, admin_limits, streaming
-from agents.serve.auth import is_admin, key_from_headers, user_for_key
+from agents.serve.auth import is_admin
+from agents.serve.errors import ApiError, User
 from agents.serve.guards import (
-    INVALID_KEY,
     METRICS_KEY,
-    MISSING_KEY,
     BodyLimit,
     KeyRequired,
     metrics_access,
@@ -88,33 +87,6 @@ PROMPT_OVERHEAD: dict[str, int] = {
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """An error with its HTTP status; `response()` renders the one JSON error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        type_: str,
-        message: str,
-        *,
-        allowed: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.type, self.message = status, type_, message
-        self.allowed, self.headers = allowed, headers
-
-    def body(self) -> dict[str, Any]:
-        """The JSON error body (also the data of a stream's `error` event)."""
-        error: dict[str, Any] = {"type": self.type, "message": self.message}
-        if self.allowed is not None:
-            error["allowed"] = self.allowed
-        return {"error": error}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def api_error(exc: BaseException, where: str = "a route") -> ApiError:
@@ -154,23 +126,6 @@ def _model_error(exc: Exception, service: str) -> ApiError:
 # --------------------------------------------------------------------------------------------
 # Auth, rate limit, the context-window check
 # --------------------------------------------------------------------------------------------
-
-
-async def current_user(request: Request) -> str:
-    """The caller's user id from `x-api-key` or `Authorization: Bearer` (same keys as graphs).
-    Async: a header lookup and a constant-time compare, no I/O (a sync dependency would cost a
-    threadpool hop per request)."""
-    key = key_from_headers(request.headers)
-    if key is None:  # `KeyRequired` answered already; kept for a route mounted elsewhere
-        raise ApiError(401, "unauthorized", MISSING_KEY)
-    user = user_for_key(key)
-    if user is None:
-        raise ApiError(401, "unauthorized", INVALID_KEY)
-    request.state.user_id = user
-    return user
-
-
-User = Annotated[str, Depends(current_user)]
 
 
 def count_model_request(user: str, service: str, model: str | None) -> None:
