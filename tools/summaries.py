@@ -175,11 +175,23 @@ def _spend(r: dict[str, Any]) -> str:
         f"(${r.get('list_price_usd')} at list prices). Today you spent ${b.get('spent_today_usd')}"
         f", and ${b.get('held_by_calls_in_flight_usd')} is held by calls in flight."
     )
+    others = "".join(
+        f" Budget for {o.get('budget')}: {o.get('remaining')} left of {o.get('limit')}"
+        f" until {o.get('resets_at')}."
+        for o in r.get("other_budgets") or []
+        if isinstance(o, dict)
+    )
     if b.get("daily_budget_usd") == "no budget set":
-        return text + " You have no budget set."
-    return text + (
-        f" Your daily budget is ${b.get('daily_budget_usd')}, with "
-        f"${b.get('remaining_today_usd')} left until {b.get('budget_resets')}."
+        return text + (
+            " You have no daily budget set." + others if others else " You have no budget set."
+        )
+    return (
+        text
+        + (
+            f" Your daily budget is ${b.get('daily_budget_usd')}, with "
+            f"${b.get('remaining_today_usd')} left until {b.get('budget_resets')}."
+        )
+        + others
     )
 
 

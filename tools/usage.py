@@ -11,8 +11,9 @@ from langchain_core.tools import ToolException
 
 from agents.context import Context
 from agents.settings import get_settings
+from agents.usage import budgets
 from agents.usage.ledger import get_ledger, usage_report
-from agents.usage.limits import budget_nanousd, window_start
+from agents.usage.limits import amount_text, budget_nanousd, window_start
 from tools.backtests import user_of
 
 NO_BUDGET = "no budget set"
@@ -67,8 +68,9 @@ def my_usage(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
 
 @tool
 def my_spend(runtime: ToolRuntime[Context, Any], since: str | None = None) -> dict[str, Any] | str:
-    """What the user spent today (UTC) and their daily budget: the budget, what is left of it
-    and what calls in flight hold ("no budget set" when there is none).
+    """What the user spent today (UTC) and their budgets: the daily budget, what is left of it
+    and what calls in flight hold ("no budget set" when there is none), and every other budget
+    their calls count against (monthly, per service, tokens) with what is left of each.
 
     since: optional start date "YYYY-MM-DD" for the total (default: today, UTC).
     """
@@ -79,20 +81,37 @@ def my_spend(runtime: ToolRuntime[Context, Any], since: str | None = None) -> di
     today_rows = rows if start is None else usage_report(user_id=user, since=today)
     spent_today = sum((r.cost_usd for r in today_rows), Decimal(0))
     held = _dollars(get_ledger().held_nanousd(user))
-    budget = budget_nanousd(user, get_settings())
+    engine = get_ledger().engine
+    found = budgets.budgets_of_user(engine, user, budget_nanousd(user, get_settings()))
+    daily = next((b for b in found if b.key == f"user|{user}||day|usd"), None)
     status: dict[str, Any] = {
         "spent_today_usd": f"{spent_today:.6f}",
         "held_by_calls_in_flight_usd": f"{held:.6f}",
-        "daily_budget_usd": NO_BUDGET if budget is None else f"{_dollars(budget):.6f}",
+        "daily_budget_usd": NO_BUDGET if daily is None else f"{_dollars(daily.limit):.6f}",
     }
-    if budget is not None:
-        left = max(_dollars(budget) - spent_today - held, Decimal(0))
+    if daily is not None:
+        left = max(_dollars(daily.limit) - spent_today - held, Decimal(0))
         status["remaining_today_usd"] = f"{left:.6f}"
         status["budget_resets"] = "00:00 UTC"
+    others = [b for b in found if b is not daily]
     return {
         "since": (start or today.date()).isoformat(),
         "calls": sum(r.calls for r in rows),
         "cost_usd": f"{sum((r.cost_usd for r in rows), Decimal(0)):.6f}",
         "list_price_usd": f"{sum((r.list_price_usd for r in rows), Decimal(0)):.6f}",
         "budget": status,
+        "other_budgets": [
+            _other(b, st) for b, st in zip(others, budgets.status(engine, others), strict=True)
+        ],
+    }
+
+
+def _other(b: budgets.Budget, st: dict[str, Any]) -> dict[str, str]:
+    """One more budget the user's calls count against, its amounts as text in its unit."""
+    remaining = round(st["remaining"] * 1e9) if b.unit == "usd" else st["remaining"]
+    return {
+        "budget": f"{b.label}, per {b.period}, in {'USD' if b.unit == 'usd' else 'tokens'}",
+        "limit": amount_text(b.unit, b.limit),
+        "remaining": amount_text(b.unit, remaining),
+        "resets_at": st["resets_at"][:10],
     }

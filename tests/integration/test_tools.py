@@ -18,6 +18,7 @@ from agents.context import Context as BaseContext
 from agents.llm.factory import create_chat_model
 from agents.llm.tool_calls import reply_problem, unsupported_numbers
 from agents.rag.store import RetrievalUnavailableError, get_retriever
+from agents.usage.budgets import make_budget, set_budget
 from agents.usage.ledger import get_ledger
 from graphs import chatops_advanced as chatops
 from graphs.chatops_advanced import (
@@ -306,6 +307,34 @@ def test_my_spend_reports_totals_and_the_budget(
     assert reply_problem(text) is None and unsupported_numbers(text, [json.dumps(out)]) == []
     assert call(my_spend, "bob")["calls"] == 0
     assert "YYYY-MM-DD" in call(my_spend, "alice", since="last week")
+
+
+def test_my_spend_lists_every_budget_the_user_counts_against(fake_env: FakeServer) -> None:
+    create_chat_model("chatops_advanced", user_id="alice").invoke("hello #in=100 #out=10")
+    engine = get_ledger().engine
+    month = make_budget(scope="user", period="month", unit="usd", limit=2.0, user_id="alice")
+    tokens = make_budget(
+        scope="user_service", period="day", unit="tokens", limit=1000,
+        user_id="alice", service="chatops_advanced",
+    )  # fmt: skip
+    bobs = make_budget(scope="user", period="month", unit="usd", limit=9.0, user_id="bob")
+    for b in (month, tokens, bobs):
+        set_budget(engine, b)
+    out = call(my_spend, "alice")
+    assert out["budget"]["daily_budget_usd"] == "no budget set"
+    others = {o["budget"]: o for o in out["other_budgets"]}
+    assert set(others) == {
+        "user 'alice', per month, in USD",
+        "user 'alice' on service 'chatops_advanced', per day, in tokens",
+    }  # bob's budget is not alice's business
+    assert others["user 'alice', per month, in USD"]["remaining"] == "$1.999979"
+    assert (
+        others["user 'alice' on service 'chatops_advanced', per day, in tokens"]["remaining"]
+        == "890 tokens"
+    )  # 1000 - (100 in + 10 out)
+    text = summarize("my_spend", json.dumps(out))
+    assert "$1.999979 left of $2.000000" in text and "890 tokens left of 1,000 tokens" in text
+    assert "no daily budget set" in text and reply_problem(text) is None
 
 
 SPEC = {
