@@ -96,7 +96,7 @@ from agents.llm.tool_calls import (
 from agents.quant.faithfulness import Addition, Discrepancy
 from agents.quant.faithfulness import check as check_spec
 from agents.quant.glossary import answer as glossary_answer
-from agents.quant.glossary import definition_question, question_language
+from agents.quant.glossary import asks_meaning, definition_question, question_language
 from agents.quant.spec import StrategySpec
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
@@ -725,6 +725,25 @@ the held-out half of bench/chatops.py: the 0.5B answered "공매도가 뭐야?" 
 "no tool: answer in plain sentences.")."""
 
 
+def echoes_question(text: str, question: str) -> bool:
+    """The reply is the user's question said back: its words, at least three, all in a row in
+    the question, or the question's words (three or more) in a row making up most of a short
+    reply. Measured in
+    one long thread (bench/trimming.py): the 0.5B answered "내가 실행할 수 있는 전략 목록을
+    보여줘." with that sentence."""
+    said, asked = _WORDS.findall(text.lower()), _WORDS.findall(question.lower())
+    if len(said) < 3 or not asked:
+        return False
+
+    def within(part: list[str], whole: list[str]) -> bool:
+        n = len(part)
+        return any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
+
+    return within(said, asked) or (
+        len(asked) >= 3 and len(said) <= len(asked) + 3 and within(asked, said)
+    )
+
+
 def echoes_prompt(text: str, *prompts: str) -> bool:
     """The reply is a piece of the instructions: all of it, or `ECHO_WORDS` words in a row."""
     words = _WORDS.findall(text.lower())
@@ -744,12 +763,14 @@ def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | No
         return "format", problem
     if echoes_prompt(text, system, JSON_TOOLS_PROMPT):
         return "format", "it repeats my instructions instead of answering"
+    users = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
+    if users and echoes_question(text, users[-1]):  # earlier ones may be quoted ("I asked …")
+        return "format", "it repeats the user's question instead of answering it"
     results = [
         message_text(m.content)
         for m in state.messages
         if isinstance(m, ToolMessage) and not _is_error(m)
     ]
-    users = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
     bad = unsupported_answer_numbers(text, results, [*users, system])
     if bad:
         return "numbers", "it has numbers that no tool returned: " + ", ".join(bad[:8])
@@ -821,13 +842,14 @@ def definition_turn(state: State) -> dict[str, Any] | None:
     last = state.messages[-1] if state.messages else None
     if state.model_calls or not isinstance(last, HumanMessage):
         return None
-    earlier = state.messages[: turn_start(state.messages)]
-    if any(isinstance(m, ToolMessage) and m.name not in _WORD_RESULTS for m in earlier):
-        return None  # "what is the max drawdown?" after a backtest may ask for its number
     text = message_text(last.content)
     term = definition_question(text)
     if term is None:
         return None
+    earlier = state.messages[: turn_start(state.messages)]
+    data = any(isinstance(m, ToolMessage) and m.name not in _WORD_RESULTS for m in earlier)
+    if data and term.metric is not None and not asks_meaning(text):
+        return None  # "what is the max drawdown?" after a backtest may ask for its number
     if term.metric is not None:
         call = tool_call(name="explain_metric", args={"name": term.metric}, id=_call_id())
         return {"messages": [AIMessage(content="", tool_calls=[call])]}
@@ -853,7 +875,12 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     system = base_system
     if mode == "json_text" and not answering:
         system += JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
-    history = fit_history(state.messages, history_budget(ctx, system, state.messages))
+    budget = history_budget(ctx, system, state.messages)
+    if state.retry_note and mode != "native":
+        # A retry of a text-mode model sees only the current turn: in one long thread the 0.5B
+        # repeated a question or answered an earlier one (bench/trimming.py).
+        budget = min(budget, message_tokens(state.messages[turn_start(state.messages) :]))
+    history = fit_history(state.messages, budget)
     system += earlier_note(state.messages, history)
     if mode != "native":
         history = as_plain_history(history)

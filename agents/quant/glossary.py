@@ -256,7 +256,9 @@ _TAIL = re.compile(
     r"[\s,]+(?:please|pls|plz|thanks|thank you|for me|to me|in simple terms|in plain english|"
     r"in simple words|simply|briefly|exactly|again|actually|then|in (?:trading|finance|"
     r"investing|investment|stocks|the stock market|the markets?|quant|quantitative finance|"
-    r"quant(?:itative)? trading|backtesting|backtests|forex|fx|crypto|technical analysis))$"
+    r"quant(?:itative)? trading|backtesting|backtests|forex|fx|crypto|technical analysis)|"
+    r"as (?:the|this) (?:platform|system|app|tool) (?:defines|uses|means) it|"
+    r"as (?:you|the platform|this platform) define(?:s)? it|as defined (?:here|by the platform))$"
 )
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "？": "?", "！": "!"})
 
@@ -352,6 +354,21 @@ def definition_question(text: str) -> Term | None:
         if term := _subject_term(match["x"]):
             return term
     return None
+
+
+_MEANING = re.compile(
+    r"\b(?:mean|means|meaning|meant|definition|define|defines|defined|explain|explained|describe|"
+    r"stand for|refer to|concept|how (?:does|do) .+ work)\b|^(?:what(?:'s| is| are)) an? "
+    r"|뜻|의미|정의|개념|설명|뭔지|무엇인지|뭐인지|이란|란$"
+)
+"""Words that make a question ask what a term means, not a value it could also ask for
+("what is the max drawdown?" after a backtest may want its number; "what does max drawdown
+mean?", "what is a Sharpe ratio?", "최대 낙폭이 무슨 뜻이야?" do not)."""
+
+
+def asks_meaning(text: str) -> bool:
+    """The message asks for a meaning in so many words (`_MEANING`), not only "what is X?"."""
+    return len(text) <= 4 * _MAX_CHARS and _MEANING.search(_clean(text)) is not None
 
 
 _PAREN = re.compile(r"(?P<a>[^()]+?)\s*\((?P<b>[^()]+)\)(?P<rest>.*)")

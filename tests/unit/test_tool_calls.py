@@ -604,3 +604,64 @@ def test_a_definition_after_a_data_result_is_left_to_the_model(
     ]
     assert chatops.definition_turn(chatops.State(messages=earlier)) is None
     assert chatops.definition_turn(chatops.State(messages=earlier[-1:])) is not None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does max drawdown mean?",
+        "최대 낙폭(max drawdown)이 무슨 뜻이야?",
+        "What is a Sharpe ratio?",
+        "Explain the Sortino ratio as the platform defines it.",
+        "What is a stop-loss order?",  # not a metric: no number to ask for
+        "공매도가 뭐야?",
+    ],
+)
+def test_a_question_for_a_meaning_is_defined_even_after_data_results(question: str) -> None:
+    """Measured (bench/trimming.py): in one long thread the 0.5B answered "최대 낙폭(max
+    drawdown)이 무슨 뜻이야?" with "1.4%" once the thread held a backtest."""
+    from graphs import chatops_advanced as chatops
+
+    earlier: list[AnyMessage] = [
+        HumanMessage("Show me bt-1234abcd."),
+        AIMessage("", tool_calls=[{"name": "get_backtest", "args": {}, "id": "c0"}]),
+        ToolMessage('{"max drawdown": "-12.0%"}', tool_call_id="c0", name="get_backtest"),
+        AIMessage("It lost 12.0% at worst."),
+        HumanMessage(question),
+    ]
+    assert chatops.definition_turn(chatops.State(messages=earlier)) is not None
+
+
+def test_a_reply_that_repeats_the_question_is_not_an_answer() -> None:
+    from graphs import chatops_advanced as chatops
+
+    q = "내가 실행할 수 있는 전략 목록을 보여줘."
+    assert chatops.echoes_question("내가 실행할 수 있는 전략 목록을 보여줘.", q)
+    assert chatops.echoes_question(
+        "Please run RsiMeanReversion on EURUSD for me.",
+        "Please run RsiMeanReversion on EURUSD for me",
+    )
+    assert chatops.echoes_question(
+        "RsiMeanReversion on EURUSD", "Please run RsiMeanReversion on EURUSD"
+    )
+    assert not chatops.echoes_question(
+        "Your strategies: SmaCross, EmaCross and RsiMeanReversion.", q
+    )
+    assert not chatops.echoes_question(
+        "You asked first: show me my top 5 backtests by Sharpe, and then for the worst one.",
+        "show me my top 5 backtests by Sharpe",
+    )
+    state = chatops.State(messages=[HumanMessage("Show me my saved strategies please")])
+    kind, why = chatops.answer_problem("Show me my saved strategies please.", state, "system") or (
+        "",
+        "",
+    )
+    assert kind == "format" and "repeats the user's question" in why
+    quoting = chatops.State(
+        messages=[
+            HumanMessage("Show me my saved strategies please"),
+            AIMessage("None yet."),
+            HumanMessage("What did I ask before?"),
+        ]
+    )
+    assert chatops.answer_problem("Show me my saved strategies please", quoting, "system") is None
