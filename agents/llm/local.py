@@ -43,6 +43,7 @@ from agents.llm.servers import (
     Probe,
     ServerConfig,
     ensure_server,
+    ensure_serving,
     server_config,
     server_configs,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "LocalServerError",
     "ServerConfig",
     "ensure_server",
+    "ensure_serving",
     "serve_forever",
     "server_config",
     "server_configs",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import logging
 import os
 import sys
 import threading
@@ -61,6 +62,8 @@ from agents.llm.weights import (
     served_model_id,
 )
 from agents.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 N_PARALLEL: Final = 2
 """llama.cpp slots; n_ctx = per-request window x N_PARALLEL (see module docstring)."""
@@ -414,6 +417,7 @@ def ensure_server(
     """
     cfg = server_config(settings, model_id)
     with _REGISTRY_LOCK:
+        _SERVING[cfg.base_url] = cfg
         handle = _REGISTRY.get(cfg.key)
         if handle is not None and handle.served_model != cfg.served_model:
             raise LocalServerError(
@@ -422,6 +426,31 @@ def ensure_server(
             )
         if handle is not None and (handle.owned or handle.is_healthy()):
             return handle
+        if handle is not None:
+            log.warning("the local model server at %s is gone: starting it again", cfg.root_url)
         handle = _attach_or_start(cfg, verbosity=1)  # errors only: this process has other output
         _REGISTRY[cfg.key] = handle
         return handle
+
+
+_SERVING: dict[str, ServerConfig] = {}
+"""base URL → the config `ensure_server` served it for, so a call can find its server again."""
+
+
+def ensure_serving(base_url: str) -> None:
+    """Before a call to an embedded server: the server `ensure_server` gave `base_url` still
+    answers, else it is started again in this process (or found again on its port: another
+    process restarted it first). Free for a server this process runs; one `/health` probe for
+    a shared one (`local-model serve`, another worker's), which another process may have
+    killed. A URL `ensure_server` never returned is left alone.
+
+    Raises `LocalServerError` (naming the port and the variable) when it cannot be restarted.
+    """
+    with _REGISTRY_LOCK:
+        cfg = _SERVING.get(base_url)
+        if cfg is None:
+            return
+        handle = _REGISTRY.get(cfg.key)
+        if handle is not None and handle.owned:
+            return
+    ensure_server(cfg.settings, cfg.model_id)

@@ -259,14 +259,26 @@ class Retriever:
 
     # -- connection --------------------------------------------------------------------------
 
+    def _unavailable(self, exc: BaseException) -> RetrievalUnavailableError:
+        """Naming the store: the server's host; the embedded store's path only in the log."""
+        if host := self.settings.chroma_host:
+            return RetrievalUnavailableError(f"the Chroma server at {host} is unavailable: {exc}")
+        log.warning("Chroma at %s failed: %s", self.settings.resolved_chromadb_path, exc)
+        return RetrievalUnavailableError(f"the embedded Chroma store is unavailable: {exc}")
+
     @contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
         try:
             yield
         except openai.APIError as exc:  # OpenAIEmbeddings: endpoint down, 4xx/5xx, timeout
             raise RetrievalUnavailableError(f"the embedding endpoint failed: {exc}") from exc
-        except (httpx.TransportError, ConnectionError, TimeoutError) as exc:
-            raise RetrievalUnavailableError(f"Chroma is unavailable: {exc}") from exc
+        except Exception as exc:  # a dead server; a corrupt, vanished or refusing database
+            from chromadb import errors  # loaded already: only a store operation gets here
+
+            down = httpx.TransportError | ConnectionError | TimeoutError | errors.InternalError
+            if isinstance(exc, down | errors.ChromaAuthError | errors.QuotaError):
+                raise self._unavailable(exc) from exc
+            raise
 
     @property
     def client(self) -> Any:
@@ -284,10 +296,7 @@ class Retriever:
                         path.mkdir(parents=True, exist_ok=True)
                         self._client = chromadb.PersistentClient(path=str(path))
                 except Exception as exc:  # chromadb raises ValueError for a dead server
-                    where = host or str(self.settings.resolved_chromadb_path)
-                    raise RetrievalUnavailableError(
-                        f"Chroma is unavailable at {where}: {exc}"
-                    ) from exc
+                    raise self._unavailable(exc) from exc
             return self._client
 
     def _store(self, store: Store, user_id: str) -> _UserStore:

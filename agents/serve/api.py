@@ -28,6 +28,7 @@ import logging
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import openai
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -68,6 +69,7 @@ from agents.serve.guards import (
 )
 from agents.serve.metrics import CONTENT_TYPE, CountRequests, count_request, exposition
 from agents.serve.strict_json import StrictJsonRoute
+from agents.usage.budgets import BUDGET_SERVICES
 from agents.usage.ledger import usage_report
 from agents.usage.limits import BudgetUnavailableError, QuotaExceededError, count_tokens
 from agents.usage.rates import RateLimitExceededError, rate_limits
@@ -106,6 +108,17 @@ def api_error(exc: BaseException, where: str = "a route") -> ApiError:
         return ApiError(503, "retrieval_unavailable", str(exc))
     if isinstance(exc, ModelNotAllowedError | UnknownModelError | UnknownServiceError):
         return _model_error(exc, "")  # a graph's own model check (routes check first)
+    if isinstance(
+        exc, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError
+    ):
+        # the endpoint, after the SDK's retries and any fallback model; the call's ledger row
+        # keeps the reason (the message here stays generic: it could name a host)
+        return ApiError(
+            503,
+            "model_unavailable",
+            f"the model endpoint did not answer ({type(exc).__name__}); try again",
+            headers={"Retry-After": "5"},
+        )
     # Same shape for bugs; the message stays generic (it could carry secrets or paths).
     log.error("unhandled error on %s: %s", where, type(exc).__name__, exc_info=exc)
     return ApiError(500, "internal_error", f"internal error ({type(exc).__name__})")
@@ -497,9 +510,9 @@ def usage(
             f"cannot group by {bad or group_by!r}; choose from {', '.join(GROUPS)}",
             allowed=list(GROUPS),
         )
-    if service is not None and service not in SERVICES:
+    if service is not None and service not in BUDGET_SERVICES:  # and "embeddings"
         raise ApiError(
-            400, "unknown_service", f"unknown service {service!r}", allowed=list(SERVICES)
+            400, "unknown_service", f"unknown service {service!r}", allowed=list(BUDGET_SERVICES)
         )
     if all_users and not is_admin(user):
         raise ApiError(403, "forbidden", "only admin users may read every user's usage")

@@ -409,6 +409,10 @@ def test_usage_is_the_callers_and_admins_see_all(http: httpx.Client) -> None:
     err = _error(http.get("/v1/usage", params={"group_by": "colour"}, headers=ALICE), 400)
     assert "model" in err["allowed"]
     _error(http.get("/v1/usage", params={"since": "yesterday"}, headers=ALICE), 422)
+    r = http.get("/v1/usage", params={"service": "embeddings"}, headers=ALICE)
+    assert r.status_code == 200, r.text  # embedding calls are ledger rows of their own service
+    err = _error(http.get("/v1/usage", params={"service": "nope"}, headers=ALICE), 400)
+    assert "embeddings" in err["allowed"] and "chatops_advanced" in err["allowed"]
 
 
 def test_over_budget_is_429_with_retry_after_and_nothing_sent(

@@ -11,6 +11,7 @@ stream slowly: an error after the first event, and a client that goes away.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -352,11 +354,27 @@ def _first_then(fail: BaseException) -> streaming.Produce:
     return produce
 
 
+def _unreachable_model() -> openai.APIConnectionError:
+    """What the SDK raises for a model endpoint nobody listens on (a port just closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/secret/path", api_key="k", max_retries=0
+    )
+    try:
+        client.models.list()
+    except openai.APIConnectionError as exc:
+        return exc
+    raise AssertionError("a closed port answered")
+
+
 @pytest.mark.parametrize(
     ("fail", "status", "kind"),
     [
         (RetrievalUnavailableError("the vector store is down"), 503, "retrieval_unavailable"),
         (RuntimeError("boom at /secret/path"), 500, "internal_error"),
+        (_unreachable_model(), 503, "model_unavailable"),  # a killed model server
     ],
 )
 def test_an_error_after_the_first_event_is_an_error_event(
