@@ -17,15 +17,20 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx  # the openai SDK's own HTTP library since openai 3
 import openai
 from langchain_core.caches import BaseCache
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, BaseCallbackHandler
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableConfig, RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models.base import (
+    _add_gateway_metadata,
+    _handle_openai_api_error,
+    _handle_openai_bad_request,
+)
 from pydantic import SecretStr
 
 from agents.governance.similarity import embed
@@ -37,7 +42,7 @@ from agents.llm.catalog import (
     local_model_for,
     validate_model,
 )
-from agents.llm.local import ServerConfig, ensure_server, server_config
+from agents.llm.local import ServerConfig, ensure_server, ensure_serving, server_config
 from agents.llm.structured import local_structured_output
 from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
@@ -81,11 +86,9 @@ class Route:
 
 
 class QuantChatOpenAI(ChatOpenAI):
-    """`ChatOpenAI` that sends system prompts in the role the served model accepts.
-
-    langchain-openai already turns `system` into `developer` for `o<digit>` names; o1-preview
-    takes neither, so its instructions go in as a user message.
-    """
+    """`ChatOpenAI` that sends system prompts in the role the served model accepts
+    (langchain-openai turns `system` into `developer` for `o<digit>`; o1-preview takes neither,
+    so its instructions go in as a user message)."""
 
     system_role: Literal["system", "developer", "user"] = "system"
     catalog_model: str | None = None
@@ -110,12 +113,42 @@ class QuantChatOpenAI(ChatOpenAI):
     def _get_request_payload(
         self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        if self.route_kind == "local" and self.openai_api_base:  # restarts a server that died
+            ensure_serving(self.openai_api_base)
         payload = super()._get_request_payload(input_, stop=stop, **kwargs)
         if self.system_role != "system":
             for message in payload.get("messages", []):
                 if message.get("role") in ("system", "developer"):
                     message["role"] = self.system_role
         return payload
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """langchain-openai's `_agenerate` without its thread hop (docs/performance.md);
+        structured output and the Responses API go to it unchanged."""
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        if "response_format" in payload or self._use_responses_api(payload):
+            return await super()._agenerate(messages, stop, run_manager, **kwargs)
+        raw: Any = None
+        try:
+            raw = await self.async_client.with_raw_response.create(**payload)
+            response = raw.parse()
+        except openai.BadRequestError as e:
+            _handle_openai_bad_request(e)
+        except openai.APIError as e:
+            _handle_openai_api_error(e)
+        except Exception as e:  # as langchain-openai: a reply that does not parse keeps it
+            if raw is not None and hasattr(raw, "http_response"):
+                e.response = raw.http_response  # type: ignore[attr-defined]
+            raise
+        info = {"headers": dict(raw.headers)} if self.include_response_headers else {}
+        _add_gateway_metadata(info, raw)
+        return self._create_chat_result(response, info)
 
     def _create_chat_result(
         self, response: Any, generation_info: dict[str, Any] | None = None
@@ -137,9 +170,8 @@ class QuantChatOpenAI(ChatOpenAI):
             gen.generation_info.update(self._stamp())
         return gen
 
-    # LangChain's `.stream()` never looks at the cache (only invoke / batch / generate do):
-    # these two look up first (a hit is served by `invoke`: one chunk, a $0 ledger row) and
-    # store a finished stream under the key `invoke` uses.
+    # LangChain's `.stream()` never looks at the cache (only invoke / batch / generate do): these
+    # look up first (a hit is served by `invoke`: one chunk, a $0 row) and store a finished one.
 
     def _stream_cache(
         self, input: LanguageModelInput, stop: list[str] | None, kwargs: dict[str, Any], aio: bool
@@ -221,12 +253,9 @@ def route_kind(model: ModelConfig, settings: Settings | None = None) -> RouteKin
 def local_server(
     model: ModelConfig, settings: Settings | None = None
 ) -> tuple[ServerConfig, ModelConfig]:
-    """Which embedded server serves `model` when it is routed locally, and the catalog entry of
-    what that server runs (its request flags). Starts nothing.
-
-    The catalog's `serves_tiers` picks the embedded model by tier (an embedded model serves
-    itself); QUANT_GENAI_LOCAL_MODEL_PATH makes one server, and one GGUF, serve every tier.
-    """
+    """Which embedded server serves `model` routed locally, and the catalog entry of what it
+    runs (its request flags); starts nothing. `serves_tiers` picks it by tier (an embedded model
+    serves itself); QUANT_GENAI_LOCAL_MODEL_PATH makes one server and GGUF serve every tier."""
     s = settings or get_settings()
     cfg = server_config(s, local_model_for(model).id)
     return cfg, MODEL_CATALOG.get(cfg.served_model, MODEL_CATALOG[LOCAL_MODEL_ID])
@@ -246,11 +275,9 @@ def context_window(model: ModelConfig, settings: Settings | None = None) -> int:
 def resolve_route(
     model: ModelConfig, settings: Settings | None = None, *, start: bool = True
 ) -> Route:
-    """Decide where `model` is served: a configured route, OpenAI(-compatible), or local.
-
-    The local route makes sure its embedded server is up (a health check, or a start) unless
-    `start=False` (comparing routes, e.g. to choose a fallback: then nothing starts).
-    """
+    """Decide where `model` is served: a configured route, OpenAI(-compatible), or local. The
+    local route makes sure its embedded server is up (a health check, or a start) unless
+    `start=False` (comparing routes, e.g. to choose a fallback: then nothing starts)."""
     s = settings or get_settings()
     kind = route_kind(model, s)
     if model.id in s.model_routes:
@@ -293,18 +320,14 @@ def resolve_route(
     )
 
 
-# The openai SDK's own pool sizes.
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+# The SDK's cap; all may stay alive (the SDK keeps 100): a burst of 200 reuses its connections.
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 class PerLoopTransport(httpx.AsyncBaseTransport):
-    """One connection pool per event loop behind one shared `httpx.AsyncClient`.
-
-    Async connections belong to the loop that opened them. langchain-openai's process-wide
-    cached client breaks on the second `asyncio.run()` ("Event loop is closed", langchain#35783)
-    and the SDK's retry then re-sends the request: a double charge. Pools keyed by loop (weakly,
-    so a finished loop's pool goes with it) keep sharing without crossing loops.
-    """
+    """One connection pool per event loop behind one shared `httpx.AsyncClient`: a connection
+    belongs to its loop; langchain-openai's cached client breaks on the second `asyncio.run()`
+    (langchain#35783) and the SDK's retry re-sends: a double charge. Keyed weakly by loop."""
 
     def __init__(self) -> None:
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport]

@@ -109,8 +109,7 @@ class OpenAIClientManager:
                 base_url=route.base_url,
                 timeout=route.timeout_s,
                 max_retries=self.settings.max_retries,
-                # openai types this as httpx2 but accepts an httpx client (checked at runtime)
-                http_client=shared_http_clients()[1],  # type: ignore[arg-type]
+                http_client=shared_http_clients()[1],  # httpx2, the SDK's own library
             ),
         )
         with self._lock:

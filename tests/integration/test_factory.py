@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import openai
 import pytest
@@ -296,3 +297,90 @@ def test_overrides_are_adapted_to_the_fallback(make_settings: Callable[..., Sett
     assert second.max_tokens is not None and second.max_tokens <= backup.max_output_tokens
     if not backup.supports_temperature:
         assert second.temperature is None
+
+
+def test_async_reply_is_langchain_openais_without_the_thread_hop(
+    make_settings: Callable[..., Settings],
+    fake_openai: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`QuantChatOpenAI._agenerate` builds the reply on the loop (no `run_in_executor`), and
+    the reply is the one langchain-openai's own `_agenerate` builds from the same answer.
+    (The response cache is off: LangChain's `BaseCache.alookup` has a thread hop of its own.)"""
+    s = make_settings(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_MAX_RETRIES=0,
+        QUANT_GENAI_CACHE="off",
+    )
+    chat = create_chat_model("narrative_report", user_id="u1", settings=s)
+    prompt = [HumanMessage("hello #in=20 #cached=4 #out=3")]
+
+    async def both() -> tuple[Any, Any]:
+        ours = await chat._agenerate(prompt)
+        theirs = await super(QuantChatOpenAI, chat)._agenerate(prompt)
+        return ours, theirs
+
+    ours, theirs = asyncio.run(both())
+    a, b = ours.generations[0], theirs.generations[0]
+    assert a.message.content == b.message.content == "w0 w1 w2"
+    assert a.message.usage_metadata == b.message.usage_metadata
+    assert a.generation_info == b.generation_info
+    drop = {"id", "created"}
+    assert {k: v for k, v in a.message.response_metadata.items() if k not in drop} == {
+        k: v for k, v in b.message.response_metadata.items() if k not in drop
+    }
+    assert (a.generation_info or {}).get("catalog_model") == "gpt-4o-mini"
+    assert {k: v for k, v in (ours.llm_output or {}).items() if k not in drop} == {
+        k: v for k, v in (theirs.llm_output or {}).items() if k not in drop
+    }
+
+    def no_hop(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the reply went through the thread pool")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", no_hop)
+    assert asyncio.run(chat.ainvoke("again #out=1")).content == "w0"
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream"])
+def test_endpoint_failures_keep_their_exception_classes(
+    make_settings: Callable[..., Settings], fake_openai: FakeServer, mode: str
+) -> None:
+    """What callers catch (fallbacks, the REST error mapping) whatever HTTP library the pool
+    uses: a cut connection is `openai.APIConnectionError`, a hung one `APITimeoutError`, a
+    body that is not JSON a `ValueError`, a refused one `RateLimitError`."""
+    s = make_settings(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_STREAM_USAGE=True,
+        QUANT_GENAI_MAX_RETRIES=0,
+        QUANT_GENAI_TIMEOUT_S=0.5,
+    )
+    chat = create_chat_model("chatops_advanced", user_id="u1", settings=s, max_tokens=20)
+
+    def call(text: str) -> None:
+        if mode == "invoke":
+            chat.invoke(text)
+        elif mode == "stream":
+            list(chat.stream(text))
+        elif mode == "ainvoke":
+            asyncio.run(chat.ainvoke(text))
+        else:
+
+            async def drain() -> None:
+                async for _ in chat.astream(text):
+                    pass
+
+            asyncio.run(drain())
+
+    cases: list[tuple[str, type[BaseException]]] = [
+        ("#fault=cut", openai.APIConnectionError),
+        ("#sleep=3000", openai.APITimeoutError),
+        ("#fault=malformed", ValueError),
+        (f"#flaky=3:{mode}", openai.RateLimitError),
+    ]
+    for tag, expected in cases:
+        with pytest.raises(expected) as err:
+            call(f"hello {tag}")
+        assert not isinstance(err.value, AssertionError), tag
+    assert len(get_ledger(s).rows()) == len(cases)  # one row per failed call
