@@ -996,7 +996,7 @@ def _open_saver(where: str) -> BaseCheckpointSaver[Any]:
             open=True,
         )
         saver = PostgresSaver(pool)
-        saver.setup()
+        _setup_racing_other_workers(saver)
         return saver
     Path(where).parent.mkdir(parents=True, exist_ok=True)
     # One connection shared by threads (SqliteSaver serialises them with its lock); other
@@ -1004,6 +1004,26 @@ def _open_saver(where: str) -> BaseCheckpointSaver[Any]:
     saver = SqliteSaver(sqlite3.connect(where, check_same_thread=False, timeout=30))
     saver.setup()
     return saver
+
+
+def _setup_racing_other_workers(saver: Any, attempts: int = 6) -> None:
+    """`PostgresSaver.setup()`, retried: every worker's first chat sets the tables up, and two
+    at once on a fresh database collide in Postgres' catalog (`CREATE ... IF NOT EXISTS` is not
+    atomic: UniqueViolation on pg_type) or on the migrations table. Each retry resumes from the
+    migrations the other finished. (An advisory lock around it deadlocks: the migrations'
+    `CREATE INDEX CONCURRENTLY` waits for the waiting session.)"""
+    import time
+
+    from psycopg import errors
+
+    for attempt in range(attempts):
+        try:
+            saver.setup()
+            return
+        except (errors.UniqueViolation, errors.DuplicateTable, errors.DuplicateObject):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def _close_saver(saver: BaseCheckpointSaver[Any]) -> None:

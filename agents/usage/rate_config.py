@@ -338,7 +338,10 @@ class OverrideStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        _meta.create_all(engine, checkfirst=True)
+        try:
+            _meta.create_all(engine, checkfirst=True)
+        except sa.exc.DBAPIError:  # another worker created it between check and create
+            _meta.create_all(engine, checkfirst=True)
 
     def read(self) -> Overrides:
         with self.engine.connect() as conn:
