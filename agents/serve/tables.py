@@ -89,7 +89,9 @@ def print_usage_table(
             f"{r.cached_input_tokens:,}",
             f"{r.output_tokens:,}",
             f"{r.reasoning_tokens:,}",
-            _usd(r.cost_usd) + (f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else ""),
+            _usd(r.cost_usd)
+            + (f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else "")
+            + (f" ({r.estimated_calls} estimated)" if r.estimated_calls else ""),
             _usd(r.list_price_usd),
         )
     if rows:

@@ -5,6 +5,18 @@ catalog; streaming and non-streaming alike; a cache hit is $0 and counts no toke
 call it reserves the worst case against every budget that applies (`agents.usage.budgets`: USD
 budgets for billed routes, token budgets for every route); after the call's row is written it
 evaluates those budgets' alert thresholds (`agents.usage.alerts`).
+
+An endpoint that reports no usage (a stream without `stream_options.include_usage`, a server
+that omits it) gets its tokens counted locally with the worst-case counter
+(`agents.usage.limits`: the prompt seen at `on_chat_model_start`, the generated text and
+tool-call arguments at `on_llm_end`), priced from the catalog, the row marked `estimated`.
+
+When the call is priced, its cost in USD is written into the reply's `usage_metadata`
+(`input_cost`, `output_cost`, `total_cost`, `input_cost_details.cache_read`) so LangSmith shows
+our exact cost instead of pricing the run from its own map. The tracer reads the message at
+its own `on_llm_end`, so this reaches LangSmith when this handler runs before the tracer: a model
+invoked at the top level (the tracer is appended after the model's own callbacks). Inside a
+traced parent run (a graph node) the tracer is inherited and runs first (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -24,8 +36,8 @@ from agents.llm.catalog import ModelConfig
 from agents.usage.alerts import Alerter, get_alerter
 from agents.usage.budgets import Budget
 from agents.usage.ledger import Ledger, LedgerRow
-from agents.usage.limits import worst_case_tokens
-from agents.usage.pricing import TokenUsage, UnpricedModelError, cost_nanousd
+from agents.usage.limits import completion_tokens, prompt_tokens, worst_case_tokens
+from agents.usage.pricing import TokenUsage, UnpricedModelError, cost_nanousd, cost_parts_nanousd
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,8 @@ class CostCallbackHandler(BaseCallbackHandler):
         self.alerter = alerter  # None: the process settings' (`get_alerter()`)
         self._starts: dict[UUID, float] = {}
         self._applying: dict[UUID, list[Budget]] = {}
+        # the prompt of each call in flight, counted only if the endpoint reports no usage
+        self._prompts: dict[UUID, tuple[list[BaseMessage], Any]] = {}
         self._lock = threading.Lock()
 
     def on_chat_model_start(
@@ -103,8 +117,10 @@ class CostCallbackHandler(BaseCallbackHandler):
                 applying=applying,
                 ttl_s=self.reservation_ttl_s,
             )
+        params = kwargs.get("invocation_params") or {}
         with self._lock:
             self._starts[run_id] = time.perf_counter()
+            self._prompts[run_id] = (messages[0] if messages else [], params.get("tools"))
             if applying:
                 self._applying[run_id] = applying
 
@@ -119,6 +135,19 @@ class CostCallbackHandler(BaseCallbackHandler):
             start = self._starts.pop(run_id, None)
         return None if start is None else (time.perf_counter() - start) * 1000
 
+    def _estimate(self, run_id: UUID, response: LLMResult) -> TokenUsage | None:
+        """The call's tokens counted locally, or None when its prompt was not seen (a legacy
+        `on_llm_start` call): the prompt with its framing and tools, the first reply."""
+        with self._lock:
+            prompt = self._prompts.pop(run_id, None)
+        message = _first_message(response)
+        if prompt is None or message is None:
+            return None
+        return TokenUsage(
+            input_tokens=prompt_tokens(prompt[0], prompt[1]),
+            output_tokens=completion_tokens(message),
+        )
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         try:
             self._on_end(response, run_id)
@@ -128,20 +157,25 @@ class CostCallbackHandler(BaseCallbackHandler):
     def _on_end(self, response: LLMResult, run_id: UUID) -> None:
         latency = self._latency_ms(run_id)
         usage_md = _first_usage(response)
-        cache_hit = _served_from_cache(response) or (
-            usage_md is not None and usage_md.get("total_cost") == 0
-        )
+        cache_hit = _served_from_cache(response) or _core_cache_mark(usage_md)
         usage = TokenUsage()
         error = None
-        if usage_md is not None and not cache_hit:
-            usage = TokenUsage.from_usage_metadata(usage_md, check=False)
+        estimated = None
+        if not cache_hit:
+            if usage_md is not None:
+                usage = TokenUsage.from_usage_metadata(usage_md, check=False)
+            else:
+                estimated = self._estimate(run_id, response)
+        with self._lock:
+            self._prompts.pop(run_id, None)
         cost: int | None
         list_price: int | None
         if cache_hit:
             cost = list_price = 0  # served from LangChain's cache: no tokens were bought
-        elif usage_md is None:
-            cost = list_price = None  # the endpoint reported no usage: unpriced, not $0
+        elif usage_md is None and estimated is None:
+            cost = list_price = None  # no usage and nothing to count: unpriced, not $0
         else:
+            usage = estimated or usage
             try:
                 usage.check()
                 list_price = cost_nanousd(self.model, usage)
@@ -149,10 +183,16 @@ class CostCallbackHandler(BaseCallbackHandler):
                 list_price = None
                 error = None if isinstance(e, UnpricedModelError) else f"usage: {e}"
             cost = list_price if self.billed or list_price is None else 0
-        self._write(run_id, usage, cost, list_price, latency, cache_hit, error)
+        if cost is not None and not cache_hit and error is None:
+            _send_cost(response, self.model, usage, billed=self.billed, estimated=estimated)
+        self._write(
+            run_id, usage, cost, list_price, latency, cache_hit, error, estimated is not None
+        )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         latency = self._latency_ms(run_id)
+        with self._lock:
+            self._prompts.pop(run_id, None)
         # A failed call bills nothing we can see; the row keeps the attempt and the reason.
         self._write(run_id, TokenUsage(), 0, 0, latency, False, _describe(error))
 
@@ -165,6 +205,7 @@ class CostCallbackHandler(BaseCallbackHandler):
         latency: float | None,
         cache_hit: bool,
         error: str | None,
+        estimated: bool = False,
     ) -> None:
         row = LedgerRow.of(
             usage,
@@ -179,6 +220,7 @@ class CostCallbackHandler(BaseCallbackHandler):
             latency_ms=latency,
             cache_hit=cache_hit,
             error=error,
+            estimated=estimated,
         )
         with self._lock:
             applying = self._applying.pop(run_id, None)
@@ -204,6 +246,67 @@ def _first_usage(response: LLMResult) -> Mapping[str, Any] | None:
                 if um:
                     return um
     return None
+
+
+def _first_message(response: LLMResult) -> BaseMessage | None:
+    for gens in response.generations:
+        for gen in gens:
+            if isinstance(gen, ChatGeneration):
+                return gen.message
+    return None
+
+
+def _core_cache_mark(usage_md: Mapping[str, Any] | None) -> bool:
+    """langchain-core's cache-hit mark: `total_cost` set to the int 0 (and no other cost key,
+    `_convert_cached_generations`). The costs this handler writes are floats beside
+    `input_cost` / `output_cost`, so a real $0 call priced here is never read as a hit."""
+    if usage_md is None:
+        return False
+    total = usage_md.get("total_cost")
+    return type(total) is int and total == 0
+
+
+def _send_cost(
+    response: LLMResult,
+    model: ModelConfig,
+    usage: TokenUsage,
+    *,
+    billed: bool,
+    estimated: TokenUsage | None,
+) -> None:
+    """Write the call's cost in USD (what was paid: $0 on an unbilled route) into the reply's
+    `usage_metadata`, where LangChain's tracer reads it for LangSmith. An estimated call gets
+    its locally counted tokens there too. Only one generation may carry usage: the tracer sums
+    the generations' usage with `add_usage`, which accepts ints only."""
+    carrying = [
+        g
+        for gens in response.generations
+        for g in gens
+        if isinstance(g, ChatGeneration) and getattr(g.message, "usage_metadata", None)
+    ]
+    if estimated is not None:
+        message = _first_message(response)
+        if carrying or message is None or not hasattr(message, "usage_metadata"):
+            return
+        target = message
+        base: dict[str, Any] = {
+            "input_tokens": estimated.input_tokens,
+            "output_tokens": estimated.output_tokens,
+            "total_tokens": estimated.input_tokens + estimated.output_tokens,
+        }
+    elif len(carrying) == 1:
+        target = carrying[0].message
+        base = dict(target.usage_metadata)  # type: ignore[attr-defined]
+    else:
+        return
+    inp, cached, out = cost_parts_nanousd(model, usage) if billed else (0, 0, 0)
+    base.update(
+        input_cost=inp / 1e9,
+        output_cost=out / 1e9,
+        total_cost=(inp + out) / 1e9,
+        input_cost_details={"cache_read": cached / 1e9},
+    )
+    target.usage_metadata = base  # type: ignore[attr-defined]
 
 
 def _describe(error: BaseException) -> str:

@@ -54,6 +54,7 @@ class LedgerRow:
     cache_hit: bool = False
     error: str | None = None
     ts: datetime | None = None
+    estimated: bool = False  # tokens counted locally: the endpoint reported no usage
 
     @classmethod
     def of(cls, usage: TokenUsage, **fields: Any) -> LedgerRow:
@@ -83,6 +84,7 @@ class UsageRow(BaseModel):
     cache_hits: int
     errors: int
     unpriced_calls: int
+    estimated_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class RunTotals:
     output_tokens: int = 0
     cost_usd: float = 0.0
     list_price_usd: float = 0.0
+    estimated_calls: int = 0  # calls whose tokens were counted locally (no usage reported)
 
 
 RETRY_WHILE_IN_FLIGHT_S = budgets.RETRY_WHILE_IN_FLIGHT_S
@@ -167,6 +170,7 @@ class Ledger:
             "latency_ms": row.latency_ms,
             "cache_hit": row.cache_hit,
             "error": row.error,
+            "estimated": row.estimated,
         }
         with self.engine.begin() as conn:  # the row replaces the call's reservation atomically
             conn.execute(llm_calls.insert(), values)
@@ -303,6 +307,7 @@ class Ledger:
                 total(sa.case((c.cache_hit, 1), else_=0)).label("cache_hits"),
                 total(sa.case((c.error.is_not(None), 1), else_=0)).label("errors"),
                 total(sa.case((c.unpriced, 1), else_=0)).label("unpriced_calls"),
+                total(sa.case((c.estimated, 1), else_=0)).label("estimated_calls"),
             )
             .where(*self._where(user_id=user_id, service=service, since=since))
             .group_by(*[columns[k] for k in keys])
@@ -334,14 +339,16 @@ class Ledger:
             sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
             sa.func.coalesce(sa.func.sum(c.cost_nanousd), 0),
             sa.func.coalesce(sa.func.sum(c.list_price_nanousd), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((c.estimated, 1), else_=0)), 0),
         ).where(c.request_id.in_(list(request_ids)))
         with self.engine.connect() as conn:
-            inp, out, cost, listed = conn.execute(q).one()
+            inp, out, cost, listed, estimated = conn.execute(q).one()
         return RunTotals(
             input_tokens=int(inp),
             output_tokens=int(out),
             cost_usd=int(cost) / 1e9,
             list_price_usd=int(listed) / 1e9,
+            estimated_calls=int(estimated),
         )
 
     def dispose(self) -> None:

@@ -98,6 +98,16 @@ def prompt_tokens(messages: Sequence[BaseMessage], tools: Any = None) -> int:
     return total
 
 
+def completion_tokens(message: BaseMessage) -> int:
+    """Tokens a model generated for `message`, counted locally: its text and its tool calls'
+    names and JSON arguments (for endpoints that report no usage)."""
+    content = message.content
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    for call in getattr(message, "tool_calls", None) or []:
+        text += call.get("name", "") + json.dumps(call.get("args", {}), default=str)
+    return count_tokens(text)
+
+
 def worst_case_tokens(
     model: ModelConfig, messages: Sequence[BaseMessage], params: Mapping[str, Any] | None
 ) -> tuple[int, int]:

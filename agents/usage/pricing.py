@@ -78,6 +78,17 @@ def cost_nanousd(model: ModelConfig, usage: TokenUsage) -> int:
     )
 
 
+def cost_parts_nanousd(model: ModelConfig, usage: TokenUsage) -> tuple[int, int, int]:
+    """(input, of which cached input, output) nano-dollars; they sum to `cost_nanousd`."""
+    if model.input is None or model.output is None:
+        raise UnpricedModelError(f"model {model.id!r} has no price in the catalog")
+    cached_rate = model.cached_input_rate
+    assert cached_rate is not None
+    cached = usage.cached_input_tokens * _nano_rate(cached_rate)
+    uncached = (usage.input_tokens - usage.cached_input_tokens) * _nano_rate(model.input)
+    return uncached + cached, cached, usage.output_tokens * _nano_rate(model.output)
+
+
 def price_usage(model_id: str, usage_metadata: Mapping[str, Any] | TokenUsage) -> Decimal:
     """USD cost of one call's usage at catalog prices (cached input at the cached rate).
 

@@ -35,6 +35,8 @@ llm_calls = sa.Table(
     sa.Column("latency_ms", sa.Float()),
     sa.Column("cache_hit", sa.Boolean(), nullable=False, default=False),
     sa.Column("error", sa.Text()),
+    # tokens counted locally (the endpoint reported no usage), priced from the catalog
+    sa.Column("estimated", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
 )
 
 quota_reservations = sa.Table(
@@ -88,6 +90,7 @@ budget_alerts = sa.Table(
 _ADDED_COLUMNS = (
     ("quota_reservations", "service", "VARCHAR(64)"),
     ("quota_reservations", "amount_tokens", "BIGINT NOT NULL DEFAULT 0"),
+    ("llm_calls", "estimated", "BOOLEAN NOT NULL DEFAULT FALSE"),
 )
 
 

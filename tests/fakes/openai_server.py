@@ -20,6 +20,10 @@ The last user message may carry directives (space separated, anywhere in the tex
                 stream: the first chunk, then the connection drops)
   #flaky=K:KEY  the first K requests carrying this KEY get a 429 (with Retry-After: 0), later
                 ones are answered: a burst of rate-limit errors that retries get through
+  #nousage      report no usage at all: no `usage` in a non-streaming body, no usage chunk in
+                a stream even when `stream_options.include_usage` is sent (an endpoint that
+                never reports usage; the counts `plan` gives are what it would have reported)
+Without `#nousage`, a stream carries usage only when `stream_options.include_usage` is sent.
 GET /_last returns the last chat-completions request body (tests check what reached a model).
 Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening;
 `--latency-ms MS` (or `run_fake_server(latency_ms=MS)`) makes every answer wait MS first, as a
@@ -130,6 +134,7 @@ async def chat_completions(request: Request) -> Response:
                 status_code=429,
                 headers={"retry-after": "0"},
             )
+    no_usage = "#nousage" in last_text
     fault = _FAULT_DIRECTIVE.search(last_text)
     if fault is not None:
         return _fault(fault[1], bool(body.get("stream")))
@@ -157,23 +162,17 @@ async def chat_completions(request: Request) -> Response:
         }
         if tool_calls:
             message["tool_calls"] = tool_calls
-        return JSONResponse(
-            {
-                "id": cid,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": finish_reason,
-                    }
-                ],
-                "usage": _usage(p),
-            }
-        )
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        completion: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        }
+        if not no_usage:
+            completion["usage"] = _usage(p)
+        return JSONResponse(completion)
+    include_usage = not no_usage and bool((body.get("stream_options") or {}).get("include_usage"))
 
     def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> str:
         obj: dict[str, Any] = {
