@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 import pytest
-from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableWithFallbacks
 from langchain_core.tools import tool
 
@@ -314,7 +314,8 @@ def test_async_reply_is_langchain_openais_without_the_thread_hop(
         QUANT_GENAI_CACHE="off",
     )
     chat = create_chat_model("narrative_report", user_id="u1", settings=s)
-    prompt = [HumanMessage("hello #in=20 #cached=4 #out=3")]
+    assert isinstance(chat, QuantChatOpenAI)
+    prompt: list[BaseMessage] = [HumanMessage("hello #in=20 #cached=4 #out=3")]
 
     async def both() -> tuple[Any, Any]:
         ours = await chat._agenerate(prompt)

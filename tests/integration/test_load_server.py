@@ -55,7 +55,7 @@ TIMEOUT_S = 8.0  # the model timeout (no retries): a reservation then lives 8 + 
 # Budgets that some users reach during the load (set at runtime by an admin, or by env). A
 # chat call reserves ~$0.00045 (its prompt with the tools, +25%, and 64 output tokens) and costs
 # ~$0.00002, so each of these lets a handful of calls through before refusing.
-STORED_BUDGETS = [
+STORED_BUDGETS: list[dict[str, Any]] = [
     {"scope": "user", "user_id": "u0", "period": "day", "unit": "usd", "limit": 0.0006},
     {"scope": "user", "user_id": "u1", "period": "day", "unit": "usd", "limit": 0.00065},
     {
@@ -354,8 +354,8 @@ def test_500_concurrent_requests_lose_no_row_overspend_nothing_and_never_cross_u
     assert held == [], "every reservation settled"
 
     mine: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        mine.setdefault((r["user_id"], r["service"]), []).append(r)
+    for row in rows:
+        mine.setdefault((row["user_id"], row["service"]), []).append(row)
     for user in USERS:
         ok = [a for a in answers if a.req.user == user and a.status == 200]
         chats = [a for a in ok if a.req.service == CHAT]
