@@ -50,7 +50,7 @@ from agents.settings import Settings, get_settings
 from agents.usage.alerts import get_alerter
 from agents.usage.cache import ResponseCache, cache_mode, chunk_of, generation_of, prompt_key
 from agents.usage.cache_store import CacheScope, get_cache_store
-from agents.usage.callback import CostCallbackHandler
+from agents.usage.callback import CostCallbackHandler, stamp_costs
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import budget_nanousd
 from agents.usage.rates import rate_limit_handler
@@ -153,7 +153,9 @@ class QuantChatOpenAI(ChatOpenAI):
     def _create_chat_result(
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
-        return super()._create_chat_result(response, {**(generation_info or {}), **self._stamp()})
+        result = super()._create_chat_result(response, {**(generation_info or {}), **self._stamp()})
+        stamp_costs(self.callbacks, result.generations)  # before a traced graph's tracer reads it
+        return result
 
     def _convert_chunk_to_generation_chunk(
         self,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -189,6 +189,22 @@ class CostCallbackHandler(BaseCallbackHandler):
             run_id, usage, cost, list_price, latency, cache_hit, error, estimated is not None
         )
 
+    def stamp_cost(self, generations: Sequence[ChatGeneration]) -> None:
+        """Our cost in the reply's `usage_metadata` as soon as the reply exists (the factory
+        calls this from `QuantChatOpenAI._create_chat_result`): inside a traced graph the
+        inherited tracer reads the reply before this handler's `on_llm_end` runs, so that is too
+        late for LangSmith. Streamed replies inside a graph still go without it (docs)."""
+        try:
+            carrying = [g for g in generations if getattr(g.message, "usage_metadata", None)]
+            if len(carrying) != 1 or self.model.input is None:
+                return
+            usage = TokenUsage.from_usage_metadata(carrying[0].message.usage_metadata, check=False)
+            usage.check()
+            _send_cost(LLMResult(generations=[list(generations)]), self.model, usage,
+                       billed=self.billed, estimated=None)  # fmt: skip
+        except Exception:  # a cost for tracing must never fail the call
+            log.debug("cost not stamped on a reply", exc_info=True)
+
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         latency = self._latency_ms(run_id)
         with self._lock:
@@ -235,6 +251,13 @@ class CostCallbackHandler(BaseCallbackHandler):
                 (self.alerter or get_alerter()).evaluate(self.ledger.engine, applying)
             except Exception:
                 log.exception("budget alerts could not be evaluated after call %s", run_id)
+
+
+def stamp_costs(callbacks: Any, generations: Sequence[ChatGeneration]) -> None:
+    """`CostCallbackHandler.stamp_cost` of the cost handler among a model's `callbacks`."""
+    for handler in callbacks if isinstance(callbacks, list) else ():
+        if isinstance(handler, CostCallbackHandler):
+            handler.stamp_cost(generations)
 
 
 def _first_usage(response: LLMResult) -> Mapping[str, Any] | None:
