@@ -190,8 +190,7 @@ class Ledger:
         """Hold `amount` of the user's daily USD budget `budget_nanousd` for one call, or raise
         `QuotaExceededError` (the original per-user quota; calls use `reserve_call`)."""
         budget = Budget("user", "day", "usd", budget_nanousd, user_id, None, budgets.ENVIRONMENT)
-        budgets.reserve(
-            self.engine,
+        self.reserve_call(
             request_id=request_id,
             user_id=user_id,
             service=service,
