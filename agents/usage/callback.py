@@ -195,10 +195,10 @@ class CostCallbackHandler(BaseCallbackHandler):
         inherited tracer reads the reply before this handler's `on_llm_end` runs, so that is too
         late for LangSmith. Streamed replies inside a graph still go without it (docs)."""
         try:
-            carrying = [g for g in generations if getattr(g.message, "usage_metadata", None)]
+            carrying = [u for g in generations if (u := getattr(g.message, "usage_metadata", None))]
             if len(carrying) != 1 or self.model.input is None:
                 return
-            usage = TokenUsage.from_usage_metadata(carrying[0].message.usage_metadata, check=False)
+            usage = TokenUsage.from_usage_metadata(carrying[0], check=False)
             usage.check()
             _send_cost(LLMResult(generations=[list(generations)]), self.model, usage,
                        billed=self.billed, estimated=None)  # fmt: skip
