@@ -150,6 +150,21 @@ def test_run_backtest_errors_name_the_valid_choices() -> None:
     assert get_retriever().count("alice") == 0
 
 
+@pytest.mark.usefixtures("store")
+def test_run_backtest_reads_numbers_as_text_and_never_crashes_the_turn() -> None:
+    out = call(run_backtest, "alice", strategy_name="DonchianBreakout", symbol="BTCUSD",
+               parameters={"entry": "10", "exit": 5.0})  # fmt: skip
+    assert out["parameters"] == {"entry": 10, "exit": 5}
+    assert all(type(v) is int for v in out["parameters"].values())
+    # a window the engine's indicator rejects is an error result, not a crash
+    bad = call(run_backtest, "alice", strategy_name="DonchianBreakout", symbol="BTCUSD",
+               parameters={"entry": 2.5})  # fmt: skip
+    assert isinstance(bad, str) and bad.startswith("The backtest failed") and "2.5" in bad
+    bad = call(run_backtest, "alice", strategy_name="DonchianBreakout", symbol="BTCUSD",
+               parameters={"entry": "wide"})  # fmt: skip
+    assert "entry" in bad and "number" in bad
+
+
 def test_market_data_is_a_compact_summary() -> None:
     out = market_data.invoke({"symbol": "goog", "start": "2013-01-01", "end": "2013-01-31"})
     assert out["symbol"] == "GOOG"

@@ -154,3 +154,36 @@ def test_explain_metric_defines_a_glossary_term_and_still_refuses_nonsense() -> 
     out = explain_metric.invoke({"name": "slippage"})
     assert out["metric"] == "slippage" and "expected" in out["definition"]
     assert "valid metrics are" in explain_metric.invoke({"name": "flux capacitor"})
+
+
+def test_a_stated_period_fills_a_call_that_left_both_dates_out() -> None:
+    turn = "Can you test a 12/26 EMA crossover on GOOG from 2006-01-01 through 2010-12-31?"
+    spec = {"name": "EmaUp", "entry": {"conditions": [{"left": {"kind": "ema", "period": 12},
+            "op": "crosses_above", "right": {"kind": "ema", "period": 26}}]}}  # fmt: skip
+    out = _one(_call("run_strategy_spec", spec=spec, symbol="GOOG"), turn)
+    assert (out["args"]["start"], out["args"]["end"]) == ("2006-01-01", "2010-12-31")
+    out = _one(_call("market_data", symbol="GOOG"), "2009년 한 해 동안 GOOG 수익률이 얼마였어?")
+    assert out["args"] == {"symbol": "GOOG", "start": "2009-01-01", "end": "2009-12-31"}
+    # a date the model gave is kept; no period, or another tool, changes nothing
+    kept = _call("market_data", symbol="GOOG", start="2009-06-01")
+    assert _one(kept, "GOOG in 2009 from June?")["args"] == kept["args"]
+    assert _one(_call("market_data", symbol="GOOG"), "GOOG's last close?")["args"] == {
+        "symbol": "GOOG"
+    }
+    assert _one(_call("my_usage"), "my usage in 2026")["args"] == {}
+
+
+def test_the_one_symbol_the_message_names_is_the_calls() -> None:
+    turn = "Can you test a 12/26 EMA crossover on GOOG?"
+    spec = {"name": "X", "entry": {"conditions": [{"left": {"kind": "rsi"}, "op": "below",
+            "value": 30}]}}  # fmt: skip
+    assert _one(_call("run_strategy_spec", spec=spec), turn)["args"]["symbol"] == "GOOG"
+    out = _one(_call("market_data", symbol="BTCUSD"), "비트코인 마지막 종가 알려줘")
+    assert out["args"] == {"symbol": "BTCUSD"}
+    assert _one(_call("market_data", symbol="GOOG"), "구글 시세는?")["args"] == {"symbol": "GOOG"}
+    wrong = _call("top_backtests", metric="sharpe", symbol="GOOG")
+    assert _one(wrong, "best Sharpe on EURUSD?")["args"]["symbol"] == "EURUSD"
+    # none or two symbols named, or a tool without one: as the model wrote it
+    two = _call("market_data", symbol="GOOG")
+    assert _one(two, "GOOG or BTCUSD, which rose more?") == two
+    assert _one(_call("my_usage"), "my usage on GOOG")["args"] == {}

@@ -311,13 +311,18 @@ def run_graph(
     script: list[Any],
     question: str = "Tell me about GOOG.",
     mode: str = "json_text",
+    read_calls: bool = False,
     **ctx: Any,
 ) -> tuple[dict[str, Any], Scripted]:
+    """The graph on a scripted model; `read_calls=False` leaves every call to the model (these
+    tests are about what happens to its replies), True reads plain questions' calls in code."""
     from graphs import chatops_advanced as chatops
 
     model = Scripted(script=list(script))
     monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
     monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: mode)
+    if not read_calls:
+        monkeypatch.setattr(chatops, "read_call", lambda *a: None)
     out = chatops.graph.invoke(
         chatops.InputState(messages=[HumanMessage(question)]),
         context=chatops.Context(user_id="alice", **ctx),
@@ -335,7 +340,9 @@ def test_a_call_with_a_missing_argument_is_a_tool_error_the_model_can_fix(
 ) -> None:
     answer = "The GOOG data starts on 2004-08-19 and ends on 2013-03-01."
     out, model = run_graph(
-        monkeypatch, [call("market_data"), call("market_data", symbol="GOOG"), answer]
+        monkeypatch,
+        [call("market_data"), call("market_data", symbol="GOOG"), answer],
+        "When does the bundled price data start?",  # no symbol named: the model must give one
     )
     kinds = [type(m).__name__ for m in out["messages"]]
     assert kinds == [
@@ -421,6 +428,97 @@ def test_unknown_tools_get_the_tool_list(monkeypatch: pytest.MonkeyPatch) -> Non
     note = model.prompts[1][-1].content
     assert "best_backtests" in note and "top_backtests" in note
     assert out["messages"][-1].content == "Fine."
+
+
+def test_a_plain_question_gets_its_call_from_code_and_the_model_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = "GOOG's bundled data runs from 2004-08-19 to 2013-03-01."
+    out, model = run_graph(
+        monkeypatch, [answer], "GOOG 시장 데이터는 언제부터 언제까지 있어?", read_calls=True
+    )
+    msgs = out["messages"]
+    assert [type(m).__name__ for m in msgs] == [
+        "HumanMessage", "AIMessage", "ToolMessage", "AIMessage",
+    ]  # fmt: skip
+    assert msgs[1].tool_calls[0]["name"] == "market_data"
+    assert msgs[1].tool_calls[0]["args"] == {"symbol": "GOOG"}
+    assert len(model.prompts) == 1  # the model only answered, from the result
+    assert "Result of market_data" in model.prompts[0][-1].content
+    assert msgs[-1].content == answer and out["answer_source"] == "model"
+
+
+def test_calls_are_read_in_code_only_for_models_that_write_them_as_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = AIMessage("", tool_calls=[{"name": "list_my_strategies", "args": {}, "id": "c1"}])
+    out, model = run_graph(
+        monkeypatch, [bad, "You can run SmaCross."], "GOOG 시장 데이터는 언제부터 언제까지 있어?",
+        mode="native", read_calls=True,
+    )  # fmt: skip
+    assert out["messages"][1].tool_calls[0]["name"] == "list_my_strategies"
+    assert len(model.prompts) == 2
+
+
+def test_a_follow_up_is_left_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphs import chatops_advanced as chatops
+
+    model = Scripted(script=[call("run_backtest", strategy_name="MacdCross", symbol="GOOG"), "Ok."])
+    monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
+    monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: "json_text")
+    earlier: list[AnyMessage] = [
+        HumanMessage("Run MacdCross on EURUSD."),
+        AIMessage("It returned 3.1%."),
+    ]
+    out = chatops.graph.invoke(
+        chatops.InputState(messages=[*earlier, HumanMessage("now the same strategy on GOOG?")]),
+        context=chatops.Context(user_id="alice"),
+    )
+    assert out["messages"][3].tool_calls[0]["args"]["symbol"] == "GOOG"
+    assert len(model.prompts) == 2  # the model chose the call: "the same" is in the thread
+
+
+def test_a_follow_up_on_another_symbol_repeats_the_last_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graphs import chatops_advanced as chatops
+
+    model = Scripted(script=["Done."])
+    monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
+    monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: "json_text")
+    first = {"name": "market_data", "args": {"symbol": "EURUSD"}, "id": "c1"}
+    failed = {"name": "market_data", "args": {"symbol": "EURUSD", "start": "x"}, "id": "c2"}
+    earlier: list[AnyMessage] = [
+        HumanMessage("How did EURUSD trade?"),
+        AIMessage("", tool_calls=[first]),
+        ToolMessage("{}", tool_call_id="c1", name="market_data"),
+        AIMessage("", tool_calls=[failed]),
+        ToolMessage("Error: bad date", tool_call_id="c2", name="market_data", status="error"),
+        AIMessage("EURUSD fell."),
+    ]
+    out = chatops.graph.invoke(
+        chatops.InputState(messages=[*earlier, HumanMessage("and the same for GOOG?")]),
+        context=chatops.Context(user_id="alice"),
+    )
+    assert out["messages"][7].tool_calls[0]["args"] == {"symbol": "GOOG"}  # the good call's
+    assert len(model.prompts) == 1  # the model only answered
+
+
+def test_a_reply_that_copies_our_note_or_is_empty_is_answered_in_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools import summarize
+
+    question = "How did GOOG trade?"
+    echo = (
+        "GOOG traded from 2004-08-19.\n\nAnswer my question with this result, in plain "
+        "sentences that quote the numbers answering it."
+    )
+    for reply in (echo, ""):
+        out, model = run_graph(monkeypatch, [call("market_data", symbol="GOOG"), reply], question)
+        assert out["answer_source"] == "tool_result_summary"
+        assert out["messages"][-1].content == summarize("market_data", out["messages"][2].content)
+        assert len(model.prompts) == 2  # no retry: the result is in hand
 
 
 def test_the_step_budget_ends_with_the_last_result(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,197 @@
+"""The tool call a plain question asks for, read in code (`tools.intent.read_call`), and the
+questions it must leave to the model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tools.grounding import named_strategy
+from tools.intent import metrics_named, period, read_call, read_follow_up, symbols_named
+
+A, B = "bt-0123456789abcdef0123", "bt-fedcba9876543210fedc"
+
+
+@pytest.mark.parametrize(
+    ("question", "name", "args"),
+    [
+        # rankings: a metric, a superlative, optional k and symbol
+        ("Which of my backtests has the best Sharpe ratio?", "top_backtests", {"metric": "sharpe"}),
+        ("top 3 of my backtests by sortino pls", "top_backtests", {"metric": "sortino", "k": 3}),
+        (
+            "Show my five best backtests by CAGR on bitcoin",
+            "top_backtests",
+            {"metric": "cagr", "k": 5, "symbol": "BTCUSD"},
+        ),
+        ("Which backtest of mine had the most trades?", "top_backtests", {"metric": "trades"}),
+        (
+            "내 백테스트 중에서 총수익률이 가장 높은 3개를 보여줘.",
+            "top_backtests",
+            {"metric": "total_return", "k": 3},
+        ),
+        ("내 백테스트 중 승률 제일 높은 거", "top_backtests", {"metric": "win_rate"}),
+        (
+            "EURUSD 쪽 백테스트 중에 max drawdown 제일 얕은 게 어떤 거야?",
+            "top_backtests",
+            {"metric": "max_drawdown", "symbol": "EURUSD"},
+        ),
+        ("my backtest with the smallest MDD", "top_backtests", {"metric": "max_drawdown"}),
+        # searches: a search verb and what it is about
+        (
+            "did I ever backtest a donchian breakout? dig those runs up",
+            "search_my_backtests",
+            {"query": "donchian breakout"},
+        ),
+        (
+            "Search my backtests for RSI strategies on EURUSD",
+            "search_my_backtests",
+            {"query": "rsi", "symbol": "EURUSD"},
+        ),
+        ("볼린저 백테스트 찾아줘", "search_my_backtests", {"query": "볼린저"}),
+        # ids: one is fetched, two are compared (a Korean particle may follow an id)
+        (f"Pull up {A} - how many trades did it take?", "get_backtest", {"backtest_id": A}),
+        (f"{A}랑 {B} 비교해서 알려줘", "compare_backtests", {"id_a": A, "id_b": B}),
+        # spend and usage
+        ("How much have I spent on models today?", "my_spend", {}),
+        ("오늘 LLM 비용 얼마나 나왔어?", "my_spend", {}),
+        ("What is my budget left?", "my_spend", {}),
+        ("What's my all-time model bill? Calls and $ please.", "my_usage", {}),
+        ("지금까지 내 모델 사용량과 비용을 알려줘.", "my_usage", {}),
+        # strategies
+        ("Which strategies can I run?", "list_my_strategies", {}),
+        ("내 전략 목록 보여줘", "list_my_strategies", {}),
+        # market data, with the period stated
+        (
+            "what's BTC's latest monthly close in the data you have?",
+            "market_data",
+            {"symbol": "BTCUSD"},
+        ),
+        (
+            "2009년 한 해 동안 GOOG 수익률이 얼마였어?",
+            "market_data",
+            {"symbol": "GOOG", "start": "2009-01-01", "end": "2009-12-31"},
+        ),
+        (
+            "How volatile was bitcoin between 2017 and 2019?",
+            "market_data",
+            {"symbol": "BTCUSD", "start": "2017-01-01", "end": "2019-12-31"},
+        ),
+        # named strategies, with the parameters the user gives
+        (
+            "Run the SmaCross strategy on GOOG.",
+            "run_backtest",
+            {"strategy_name": "SmaCross", "symbol": "GOOG"},
+        ),
+        (
+            "SmaCross를 GOOG에 돌려줘",
+            "run_backtest",
+            {"strategy_name": "SmaCross", "symbol": "GOOG"},
+        ),
+        (
+            "Run RsiMeanReversion on EURUSD with period 10",
+            "run_backtest",
+            {"strategy_name": "RsiMeanReversion", "symbol": "EURUSD", "parameters": {"period": 10}},
+        ),
+    ],
+)
+def test_plain_questions_are_read(question: str, name: str, args: dict[str, Any]) -> None:
+    read = read_call(question)
+    assert read is not None, question
+    assert (read.name, read.args) == (name, args)
+
+
+def test_a_rule_stated_whole_is_run_as_its_drafted_spec() -> None:
+    read = read_call(
+        "Backtest this on BTCUSD from 2015-01-01 to 2021-12-31: buy when the close crosses "
+        "above its 6-bar SMA and sell when it crosses back below."
+    )
+    assert read is not None and read.name == "run_strategy_spec"
+    assert (read.args["symbol"], read.args["start"], read.args["end"]) == (
+        "BTCUSD",
+        "2015-01-01",
+        "2021-12-31",
+    )
+    cond = read.args["spec"]["entry"]["conditions"][0]
+    assert cond["right"] == {"kind": "sma", "period": 6}
+
+
+def test_a_relative_month_is_a_since_date() -> None:
+    read = read_call("How many tokens have I used this month?")
+    first = datetime.now(UTC).date().replace(day=1).isoformat()
+    assert read is not None and (read.name, read.args) == ("my_usage", {"since": first})
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What's my worst drawdown backtest?",  # top_backtests ranks best first only
+        "lowest sharpe among my backtests",
+        "가장 큰 낙폭을 기록한 내 백테스트는?",
+        "Run SmaCross on GOOG with 10/30",  # numbers code cannot place
+        "How did my SmaCross backtest on GOOG do?",  # a stored run, not a new one
+        "How much does gpt-4o cost?",  # a price, not the user's bill
+        "지난 달 모델 비용 얼마야?",  # a relative month the model words as `since`
+        "What does commission cost in a backtest?",
+        "What strategy is best for trending markets?",
+        "Is GOOG a good buy?",
+        "What's a good strategy for BTCUSD?",
+        "How did the market do?",
+        "Compare SmaCross and EmaCross on GOOG",  # two strategies, no ids: the model decides
+        "Tell me a joke",
+        "hello",
+        "What is a stop-loss order?",
+    ],
+)
+def test_what_code_cannot_read_for_certain_is_left_to_the_model(question: str) -> None:
+    assert read_call(question) is None
+
+
+def test_follow_ups_pointing_back_are_left_to_the_model() -> None:
+    assert read_call("now the same strategy on GOOG?", "Run MacdCross on EURUSD.") is None
+    assert read_call("그럼 그거 BTCUSD로 돌려줘", "SmaCross를 GOOG에 돌려줘") is None
+    # a self-contained message in a thread is still read
+    read = read_call("Which strategies can I run?", "What does CAGR mean?")
+    assert read is not None and read.name == "list_my_strategies"
+
+
+def test_the_vocabulary_is_the_platforms() -> None:
+    assert metrics_named("샤프 비율이랑 최대 낙폭, 그리고 win-rate") == [
+        "sharpe",
+        "max_drawdown",
+        "win_rate",
+    ]
+    assert metrics_named("the riskiest one") == []  # "risk" is too loose to name a metric
+    assert symbols_named("구글이랑 BTC/USD, eurusd") == ["GOOG", "BTCUSD", "EURUSD"]
+    assert period("from 2008 to 2010") == {"start": "2008-01-01", "end": "2010-12-31"}
+    assert period("2008년부터 2010년까지") == {"start": "2008-01-01", "end": "2010-12-31"}
+    assert period("2006-01-01 through 2010-12-31") == {"start": "2006-01-01", "end": "2010-12-31"}
+    assert period("lately") == {}
+
+
+def test_a_named_strategy_may_take_a_korean_particle() -> None:
+    assert named_strategy("DonchianBreakout을 돌려줘") == "DonchianBreakout"
+    assert named_strategy("SmaCrosser") is None
+
+
+def test_a_follow_up_naming_only_another_symbol_repeats_the_previous_call() -> None:
+    run = ("run_backtest", {"strategy_name": "MacdCross", "symbol": "EURUSD"})
+    read = read_follow_up("nice. now the same strategy on GOOG?", run)
+    assert read is not None
+    assert (read.name, read.args) == (
+        "run_backtest",
+        {"strategy_name": "MacdCross", "symbol": "GOOG"},
+    )
+    market = ("market_data", {"symbol": "BTCUSD", "start": "2020-01-01", "end": "2020-12-31"})
+    read = read_follow_up("그럼 구글은?", market)
+    assert read is not None and read.args == {**market[1], "symbol": "GOOG"}
+    spec = ("run_strategy_spec", {"spec": {"name": "X", "symbol": "GOOG"}, "symbol": "GOOG"})
+    read = read_follow_up("and on BTCUSD?", spec)
+    assert read is not None and read.args["spec"]["symbol"] == read.args["symbol"] == "BTCUSD"
+    # anything more than a symbol is the model's to read
+    assert read_follow_up("now the same on GOOG but with its Sharpe?", run) is None
+    assert read_follow_up("now run SmaCross on GOOG instead", run) is None
+    assert read_follow_up("and on EURUSD?", run) is None  # the same symbol
+    assert read_follow_up("now the same on GOOG?", ("my_usage", {})) is None
+    assert read_follow_up("now the same on GOOG?", None) is None
