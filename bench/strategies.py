@@ -1,6 +1,7 @@
 """Strategy builder benchmark: does the built strategy *behave* as the request asked?
 
-Run: `python -m bench.strategies [--split tune|heldout|all] [--model M] [--limit N]` (not in CI;
+Run: `python -m bench.strategies [--split tune|heldout|all] [--set main|fresh|fresh2]
+[--ids g01-g20] [--model M] [--limit N]` (a fresh set's halves are reported apart; not in CI;
 ~20–60 s a request on the embedded models, 2 cores). Each case of `bench/strategy_cases.py`
 goes through `build_strategy` on the configured backend, as its own user whose store holds only
 the demo corpus (never the benchmark's own outputs). The judge is independent of the service:
@@ -143,6 +144,26 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _half(name: str, case_id: str) -> str:
+    """A fresh set's halves: its first 20 were used to find bugs, the last 20 kept unseen."""
+    return f"{name} tune" if int(case_id[1:]) <= 20 else f"{name} unseen"
+
+
+def _ids(spec: str) -> set[str]:
+    """'g01-g20,f03' -> {'g01', ..., 'g20', 'f03'} (a range keeps its prefix and width)."""
+    out: set[str] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, _, hi = part.partition("-")
+        if not hi:
+            out.add(lo)
+            continue
+        prefix = lo.rstrip("0123456789")
+        width = len(lo) - len(prefix)
+        start, stop = int(lo[len(prefix) :]), int(hi[len(prefix) :])
+        out.update(f"{prefix}{n:0{width}d}" for n in range(start, stop + 1))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
@@ -152,6 +173,11 @@ def main(argv: list[str] | None = None) -> None:
         "--no-draft", action="store_true", help="the model fills every spec (no code draft)"
     )
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--ids",
+        default=None,
+        help="only these case ids, e.g. 'g01-g20' (a tune half) or 'f03,f07'",
+    )
     parser.add_argument(
         "--set",
         choices=("main", "fresh", "fresh2"),
@@ -181,12 +207,17 @@ def main(argv: list[str] | None = None) -> None:
         cases = list(FRESH2_CASES)[: args.limit]  # already split "fresh2"
     else:
         cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
+    if args.ids:
+        wanted = _ids(args.ids)
+        cases = [c for c in cases if c.id in wanted]
     started = datetime.now(UTC)
     runs = []
     for i, case in enumerate(cases, 1):
         run = run_case(
             case, model=args.model, max_repairs=args.max_repairs, draft_in_code=not args.no_draft
         )
+        if args.set != "main":  # each half reported on its own
+            run["split"] = _half(args.set, case.id)
         runs.append(run)
         head = f"[{i:2d}/{len(cases)}] {run['latency_s']:6.1f}s {run['verdict']:10s}"
         print(f"{head} {case.id} {case.request[:60]}", flush=True)

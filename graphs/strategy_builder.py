@@ -52,7 +52,8 @@ from agents.quant.datasets import dataset_path, register_dataset
 from agents.quant.drafting import STYLES, StyleChoice, apply_stated, draft_spec, style_spec
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
-from agents.quant.spec import StrategySpec, drop_inapplicable, scale_problems
+from agents.quant.spec import ModelSpec, StrategySpec, drop_inapplicable, scale_problems
+from agents.quant.spec_fixes import fix_with_claims, own_line_for_itself
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
@@ -515,20 +516,32 @@ def _structured(
     return {"call_ids": calls.ids, **_who(out.get("raw"), requested)}, out
 
 
-def _ask_spec(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
-    """The model fills a StrategySpec (or says why it could not)."""
+def _ask_spec(runtime: Runtime[Context], prompt: str, request: str) -> dict[str, Any]:
+    """The model fills a StrategySpec (or says why it could not). Its schema is `ModelSpec`:
+    each series kind with only the fields it takes, so the grammar cannot write a width on a
+    MACD; the reply is then validated into the `StrategySpec` code uses."""
     messages = [SystemMessage(P.SPEC_SYSTEM), HumanMessage(prompt)]
-    update, out = _structured(runtime, StrategySpec, messages)
+    update, out = _structured(runtime, ModelSpec, messages)
     if out is None:
         return update
-    spec = out.get("parsed")
-    if not isinstance(spec, StrategySpec):
+    parsed, error = out.get("parsed"), out.get("parsing_error")
+    spec: StrategySpec | None = None
+    if isinstance(parsed, ModelSpec):
+        data, fixed = own_line_for_itself(parsed.model_dump(exclude_none=True), request)
+        try:
+            spec = StrategySpec.model_validate(data)
+            if fixed:  # told to the user as assumptions (check_spec adds its own)
+                update["notes"] = [f"fixed in code from the request: {f}" for f in fixed]
+                update["readings"] = fixed
+        except ValidationError as exc:
+            error = exc
+    else:  # a reply off the schema (no grammar on this route): fields its kinds take none of
         spec, dropped = _lenient(out.get("raw"))
         update["notes"] = [f"ignored a field the series takes no value for: {d}" for d in dropped]
-    if isinstance(spec, StrategySpec):
+    if spec is not None:
         return {**update, "spec": spec.model_dump(mode="json"), "spec_error": None}
-    error = str(out.get("parsing_error") or "no spec in the reply")[:MAX_ERROR_CHARS]
-    return {**update, "spec_error": error}
+    error_text = str(error or "no spec in the reply")[:MAX_ERROR_CHARS]
+    return {**update, "spec_error": error_text}
 
 
 def _ask_code(runtime: Runtime[Context], prompt: str) -> dict[str, Any]:
@@ -609,7 +622,9 @@ def route_after_style(state: State) -> Literal["check_spec", "fill_spec", "finis
 
 def fill_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The model fills the spec from the (masked) request."""
-    return _ask_spec(runtime, P.SPEC_USER.format(request=state.masked_request))
+    return _ask_spec(
+        runtime, P.SPEC_USER.format(request=state.masked_request), state.masked_request
+    )
 
 
 def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -618,16 +633,16 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.failed_stage == "model" or state.spec is None:
         return {}
     spec, changes = apply_stated(state.masked_request, StrategySpec.model_validate(state.spec))
+    spec, corrected = fix_with_claims(state.masked_request, spec)  # each told to the user
     report = check(state.masked_request, spec)
+    readings = [*state.readings, *corrected, *(a.message for a in report.assumptions)]
     update: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
         "discrepancies": [d.message for d in report.discrepancies]
         + [a.message for a in report.violations]
         + scale_problems(spec),
-        "assumptions": list(
-            dict.fromkeys([*state.readings, *(a.message for a in report.assumptions)])
-        ),
-        "notes": [f"fixed in code from the request: {c}" for c in changes],
+        "assumptions": list(dict.fromkeys(readings)),
+        "notes": [f"fixed in code from the request: {c}" for c in [*changes, *corrected]],
     }
     if state.previous_spec is not None and state.previous_spec == update["spec"]:
         update["notes"] = [*update["notes"], "the repair changed nothing: stopped repairing"]
@@ -665,7 +680,8 @@ def repair_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         prompt = P.SPEC_REPAIR_USER.format(
             request=request, spec=spec.model_dump_json(exclude_none=True), instructions=instructions
         )
-    return {**_ask_spec(runtime, prompt), "previous_spec": state.spec, "repairs": state.repairs + 1}
+    update = _ask_spec(runtime, prompt, request)
+    return {**update, "previous_spec": state.spec, "repairs": state.repairs + 1}
 
 
 def refuse(state: State) -> dict[str, Any]:

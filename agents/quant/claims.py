@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.quant.unexpressible import TABLE as _UNEXPRESSIBLE
+
 ClaimOp = Literal["crosses_above", "crosses_below", "above", "below", "crosses"]
 Role = Literal["entry", "exit", "short"]
 Number = int | float
@@ -79,7 +81,7 @@ ATRP    (?:\s{0,2}\(\s{0,2}(?P<p><N>)\s{0,2}\))?
 BARS    (?:trading\s{1,2})?(?:days?|bars?|sessions?|candles?|periods?)<E>
 DATE    (?<![\d.])(?:19|20)\d\d(?:[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\s{0,2}년(?:\s{0,2}\d{1,2}\s{0,2}월
         (?:\s{0,2}\d{1,2}\s{0,2}일)?)?)?(?!\d)
-STOP    (?:stop[\s-]{0,2}loss(?:es)?|stops?|sl|loss\s{1,2}limit|max(?:imum)?\s{1,2}loss)
+STOP    (?:stop[\s-]{0,2}(?:loss(?:es)?|out)|stops?|sl|loss\s{1,2}limit|max(?:imum)?\s{1,2}loss)
 TP      (?:take[\s-]{0,2}profits?|profit[\s-]{0,2}(?:target|taking)|target|tp)
 TRAIL   (?:trailing|trail)[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)?
 ATR     (?:the\s{1,2})?(?:atrs?|average\s{1,2}true\s{1,2}range)<ATRP>
@@ -123,6 +125,10 @@ atr_stop_multiple <V><X><ATR>[\s-]{0,3}(?:(?:initial|protective|hard)\s{1,2})?(?
 "   <B><STOP><SEP><V><X><ATR>
 "   <B>atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}(?:배|x|×)\s{0,2}(?:손절|스탑|스톱|stop)
 trailing_stop_pct <B><TRAIL><SEP><P>
+"   (?:최고\s{0,2}(?:종가|가|점)|고점)\s{0,2}(?:대비|에서|으로부터)\s{0,2}<P>\s{0,2}(?:빠지|하락
+    |떨어지|내려가)
+"   <B>trail(?:ing)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|its\s{1,2})?(?:short|long|position|trade
+    |it)\s{1,2}with\s{1,2}(?:a\s{1,2})?<P>(?:\s{0,2}(?:stop|sl)<E>)?
 "   <P>\s{0,2}(?:의\s{0,2})?(?:trailing|trail)<E>(?:[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)<E>)?
 "   <KTRAIL><SEP><P>
 "   <P>\s{0,2}(?:의\s{0,2})?<KTRAIL>
@@ -131,7 +137,11 @@ stop_loss_pct <B><STOP><E><SEP><P>
 "   <KSTOP><SEP><P>
 "   <P>\s{0,2}(?:에서\s{0,2}|에\s{0,2}|의\s{0,2})?(?:손절(?:매)?|손실\s{0,2}(?:시|제한)
     |스탑\s{0,2}로스)
+"   <P>\s{0,2}(?:under[\s-]?water|in\s{1,2}the\s{1,2}red)<E>
+"   <B>(?:if|when|once)\s{1,2}(?:it'?s|it\s{1,2}is|the\s{1,2}trade\s{1,2}is)\s{1,2}down\s{1,2}<P>
 take_profit_pct <B><TP><E><SEP>(?:\+\s{0,2})?<P>
+"   <B>(?:if|when|once)\s{1,2}(?:it'?s|it\s{1,2}is|the\s{1,2}trade\s{1,2}is)\s{1,2}up\s{1,2}<P>
+"   (?:(?<=cover\s)|(?<=exit\s)|(?<=sell\s)|(?<=close\s)|(?<=out\s)|(?<=it\s))at\s{1,2}\+\s{0,2}<P>
 "   (?:\+\s{0,2})?<P>\s{0,2}(?:<TP>|profit|gain)<E>
 "   <KTP><SEP><P>
 "   <P>\s{0,2}(?:에서\s{0,2}|에\s{0,2})?(?:<KTP>|수익\s{0,2}시|이익\s{0,2}시)
@@ -222,11 +232,12 @@ _SERIES = r"""
 series  (?:(?P<pre><N>(?:\s{0,2}<UNIT>)?-?(?:<JOIN><N>)?)[\s-]{0,2}(?P<unit><UNIT>)?[\s-]{0,2})?
         (?:<B>(?P<qual>fast(?:er)?|short(?:er)?(?:[\s-]{0,2}term)?|단기|slow(?:er)?|long(?:er)?
         (?:[\s-]{0,2}term)?|장기)[\s-]{0,2})?<B>(?:<TERMS>|(?(unit)(?:<UTERMS>)|(?!)))<E>
-        (?:\s{0,2}\(\s{0,2}(?P<par><N>(?:\s{0,2}[,/;]\s{0,2}<N>){0,3})\s{0,2}\)|[\s-]{0,2}
+        (?:\s{0,2}\(\s{0,2}(?:(?:standard|default|classic|usual|settings?)\s{1,2})?(?P<par><N>
+        (?:\s{0,2}[,/;]\s{0,2}<N>){0,3})\s{0,2}\)|[\s-]{0,2}
         (?:(?:with\s{1,2})?(?:an?\s{1,2}|the\s{1,2})?(?:period|length|window|lookback
         |setting)s?\s{0,2}(?:of|=|:|is)?\s{0,2}|기간\s{0,2})?(?P<post><N>(?:<JOIN><N>)?)(?!<KLEVEL>)
         |\s{1,2}(?:of|over|in|for|during)\s{1,2}(?:the\s{1,2})?(?:last|past|previous|prior
-        |recent)\s{1,2}(?P<last><N>)[\s-]{0,2}<UNIT>)?
+        |recent)\s{1,2}(?P<last><N>)(?:[\s-]{0,2}<UNIT>)?)?
 """
 # Comparators and other tokens; a `k_` comparator is Korean (it follows its operands).
 _TOKENS = r"""
@@ -243,15 +254,21 @@ crosses_above <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}
     |up\s{1,2}|back\s{1,2})?(?:above|over|through|past)|break(?:s|ing)?\s{1,2}out|cross(?:es|ed|ing)?\s{1,2}up
     (?:ward)?|(?:upward|bullish)\s{1,2}cross(?:over)?|crossover\s{1,2}above)<E>
 crosses_below <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}
-    (?:(?:down|back)\s{1,2})?(?:below|under|beneath)|break(?:s|ing)?\s{1,2}down|cross(?:es|ed|ing)?
-    \s{1,2}down(?:ward)?|(?:downward|bearish)\s{1,2}cross(?:over)?|cross-?under)<E>
+    (?:(?:(?:down|back)\s{1,2})?(?:below|under|beneath)|down\s{1,2}through)
+    |(?:drop|fall|dip|sink)(?:s|p?ing|ped)?\s{1,2}through
+    |break(?:s|ing)?\s{1,2}down|cross(?:es|ed|ing)?\s{1,2}down(?:ward)?
+    |(?:downward|bearish)\s{1,2}cross(?:over)?|cross-?under)<E>
 crosses <B>(?:cross(?:-?overs?|es|ed|ing)?|intersect(?:s|ion)?)<E>
 above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|recent|time)<E>
     |\s{1,2}\d{1,12}[\s-]{0,2}(?:days?|bars?|periods?|sessions?|weeks?|months?|years?)<E>)
-    |greater\s{1,2}than|higher\s{1,2}than|exceed(?:s|ing|ed)?)<E>|>=?|≥|=>
+    |greater\s{1,2}than|higher\s{1,2}than|(?:exceed|beat)(?:s|ing|ed)?
+    |(?<!the\s)past(?!\s{1,2}(?:the\s{1,2})?(?:last|few|several|\d{1,12}[\s-]{0,2}(?:days?|bars?
+    |sessions?|weeks?|months?|years?)<E>)))<E>|>=?|≥|=>
 below <B>(?:below|under|beneath|less\s{1,2}than|lower\s{1,2}than|smaller\s{1,2}than)<E>|<=?|≤|=<
 k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:돌파|교차|뚫|올라서)|돌파
-k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|아래로\s{0,2}(?:돌파|교차|이탈|뚫)|이탈|붕괴
+    |뚫고\s{0,2}(?:올라|상승)|회복
+k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|아래로\s{0,2}(?:돌파|교차|이탈|뚫|빠지|빠져)|이탈|붕괴
+    |뚫고\s{0,2}(?:내려|하락)|깨(?:면|지면|고|질|진)
 k_crosses 교차
 k_above 이상|초과|위(?:에서|에|로)?(?![가-힣])|위(?=일|이면|면|할|하|인)|넘(?:으면|을|어서|어|는|으
     |길)|웃돌|상회
@@ -264,72 +281,14 @@ short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing)?|go(?:es|ing
     |ing)?\s{1,2}(?:a\s{1,2})?short)<E>|공매도|숏\s{0,2}(?:포지션\s{0,2})?진입|숏(?![가-힣])
 exit <B>(?:buy(?:ing)?\s{1,2}(?:to\s{1,2})?(?:cover|back)|sell(?:s|ing)?|exit(?:s|ing)?|close(?:s
     |d)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|all\s{1,2}|out\s{1,2}(?:the\s{1,2})?)?(?:positions?|trades?
-    |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|get\s{1,2}out|flatten
+    |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|flatten|ends?\s{1,2}it
+    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?out
     |out\s{1,2}(?:on|when|if|once|at))<E>|(?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다
     |파는|환매(?:수)?
 entry <B>(?:buy(?:s|ing)?|purchase|enter(?:s|ing)?|entry|entries|go(?:es|ing)?\s{1,2}long
-    |long\s{1,2}(?:when|if|on|once)|open(?:s|ing)?\s{1,2}(?:a\s{1,2})?(?:long|position))<E>|매수
+    |long\s{1,2}(?:when|if|on|once)|open(?:s|ing)?\s{1,2}(?:a\s{1,2})?(?:long|position)
+    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?in|means\s{1,2}long)<E>|매수
     |진입|사고|산다
-"""
-_UNEXPRESSIBLE = r"""
-time-of-day <B>(?:intra-?day|time[\s-]of[\s-]day|opening\s{1,2}range|first\s{1,2}(?:\d{1,3}|few
-    |thirty|fifteen)\s{1,2}minutes?|(?:at|before|after|near|into)\s{1,2}(?:the\s{1,2})?
-    (?:market\s{1,2})?(?:open|close|opening\s{1,2}bell|closing\s{1,2}bell)|market[\s-]on[\s-]close
-    |end\s{1,2}of\s{1,2}(?:the\s{1,2})?(?:trading\s{1,2})?day|\d{1,2}:\d\d(?:\s{0,2}(?:am|pm))?
-    |\d{1,2}\s{0,2}(?:am|pm))<E>|장\s{0,2}(?:시작|초반|마감|종료)|장중|시초가|동시\s{0,2}호가|오전
-    |오후|\d{1,2}\s{0,2}시(?:\s{0,2}\d{1,2}\s{0,2}분|에|부터|까지|\s{0,2}정각)
-opening-gaps <B>(?:gap(?:s|ped|ping)?[\s-]{0,2}(?:up|down|higher|lower|fill(?:s|ed)?)
-    |opening\s{1,2}gaps?)<E>|갭\s{0,2}(?:상승|하락|업|다운|메우기)|(?:상승|하락)\s{0,2}갭
-news-earnings <B>(?:news|headlines?|sentiment|earnings|tweets?|twitter|social\s{1,2}media|reddit
-    |fomc|fed\s{1,2}(?:meetings?|announcements?|decisions?)|economic\s{1,2}(?:calendar|data
-    |releases?)|announcements?|press\s{1,2}releases?|analyst\s{1,2}(?:ratings?|upgrades?
-    |downgrades?))<E>|뉴스|감성|실적|어닝|공시|호재|악재
-fundamentals <B>(?:(?-i:P/?E|PER|PBR|EPS|ROE|P/B)|p/e|pe\s{1,2}ratio|price[\s-]to[\s-](?:earnings
-    |book|sales)|dividends?|market\s{1,2}cap(?:itali[sz]ation)?|revenues?|book\s{1,2}value
-    |fundamentals?|balance\s{1,2}sheets?|cash\s{1,2}flows?|valuations?)<E>|배당|시가\s{0,2}총액|매출
-    |재무\s{0,2}제표|영업\s{0,2}이익|순이익|펀더멘털
-options <B>(?:options?\s{1,2}(?:contracts?|chains?|strateg(?:y|ies)|trading|premiums?)|(?:call
-    |put)\s{1,2}options?|calls?\s{1,2}and\s{1,2}puts?|(?:buy|sell)(?:ing)?\s{1,2}(?:calls|puts)
-    |straddles?|strangles?|iron\s{1,2}condors?|covered\s{1,2}calls?|protective\s{1,2}puts?
-    |implied\s{1,2}volatility|greeks|strike\s{1,2}prices?)<E>|옵션|내재\s{0,2}변동성|행사가
-several-symbols <B>(?:pairs?[\s-]trad(?:e|es|ing)|stat(?:istical)?\s{1,2}arb(?:itrage)?
-    |spread\s{1,2}between|cointegrat(?:ed|ion)|correlat(?:ed|ion|ions)|basket\s{1,2}of|(?:multiple
-    |several|many|all|two|three|a\s{1,2}few)\s{1,2}(?:stocks|symbols|assets|tickers|instruments
-    |coins|currencies|markets)|across\s{1,2}(?:all\s{1,2}|many\s{1,2})?(?:stocks|symbols|assets
-    |markets)|universe\s{1,2}of|top\s{1,2}\d{1,4}\s{1,2}(?:stocks|coins)|sector\s{1,2}rotation)<E>
-    |페어\s{0,2}트레이딩|여러\s{0,2}(?:종목|자산|코인)|종목들|상관\s{0,2}관계
-rebalancing <B>(?:rebalanc(?:e|es|ed|ing)|asset\s{1,2}allocation|portfolio\s{1,2}(?:optimi[sz]ation
-    |weights?|construction|allocation)|risk\s{1,2}parity|equal[\s-]weight(?:ed)?
-    |mean[\s-]variance)<E>|리밸런싱|자산\s{0,2}배분|포트폴리오\s{0,2}(?:구성|최적화|비중)
-prediction <B>(?:machine[\s-]learning|(?-i:ML|AI)|neural\s{1,2}(?:net|network)s?|deep\s{1,2}learning
-    |lstm|random\s{1,2}forests?|xgboost|lightgbm|gradient\s{1,2}boost(?:ing|ed)?
-    |regression\s{1,2}model|predict(?:s|ed|ing|ion|ions|ive)?|forecast(?:s|ed|ing)?|classifiers?
-    |train(?:ed|ing)?\s{1,2}(?:a\s{1,2})?model|reinforcement\s{1,2}learning
-    |artificial\s{1,2}intelligence)<E>|머신\s{0,2}러닝|딥\s{0,2}러닝|인공\s{0,2}지능|예측|신경망
-    |강화\s{0,2}학습
-indicators <B>(?:vwap|stochastic(?:\s{1,2}(?:rsi|oscillator))?|stoch\s{0,2}rsi|ichimoku|adx|cci
-    |williams\s{0,2}%\s{0,2}r|obv|on[\s-]balance\s{1,2}volume|parabolic\s{1,2}sar|keltner
-    (?:\s{1,2}channels?)?|pivot\s{1,2}points?|fibonacci|supertrend|mfi|money\s{1,2}flow\s{1,2}index
-    |candlestick\s{1,2}patterns?|support\s{1,2}and\s{1,2}resistance|trend\s{1,2}lines?|(?:weighted
-    |hull)\s{1,2}moving\s{1,2}averages?|wma|hma)<E>|스토캐스틱|일목\s{0,2}균형표|피보나치|파라볼릭
-    |지지선|저항선|추세선|캔들\s{0,2}패턴|가중\s{0,2}이동\s{0,2}평균
-timeframes <B>(?:multi(?:ple)?[\s-]time[\s-]?frames?|higher\s{1,2}time[\s-]?frames?|weekly\s{1,2}
-    (?:charts?|bars?|candles?|closes?)|monthly\s{1,2}(?:charts?|candles?)|\d{1,3}[\s-]{0,2}(?:min
-    (?:ute)?|hour|hr)[\s-]{0,2}(?:charts?|bars?|candles?)|tick\s{1,2}data|minute\s{1,2}bars?)<E>
-    |주봉|월봉|분봉|틱\s{0,2}데이터
-orders-costs <B>(?:limit\s{1,2}orders?|stop[\s-]limit|market\s{1,2}orders?|slippage|commissions?
-    |fees?|order\s{1,2}book|bid[\s-]ask|market\s{1,2}depth|short\s{1,2}interest|open\s{1,2}interest
-    |funding\s{1,2}rates?)<E>|지정가|시장가|슬리피지|수수료|호가
-position-sizing <B>(?:pyramid(?:s|ing)?|scal(?:e|es|ing)\s{1,2}(?:in|out|into)|add
-    (?:ing)?\s{1,2}to\s{1,2}(?:the\s{1,2}|a\s{1,2})?(?:winning\s{1,2}|losing\s{1,2})?positions?
-    |partial\s{1,2}(?:exits?|profits?)|risk(?:ing)?\s{1,2}\d{1,3}(?:\.\d{1,2})?\s{0,2}%
-    (?:\s{1,2}of\s{1,2}(?:the\s{1,2})?(?:equity|capital|account))?\s{1,2}per\s{1,2}trade|kelly
-    |leverag(?:e|ed)|margin|trailing\s{1,2}(?:\d{1,3}(?:\.\d{1,2})?\s{0,2}(?:x|×|times)?\s{0,2})?atr
-    |atr[\s-]{0,2}trailing)<E>|분할\s{0,2}(?:매수|매도)|물타기|불타기|피라미딩|레버리지
-calendar <B>(?:mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|weekends?|day\s{1,2}of\s{1,2}
-    (?:the\s{1,2})?week|month[\s-]end|end\s{1,2}of\s{1,2}(?:the\s{1,2})?month
-    |turn\s{1,2}of\s{1,2}the\s{1,2}month|seasonal(?:ity)?|holidays?)<E>|월요일|화요일|수요일|목요일
-    |금요일|월말|월초|계절성
 """
 _SYMBOL_OF = {"GOOGL": "GOOG", "EUR": "EURUSD", "BTC": "BTCUSD", "XBT": "BTCUSD", "ETH": "ETHUSD"}
 _OPPOSITE = {"entry": "exit", "exit": "entry", "short": "exit"}
@@ -405,7 +364,10 @@ UNEXPRESSIBLE: tuple[tuple[str, str], ...] = tuple(table(_UNEXPRESSIBLE))
 _NUM_RE = re.compile(_expand(r"(?P<n><N>)|<B>zero(?:\s{1,2}line)?<E>"), re.I)
 _NUMS = re.compile(_N)
 _BOUND_RE, _PUNCT_RE = re.compile(r"[;\n!?。]|\.(?!\d)"), re.compile(r"[,;\n!?。]|\.(?!\d)")
-_NOUN_GAP = re.compile(r"\s{0,3}(?:(?:as|for|on|the|an?)\s{1,3}){0,2}", re.I)
+_LEADS = re.compile(r"(?:when|if|once|on)$", re.I)
+_NOUN_GAP = re.compile(  # "RSI below 30 for the entry", "… under 10: buy", "… -> long"
+    r"\s{0,3}(?:[:=→]\s{0,3}|[-=]>\s{0,3})?(?:(?:as|for|on|the|an?|is)\s{1,3}){0,2}", re.I
+)
 
 
 # -------------------------------------------------------------------------------- reading
@@ -526,6 +488,7 @@ def roles(text: str, drafts: list[Draft]) -> None:
     starts, ends, gap = [c[0] for c in cues], [c[1] for c in cues], _NOUN_GAP.fullmatch
     bounds, puncts = ([m.start() for m in r.finditer(text)] for r in (_BOUND_RE, _PUNCT_RE))
     rules = sorted((d for d in drafts if d.field in ("level", "condition")), key=lambda d: d.start)
+    trailing: set[int] = set()  # cues that follow a rule: that rule's, not the next one's
     for k, d in enumerate(rules):
         p = bisect.bisect_left(puncts, d.end)
         stop = min(d.end + 16, puncts[p] if p < len(puncts) else len(text))
@@ -533,11 +496,14 @@ def roles(text: str, drafts: list[Draft]) -> None:
             stop = min(stop, rules[k + 1].start)
         after = cues[bisect.bisect_left(starts, d.end) : bisect.bisect_left(starts, stop)]
         after = [c for c in after if c[3] or (c[2] != "short" and gap(text, d.end, c[0]))]
+        after = [c for c in after if not _LEADS.search(text, c[0], c[1])]  # "…: long when …"
         j, b = bisect.bisect_right(ends, d.anchor) - 1, bisect.bisect_left(bounds, d.anchor) - 1
         cue = cues[j] if j >= 0 and cues[j][0] > (bounds[b] if b >= 0 else -1) else None
+        cue = None if cue is not None and cue[0] in trailing else cue  # "X means long, Y …"
         flip = d.follows is not None and (cue is None or cue[0] < d.follows.anchor)
         opposite = _OPPOSITE.get(str(d.follows and d.follows.role))
         d.role = after[-1][2] if after else opposite if flip else cue[2] if cue else None
+        trailing |= {c[0] for c in after}
 
 
 def _ma(it: Token | None) -> bool:

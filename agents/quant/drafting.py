@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.quant.claims import Claim, fmt
 from agents.quant.faithfulness import check, claims, unexpressible
+from agents.quant.numerals import number_words
 from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec, scale_problems
 
 __all__ = ["STYLES", "Drafted", "StyleChoice", "apply_stated", "draft_spec", "style_spec"]
@@ -61,34 +62,6 @@ _JOINED = re.compile(
 )
 _ANY = re.compile(r"(?<![a-z])(?:or|either)(?![a-z])|또는|혹은|이거나|거나", re.I)
 _NUMBER = re.compile(r"(?<![\d.])\d{1,12}(?:\.\d{1,6})?(?!\.?\d)")
-_UNITS = (
-    "zero",
-    "",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-)
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_WORD_NUMBERS = {w: i for i, w in enumerate(_UNITS) if w} | {"hundred": 100}
-_WORD_NUMBERS |= {w: 10 * i for i, w in enumerate(_TENS) if w}
-_WORD_NUMBER = re.compile(r"(?<![a-z])(?:" + "|".join(_WORD_NUMBERS) + r")(?![a-z])", re.I)
-"""Numbers in words ("the fifty-day EMA", "fifteen percent"): a draft that did not read one is
-open ("one" is left out: "pick one", "one of")."""
 _KIND_WORDS = {"sma": "Sma", "ema": "Ema", "rsi": "Rsi", "macd": "Macd", "atr": "Atr"}
 _KIND_WORDS |= {"macd_signal": "MacdSignal", "macd_hist": "MacdHist", "roc": "Roc"}
 _KIND_WORDS |= {"bb_lower": "LowerBand", "bb_upper": "UpperBand", "bb_middle": "MidBand"}
@@ -354,7 +327,35 @@ def _roles(rules: list[Claim], direction: str) -> dict[str, list[Claim]]:
         out[role].append(c)
     if direction == "short":
         out["entry"], out["short"] = out["short"], []
+    # a rule and its mirror cannot both open the position ("… crossing above the 90 means long,
+    # crossing below means short"): the mirror stated later, with no cue of its own, closes it
+    # (or opens the short, both ways)
+    other = "short" if direction == "both" else "exit"
+    for late in [c for c in out["entry"] if c.role is None or direction == "both"]:
+        mirror = any(_mirrors(e, late) for e in out["entry"] if e.span < late.span)
+        if mirror and not out[other] and late.role in (None, "entry"):
+            out["entry"].remove(late)
+            out[other].append(late)
     return out
+
+
+def _said_with_a_direction(c: Claim, rules: list[Claim]) -> bool:
+    """ "the 30/90 SMA crossover: the 30 crossing above the 90": the cross is named, then said."""
+    pair = {c.series, c.other}
+    return c.op == "crosses" and any(
+        o.op in ("crosses_above", "crosses_below") and {o.series, o.other} == pair for o in rules
+    )
+
+
+_MIRROR = {"above": "below", "below": "above", "crosses_above": "crosses_below"}
+_MIRROR["crosses_below"] = "crosses_above"
+
+
+def _mirrors(a: Claim, b: Claim) -> bool:
+    """`b` is `a` with the opposite comparison, on the same series (either way round)."""
+    if a.field != b.field or _MIRROR.get(str(a.op)) != b.op:
+        return False
+    return (a.series, a.other, a.value) == (b.series, b.other, b.value)
 
 
 def _rule(r: _Reader, group: list[Claim], role: str, direction: str) -> Rule | None:
@@ -363,7 +364,10 @@ def _rule(r: _Reader, group: list[Claim], role: str, direction: str) -> Rule | N
         cond = _condition(r, c, role, direction, _near(r.request, c, r.found))
         if cond is not None:
             conditions.append(cond)
-    if not conditions or len(conditions) != len(group) or len(conditions) > 6:
+    if not conditions or len(conditions) != len(group):
+        return None
+    conditions = list({c.model_dump_json(): c for c in conditions}.values())  # said twice
+    if len(conditions) > 6:
         return None
     gaps = [r.request[a.span[1] : b.span[0]] for a, b in pairwise(group)]
     combine = "any" if any(_ANY.search(g) for g in gaps) else "all"
@@ -438,8 +442,8 @@ def _unread_numbers(request: str, found: list[Claim]) -> list[str]:
     held = {n for c in found for n in re.findall(r"\d+(?:\.\d+)?", c.key)}
     held |= {fmt(c.value + 1) for c in found if "streak" in str(c.series)  # "four down closes"
              and isinstance(c.value, int | float)}  # fmt: skip
-    words = [m.group() for m in _WORD_NUMBER.finditer(request)]
-    return unread + [w for w in words if fmt(_WORD_NUMBERS[w.lower()]) not in held]
+    words = [(request[s:e], value) for s, e, value in number_words(request)]
+    return unread + [w for w, value in words if fmt(value) not in held]
 
 
 def _unused_indicators(found: list[Claim]) -> list[str]:
@@ -475,6 +479,7 @@ def _draft(request: str) -> Drafted:
     stated = _stated(found)
     direction = str(stated.get("direction", "long"))
     rules = [c for c in found if c.field in ("level", "condition")]
+    rules = [c for c in rules if not _said_with_a_direction(c, rules)]
     if not rules and _HOLD.search(request):
         r.assumed.append("buy and hold read as: enter on the first bar, never exit")
         entry: Rule | None = Rule(

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agents.quant import claims as vocab
 from agents.quant.claims import UNEXPRESSIBLE, Claim, Draft, Token, fmt
+from agents.quant.findings import Addition, Discrepancy, FaithfulnessReport
+from agents.quant.numerals import in_digits
 from agents.quant.spec import DEFAULTS, MACD_KINDS, PRICE_KINDS, Condition, Series, StrategySpec
 
 __all__ = ["UNEXPRESSIBLE", "Addition", "Claim", "Discrepancy", "FaithfulnessReport", "check"]
@@ -72,7 +72,7 @@ _SCALARS |= {"max_bars": "an exit after {} bars", "size_pct": "{}% of equity per
 _PARAMS = {"period": "period", "slow_period": "slow period", "signal_period": "signal period"}
 _PARAMS["std_dev"] = "width"
 _AND = re.compile(r"(?<![a-z])(?:and|or|but|while)(?![a-z])|그리고|이고|이며|하고", re.I)
-_NUM_GAP = re.compile(r"[\s:=(]{0,3}(?:(?:the|a|level|of)\s{1,2}){0,2}", re.I)
+_NUM_GAP = re.compile(r"[\s:=(+$]{0,3}(?:(?:the|a|level|of)\s{1,2}){0,2}", re.I)
 _DAYS = re.compile(r"[\s-]{0,2}(?:days?|bars?|periods?|sessions?)(?![a-z])", re.I)
 _KNUM_GAP = re.compile(r"\s{0,2}(?:을|를|에서|에|선을|선|으로|로|가|이)?\s{0,2}")
 _K_OBJ, _K_SUBJ = re.compile(r"선?(?:을|를)\s"), re.compile(r"선?(?:이|가|은|는)\s")
@@ -140,6 +140,11 @@ class _Grammar:
         """ "oversold": a level the request leaves open, on the indicator named with it."""
         subject, op = near or self._recent(it), "below" if it.kind == "oversold" else "above"
         span = (min(it.start, near.start), max(it.end, near.end)) if near else (it.start, it.end)
+        prior = self.levels.get(_key(subject)) if subject is not None else None
+        same = prior and prior.op in _COMPAT[op] and prior.value is not None
+        if prior and same and 0 <= it.start - prior.end <= 8:  # "25 이하 과매도 구간": one fact
+            prior.end = it.end
+            return
         if subject is not None:
             self._level(subject, op, None, *span)
 
@@ -180,6 +185,8 @@ class _Grammar:
 
     def _english(self, it: Token, prv: Token | None, _: Token | None, nxt: Token | None) -> bool:
         op, left, last = it.kind, prv if _is(prv) else None, self.last
+        if op == "crosses" and _pair(prv) and not prv.used:  # "the 30/90 SMA crossover: …"
+            return self._pair(prv, op, prv.start, it.end)
         if _is(nxt):
             if _pair(nxt) and (left is None or op == "crosses"):
                 return self._pair(nxt, op, (left or it).start, nxt.end)
@@ -236,64 +243,42 @@ class _Grammar:
             self._keys(f"{family}:fast", op, f"{family}:slow", it.start, it.end)
 
 
+_THE_BEFORE = re.compile(r"(?<![a-z])the\s{1,2}$", re.I)
+_UNIT_AFTER = re.compile(r"\s{0,2}(?:%|％|[-\s]{0,2}(?:days?|bars?|periods?|percent|pct)(?![a-z]))")
+
+
+def _elliptic(text: str, items: list[Token]) -> list[Token]:
+    """ "the 30/90-day SMA crossover: the 30 crossing above the 90": a bare number after "the"
+    that is the period of an average the request names is that average."""
+    periods: dict[float, str] = {}
+    for it in (it for it in items if _is(it, "ser", _MA)):
+        for n in it.nums:
+            periods.setdefault(float(n), it.family)
+    out = []
+    for it in items:
+        fam = periods.get(float(it.value)) if it.kind == "num" else None
+        before = text[max(0, it.start - 6) : it.start]
+        if fam and _THE_BEFORE.search(before) and not _UNIT_AFTER.match(text, it.end):
+            it = Token("ser", it.start, it.end, fam, (it.value,))
+        out.append(it)
+    return out
+
+
 def claims(request: str) -> list[Claim]:
     """Every fact `request` states, in the order it states them (see the module docstring)."""
-    text = request if isinstance(request, str) else ""
+    original = request if isinstance(request, str) else ""
+    text, back = in_digits(original)  # "the fifteen-day SMA" is read as "the 15-day SMA"
     low, mask = text.translate(vocab.LOWER), bytearray(len(text))
     drafts = vocab.phrases(text, low, mask)
-    items = vocab.absorb(text, vocab.tokens(text, low, mask))
+    items = _elliptic(text, vocab.absorb(text, vocab.tokens(text, low, mask)))
     drafts += _Grammar(text, items).run() + vocab.series_drafts(items)
     vocab.roles(text, drafts)
-    return vocab.finish(text, drafts)
-
-
-# ------------------------------------------------------------------------------ the report
-class Discrepancy(BaseModel):
-    """The request states something the spec contradicts or leaves out."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str = Field(description="The spec field or rule, e.g. stop_loss_pct, entry")
-    message: str = Field(description="Names the field and both values")
-    fix: str = Field(description="What the repair must do")
-
-
-class Addition(BaseModel):
-    """A value the spec has that the request never states: dropped (a violation) or kept."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str
-    value: str
-    violation: bool = Field(description="True: the repair drops it; False: a kept assumption")
-    message: str
-    fix: str = ""
-
-
-class FaithfulnessReport(BaseModel):
-    """What `check` found; `faithful` iff no discrepancies and no violating additions."""
-
-    discrepancies: list[Discrepancy] = Field(default_factory=list)
-    additions: list[Addition] = Field(default_factory=list)
-
-    @property
-    def violations(self) -> list[Addition]:
-        return [a for a in self.additions if a.violation]
-
-    @property
-    def assumptions(self) -> list[Addition]:
-        return [a for a in self.additions if not a.violation]
-
-    @property
-    def faithful(self) -> bool:
-        return not self.discrepancies and not self.violations
-
-    def repair_instructions(self) -> str:
-        """Every problem by name, for the model's repair prompt ("" when faithful)."""
-        found: list[Discrepancy | Addition] = [*self.discrepancies, *self.violations]
-        items = [f"- {p.message}. Fix: {p.fix}." for p in found]
-        head = "The spec does not match the request. Fix every problem below, change nothing else"
-        return head + " and return the whole spec:\n" + "\n".join(items) if items else ""
+    found = vocab.finish(text, drafts)
+    if text == original:
+        return found
+    spans = [back(c.span) for c in found]
+    return [c.model_copy(update={"span": sp, "text": original[sp[0] : sp[1]]})
+            for c, sp in zip(found, spans, strict=True)]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ checking

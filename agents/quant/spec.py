@@ -3,8 +3,9 @@
 Why a spec: a small model asked for code copies its example; asked to fill this schema under
 grammar-constrained decoding it can only say *which* indicators, levels, directions and exits —
 and code turns that into a `backtesting.Strategy` that is readable, testable and checked against
-the request (`agents.quant.faithfulness`). The same JSON schema goes to OpenAI structured outputs
-and to llama.cpp's `response_format` (both: `StrategySpec.model_json_schema()`).
+the request (`agents.quant.faithfulness`). The model fills `ModelSpec`, the same spec with each
+series kind given only the fields it takes, so the grammar cannot write a width on a MACD; its
+JSON schema goes to OpenAI structured outputs and to llama.cpp's `response_format` alike.
 
 Every optional value has a documented default (`DEFAULTS`); a value the request did not state is
 returned to the user as an assumption, never silently. What the spec cannot express goes into
@@ -269,3 +270,86 @@ def drop_inapplicable(data: object) -> tuple[object, list[str]]:
         return node
 
     return walk(data, ""), dropped
+
+
+# ------------------------------------------------------------------------------ the model's schema
+# What the model writes under the grammar: the same spec, but a series is one of four shapes by
+# kind, so no field its kind takes none of (a width on a MACD, a period on the close) can be
+# written at all. A plain union is `anyOf` in the JSON schema: llama.cpp's grammar and OpenAI's
+# strict mode both take it. `to_spec` validates the reply into the `StrategySpec` code uses.
+_PERIOD = "Window in bars. Null = the default."
+
+
+class PlainSeries(BaseModel):
+    """A price, volume, or a streak of up/down closes: no window."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["close", "open", "high", "low", "volume", "up_streak", "down_streak"]
+
+
+class WindowSeries(BaseModel):
+    """An indicator with one window."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["sma", "ema", "rsi", "atr", "highest_high", "lowest_low", "roc", "volume_sma"]
+    period: int | None = Field(default=None, ge=1, le=500, description=_PERIOD)
+
+
+class BandSeries(BaseModel):
+    """A Bollinger band: its window and its width in standard deviations."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["bb_upper", "bb_middle", "bb_lower"]
+    period: int | None = Field(default=None, ge=1, le=500, description=_PERIOD)
+    std_dev: float | None = Field(default=None, gt=0, le=10, description="Width (null = 2).")
+
+
+class MacdSeries(BaseModel):
+    """The MACD line, its signal line or its histogram: fast, slow and signal windows."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["macd", "macd_signal", "macd_hist"]
+    period: int | None = Field(default=None, ge=1, le=500, description="Fast EMA (null = 12).")
+    slow_period: int | None = Field(default=None, ge=1, le=500, description="Slow (null = 26).")
+    signal_period: int | None = Field(default=None, ge=1, le=500, description="Signal (null = 9).")
+
+
+ModelSeries = PlainSeries | WindowSeries | BandSeries | MacdSeries
+
+
+class ModelCondition(BaseModel):
+    """`left op right`, where right is another series or a fixed value (e.g. RSI below 30)."""
+
+    model_config = ConfigDict(extra="forbid")
+    left: ModelSeries
+    op: Op
+    right: ModelSeries | None = Field(default=None, description="Compare with this series, or …")
+    value: float | None = Field(
+        default=None, allow_inf_nan=False, description="… with this fixed level."
+    )
+
+
+class ModelRule(BaseModel):
+    """Conditions combined: all must hold, or any one."""
+
+    model_config = ConfigDict(extra="forbid")
+    combine: Literal["all", "any"] = "all"
+    conditions: list[ModelCondition] = Field(min_length=1, max_length=6)
+
+
+class ModelSpec(StrategySpec):
+    """A complete trading strategy for one symbol, as data."""
+
+    entry: ModelRule = Field(  # type: ignore[assignment]
+        description="When to open a position (a short one if direction=short)"
+    )
+    exit: ModelRule | None = Field(  # type: ignore[assignment]
+        default=None, description="When to close, besides the stops; null = the opposite signal"
+    )
+    short_entry: ModelRule | None = Field(  # type: ignore[assignment]
+        default=None, description="direction=both only: when to go short (null = the exit rule)"
+    )
+
+    def to_spec(self) -> StrategySpec:
+        """The spec code uses (its validators run: a condition with both sides is refused)."""
+        return StrategySpec.model_validate(self.model_dump(exclude_none=True))

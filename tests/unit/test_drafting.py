@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.quant.drafting import apply_stated, draft_spec
-from agents.quant.faithfulness import check
+from agents.quant.faithfulness import check, claims
+from agents.quant.numerals import in_digits, number_words
 from agents.quant.spec import StrategySpec
 
 
@@ -171,11 +172,11 @@ def test_a_condition_on_a_series_against_itself_is_no_spec() -> None:
 @pytest.mark.parametrize(
     ("request_", "why"),
     [
-        ("Long while the close is above the thirty-day SMA, with a ten percent stop.", "not read"),
+        ("Long while the close is above the 30-day SMA, with a ten and a half stop.", "not read"),
         ("RSI(14) below 30, RSI(14) above 70.", "contradict"),
         (
-            "Long when the close is above the 50-day SMA; RSI(14) above 60 ends it; and RSI(14) "
-            "below 40 matters too.",
+            "Long when the close is above the 50-day SMA; RSI(14) above 60 is another one; and "
+            "RSI(14) below 40 matters too.",
             "which rule enters and which exits",
         ),
     ],
@@ -198,7 +199,7 @@ def test_a_death_cross_after_a_stated_pair_uses_that_pair_and_korean_cover_is_an
     ("request_", "why"),
     [
         (
-            "Short on the 12 EMA crossing under the 48 EMA; trail the short with a 0.5% stop.",
+            "Short on the 12 EMA crossing under the 48 EMA; trail the stop loosely behind it.",
             "trail",
         ),
         ("Buy when RSI(14) is below 30 and keep an ATR based stop.", "ATR"),
@@ -228,3 +229,40 @@ def test_the_close_crossing_back_below_the_50_day_is_an_average_not_a_level() ->
     assert d.spec is not None and d.spec.exit is not None, d.open
     assert _conds(d.spec.entry) == [("close", None, "crosses_above", ("sma", 50))]
     assert _conds(d.spec.exit) == [("close", None, "crosses_below", ("sma", 50))]
+
+
+def test_numbers_in_words_are_read_as_numerals() -> None:
+    """Measured on fresh2's tune half: "the fifteen-day SMA … the forty-five-day", "Two-period
+    RSI … under ten", "forty percent of equity" went to the model, which misread them."""
+    d = draft_spec("Long while the close is above the thirty-day SMA, with a ten percent stop.")
+    assert d.spec is not None and d.spec.stop_loss_pct == 10, d.open
+    assert _conds(d.spec.entry) == [("close", None, "above", ("sma", 30))]
+    rsi = draft_spec("Two-period RSI. Sinks under ten: buy. Climbs past seventy: sell.")
+    assert rsi.spec is not None and rsi.spec.exit is not None, rsi.open
+    assert _conds(rsi.spec.entry) == [("rsi", 2, "below", 10.0)]
+    assert _conds(rsi.spec.exit) == [("rsi", 2, "above", 70.0)]
+    found = {c.key: c.text for c in claims("Each position gets forty-five percent of equity.")}
+    assert found == {"size_pct=45": "forty-five percent of equity"}  # the span as written
+    open_ = draft_spec("Buy when RSI(14) is below 30; pick one of the exits, say sixty-five.")
+    assert open_.spec is None and any("sixty-five" in o for o in open_.open), open_.open
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("the fifteen-day SMA over the forty-five-day", "the 15-day SMA over the 45-day"),
+        ("Two-period RSI under ten", "2-period RSI under 10"),
+        ("a hundred-day SMA; two hundred and fifty bars", "100-day SMA; 250 bars"),
+        ("the bearish one, often, a tent, Twelve.", "the bearish one, often, a tent, 12."),
+        ("no number here", "no number here"),
+    ],
+)
+def test_numbers_in_words_map_back_to_the_text_as_written(text: str, digits: str) -> None:
+    import re
+
+    new, back = in_digits(text)
+    assert new == digits
+    for m in re.finditer(r"\d+", new):  # each numeral's span is its words in the original
+        s, e = back(m.span())
+        assert text[s:e] in {w for a, b, _ in number_words(text) for w in (text[a:b],)}
+    assert back((0, len(new))) == (0, len(text))

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
+from pydantic import ValidationError
 
 from agents.llm.catalog import ModelNotAllowedError
 from agents.quant.sandbox import validate_strategy_code
-from agents.quant.spec import StrategySpec
+from agents.quant.spec import ModelSpec, StrategySpec
 from agents.rag.store import RetrievedContext
 from agents.usage.ledger import LedgerRow, get_ledger
 from graphs.strategy_builder import (
@@ -231,6 +232,7 @@ def test_usage_sums_only_this_runs_calls() -> None:
         "output_tokens": 30,
         "cost_usd": 0.0,
         "list_price_usd": 3000 / 1e9,
+        "estimated_calls": 0,
     }
     assert ledger.totals([]).input_tokens == 0
 
@@ -328,7 +330,7 @@ class ScriptedSpecChat(ScriptedChat):
         self.specs = specs
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> ScriptedSpecChat:
-        assert schema is StrategySpec and kwargs["method"] == "json_schema"
+        assert schema is ModelSpec and kwargs["method"] == "json_schema"
         return self
 
     def invoke(self, messages: list[Any], config: Any = None) -> Any:
@@ -336,7 +338,7 @@ class ScriptedSpecChat(ScriptedChat):
 
         self.prompts.append(str(messages[-1].content))
         raw = self.specs[len(self.prompts) - 1]
-        parsed = None if raw is None else StrategySpec.model_validate(raw)
+        parsed = None if raw is None else ModelSpec.model_validate(raw)
         error = None if raw is not None else ValueError("not JSON")
         return {"raw": AIMessage("{}"), "parsed": parsed, "parsing_error": error}
 
@@ -512,3 +514,44 @@ def test_an_inexpressible_request_is_refused_even_without_a_valid_closest_spec(
     assert len(chat.prompts) == 1  # no repair rounds for a spec that would be refused anyway
     assert not out["ok"] and not out["expressible"] and out["failed_stage"] is None
     assert out["answer"].startswith("Cannot express") and "closest" not in out["answer"].lower()
+
+
+def test_the_models_schema_gives_each_series_kind_only_the_fields_it_takes() -> None:
+    """The grammar follows this schema: measured on fresh2's tune half, the 1.5B wrote a width on
+    a MACD and on a rate of change ("macd takes no std_dev") and its repairs failed the same way."""
+    from typing import get_args
+
+    from agents.quant.spec import MACD_KINDS, PRICE_KINDS, STREAK_KINDS, SeriesKind
+
+    defs = ModelSpec.model_json_schema()["$defs"]
+    variants = [defs[n] for n in ("PlainSeries", "WindowSeries", "BandSeries", "MacdSeries")]
+    fields_of = {k: set(v["properties"]) - {"kind"} for v in variants
+                 for k in v["properties"]["kind"]["enum"]}  # fmt: skip
+    assert sorted(fields_of) == sorted(get_args(SeriesKind))  # every kind, in one shape only
+    for kind, fields_ in fields_of.items():
+        if kind in PRICE_KINDS | STREAK_KINDS:
+            assert fields_ == set()
+        elif kind in MACD_KINDS:
+            assert fields_ == {"period", "slow_period", "signal_period"}
+        elif kind.startswith("bb_"):
+            assert fields_ == {"period", "std_dev"}
+        else:
+            assert fields_ == {"period"}
+    condition = defs["ModelCondition"]["properties"]["left"]
+    assert len(condition["anyOf"]) == 4  # a plain anyOf: llama.cpp and OpenAI strict take it
+    macd_width = {"kind": "macd", "period": 5, "std_dev": 5}
+    bad = {**RSI_7, "entry": {"conditions": [{"left": macd_width, "op": "above", "value": 0}]}}
+    with pytest.raises(ValidationError):
+        ModelSpec.model_validate(bad)
+    assert ModelSpec.model_validate(RSI_7).to_spec() == StrategySpec.model_validate(RSI_7)
+
+
+def test_a_reply_valid_in_the_models_schema_but_not_as_a_spec_is_repaired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    both = {"left": {"kind": "rsi", "period": 7}, "op": "below", "value": 25,
+            "right": {"kind": "rsi", "period": 14}}  # fmt: skip
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [{**RSI_7, "entry": {"conditions": [both]}},
+                                                     RSI_7])  # fmt: skip
+    assert len(chat.prompts) == 2 and "not a valid StrategySpec" in chat.prompts[1]
+    assert "exactly one of" in chat.prompts[1] and out["ok"]

@@ -1,0 +1,167 @@
+"""Corrections code makes to a model's spec where the request's claims leave no doubt.
+
+Measured on the fresh sets' tune halves, the 1.5B writes the right facts in the wrong places:
+"RSI(14) crossing back above 30" as RSI(14) crosses above RSI(30) (a level written as a series),
+"RSI(10) 25 이하 … 매수, 75 이상 … 청산" with the entry and the exit swapped, and an exit that is
+just the opposite of the entry written out where the request never states one (then refused as
+a rule nobody asked for). Each correction here is made only when `faithfulness.check` finds the
+corrected spec strictly closer to the request (fewer problems, none new), and each is told to the
+user as an assumption; anything else still goes back to the model by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.quant.claims import Claim, fmt
+from agents.quant.compiler import opposite
+from agents.quant.faithfulness import FAMILY_KINDS, check, claims
+from agents.quant.findings import FaithfulnessReport
+from agents.quant.spec import SCALES, Condition, Rule, StrategySpec
+
+__all__ = ["fix_with_claims", "levels_as_values", "own_line_for_itself", "plain_exit"]
+__all__ += ["swapped_rules"]
+
+
+def _same_rule(a: Rule, b: Rule) -> bool:
+    """Same conditions, same combination (one condition: all and any are the same rule)."""
+    return a.conditions == b.conditions and (a.combine == b.combine or len(a.conditions) == 1)
+
+
+def plain_exit(spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """An exit that is exactly the opposite of the entry is what a null exit means (`compiler`):
+    written as null, so no check reads it as a rule the request never states."""
+    if spec.exit is None or spec.short_entry is not None:
+        return spec, []
+    if spec.direction != "both" and spec.max_bars is not None:  # then null means no signal exit
+        return spec, []
+    if not _same_rule(spec.exit, opposite(spec.entry)):
+        return spec, []
+    note = "the exit the spec wrote out is the opposite of the entry, the default: left as that"
+    return spec.model_copy(update={"exit": None}), [note]
+
+
+def _levels(found: list[Claim]) -> dict[str, set[float]]:
+    """The fixed levels the request states, by the series family they are on."""
+    out: dict[str, set[float]] = {}
+    for c in found:
+        if c.field == "level" and isinstance(c.value, int | float):
+            out.setdefault(str(c.series).partition(":")[0], set()).add(float(c.value))
+    return out
+
+
+def levels_as_values(spec: StrategySpec, found: list[Claim]) -> tuple[StrategySpec, list[str]]:
+    """`RSI(14) crosses above RSI(30)` where the request states 30 as a level on the RSI and
+    never as its period: the 30 is the level (only on series with no price scale: an RSI, ROC,
+    ATR or streak compared with another window of itself)."""
+    levels, notes = _levels(found), []
+    periods = {(c.field.partition(".")[0], float(c.value)) for c in found
+               if c.field.endswith(".period") and isinstance(c.value, int | float)}  # fmt: skip
+
+    def fixed(c: Condition) -> Condition:
+        r = c.right
+        if r is None or r.kind != c.left.kind or SCALES.get(r.kind) or r.period is None:
+            return c
+        fams = [f for f, kinds in FAMILY_KINDS.items() if r.kind in kinds and f in levels]
+        if not any(float(r.period) in levels[f] and (f, float(r.period)) not in periods
+                   for f in fams):  # fmt: skip
+            return c
+        shown = f"{c.left.kind.upper()} {c.op.replace('_', ' ')} {fmt(r.period)}"
+        notes.append(f"{r.kind.upper()}({r.period}) read as the level the request states: {shown}")
+        return Condition(left=c.left, op=c.op, value=float(r.period))
+
+    update = {}
+    for name in ("entry", "exit", "short_entry"):
+        rule: Rule | None = getattr(spec, name)
+        if rule is not None:
+            new = [fixed(c) for c in rule.conditions]
+            if new != rule.conditions:
+                update[name] = rule.model_copy(update={"conditions": new})
+    return (spec.model_copy(update=update), notes) if update else (spec, [])
+
+
+def swapped_rules(spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """The entry and the exit rule exchanged (a long or short spec with both written)."""
+    if spec.exit is None or spec.direction == "both":
+        return spec, []
+    note = "the entry and exit rules were the wrong way round against the request: swapped"
+    return spec.model_copy(update={"entry": spec.exit, "exit": spec.entry}), [note]
+
+
+def _problems(report: FaithfulnessReport) -> list[str]:
+    return [d.field for d in report.discrepancies] + [a.field for a in report.violations]
+
+
+def fix_with_claims(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """The spec with the corrections above that bring it closer to the request, and each one in
+    words (module docstring). A faithful spec comes back as it is."""
+    spec, notes = plain_exit(spec)
+    before = _problems(check(request, spec))
+    if not before:
+        return spec, notes
+    found = claims(request)
+    best, best_notes, best_problems = spec, notes, before
+    levels, level_notes = levels_as_values(spec, found)
+    for cand, why in (
+        (levels, level_notes),
+        swapped_rules(spec),
+        (swapped_rules(levels)[0], level_notes + swapped_rules(levels)[1]),
+    ):
+        if not why or cand == spec:
+            continue
+        cand, more = plain_exit(cand)
+        problems = _problems(check(request, cand))
+        if len(problems) < len(best_problems) and set(problems) <= set(before):
+            best, best_notes, best_problems = cand, [*notes, *why, *more], problems
+    return best, best_notes
+
+
+def _stated_levels(found: list[Claim], kind: str, op: str) -> set[float]:
+    """The levels the request states on `kind`'s family with the sense of `op` (above/below)."""
+    sense = op.removeprefix("crosses_")
+    return {
+        float(c.value)
+        for c in found
+        if c.field == "level"
+        and isinstance(c.value, int | float)
+        and kind in FAMILY_KINDS.get(str(c.series).partition(":")[0], frozenset())
+        and str(c.op).removeprefix("crosses_") == sense
+    }
+
+
+def own_line_for_itself(data: dict[str, Any], request: str) -> tuple[dict[str, Any], list[str]]:
+    """A model's spec (JSON, not yet valid) comparing a series with itself: an RSI (any series
+    with no price scale) takes the one level the request states on it with that comparison; a
+    MACD line takes the one other MACD line the request names ("buy the bullish signal-line
+    crossover"), with the same windows. Measured on the fresh sets' tune halves."""
+    found = claims(request)
+    named = {str(c.value) for c in found if c.field == "indicator"}
+    named |= {str(k).partition(":")[0] for c in found for k in (c.series, c.other) if k}
+    notes: list[str] = []
+
+    def fixed(cond: object) -> object:
+        if not isinstance(cond, dict) or cond.get("left") != cond.get("right"):
+            return cond
+        left = cond["left"]
+        kind = left.get("kind") if isinstance(left, dict) else None
+        if isinstance(kind, str) and not SCALES.get(kind):  # an RSI against itself: its level
+            values = _stated_levels(found, kind, str(cond.get("op", "")))
+            if len(values) == 1:
+                value = values.pop()
+                notes.append(f"a condition compared {kind} with itself: read as the level "
+                             f"{fmt(value)} the request states")  # fmt: skip
+                return {k: v for k, v in cond.items() if k != "right"} | {"value": value}
+            return cond
+        others = sorted(named & {"macd", "macd_signal", "macd_hist"} - {kind})
+        if kind not in ("macd", "macd_signal", "macd_hist") or len(others) != 1:
+            return cond
+        notes.append(f"a condition compared {kind} with itself: the other side read as the "
+                     f"{others[0].replace('_', ' ')} the request names")  # fmt: skip
+        return {**cond, "right": {**left, "kind": others[0]}}
+
+    out = dict(data)
+    for name in ("entry", "exit", "short_entry"):
+        rule = out.get(name)
+        if isinstance(rule, dict) and isinstance(rule.get("conditions"), list):
+            out[name] = {**rule, "conditions": [fixed(c) for c in rule["conditions"]]}
+    return (out, notes) if notes else (data, [])
