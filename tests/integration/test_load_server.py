@@ -139,6 +139,9 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"server-{port}.log"
         cmd = [sys.executable, "-m", "uvicorn", "agents.serve.api:app", "--port", str(port)]
         cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+        # Idle keep-alive connections outlive the test: with uvicorn's 5 s a pooled connection
+        # the server closed as the client reused it was an httpx.ReadError once under load.
+        cmd += ["--timeout-keep-alive", "300"]
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -332,7 +335,10 @@ def test_500_concurrent_requests_lose_no_row_overspend_nothing_and_never_cross_u
     _warm(server.url, backtests["bt2010"])
     reqs = workload(backtests)
     t0 = time.perf_counter()
-    answers = asyncio.run(_fire(server.url, reqs))
+    try:
+        answers = asyncio.run(_fire(server.url, reqs))
+    except httpx.TransportError as exc:  # the server's side of it, not only the client's
+        pytest.fail(f"{exc!r}; server log: {server.log.read_text()[-3000:]}")
     wall = time.perf_counter() - t0
     engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
