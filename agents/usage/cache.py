@@ -142,15 +142,23 @@ def storable(generations: Sequence[Generation]) -> bool:
     return True
 
 
+_COST_KEYS = frozenset({"input_cost", "output_cost", "total_cost", "input_cost_details"})
+
+
 def encode(generations: Sequence[Generation]) -> str:
     """Plain JSON of the replies (`message_to_dict`'s shape), without the run's message id: a
     hit is a new message, not the stored one again (LangGraph's `add_messages` merges equal
     ids). A structured output's `parsed` model is stored as its JSON; langchain-openai's
-    parser rebuilds the schema from a dict."""
+    parser rebuilds the schema from a dict. The call's price (`agents.usage.callback` stamps
+    it on the reply before the cache sees it) is not stored: a hit costs nothing."""
     out = []
     for gen in generations:
         assert isinstance(gen, ChatGeneration)
         data = {**gen.message.model_dump(mode="json"), "type": "ai", "id": None}
+        if isinstance(data.get("usage_metadata"), dict):
+            data["usage_metadata"] = {
+                k: v for k, v in data["usage_metadata"].items() if k not in _COST_KEYS
+            }
         out.append({"message": {"type": "ai", "data": data}, "info": gen.generation_info})
     return json.dumps(out, default=str)
 

@@ -227,3 +227,32 @@ def test_inside_a_traced_parent_a_streamed_call_has_tokens_only(
     (run,) = langsmith.llm_runs()
     assert _usage_sent(run)["input_tokens"] == 120
     assert "total_cost" not in _usage_sent(run)  # fails once streamed costs are stamped too
+
+
+def test_a_cache_hit_carries_no_price_of_the_call_it_repeats(
+    langsmith: _Runs, make_settings: Callable[..., Settings], fake_openai: FakeServer
+) -> None:
+    """The cost is stamped on the reply before the response cache stores it; the stored reply
+    keeps its tokens, not that price, so a hit reaches LangSmith (and any reader) at $0."""
+    from langchain_core.runnables import RunnableLambda
+
+    s = make_settings(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        QUANT_GENAI_MAX_RETRIES=0,
+        QUANT_GENAI_CACHE="exact",
+    )
+    chat = create_chat_model("narrative_report", user_id="alice", settings=s)
+    parent: RunnableLambda[str, Any] = RunnableLambda(lambda x: chat.invoke(x))
+    parent.invoke(PROMPT)
+    hit = parent.invoke(PROMPT)
+    _flush()
+    first, second = get_ledger(s).rows()
+    assert first["cost_nanousd"] > 0 and not first["cache_hit"]
+    assert second["cache_hit"] and second["cost_nanousd"] == 0
+    assert hit.usage_metadata["input_tokens"] == 120
+    assert not any(hit.usage_metadata.get(k) for k in ("input_cost", "output_cost", "total_cost"))
+    runs = langsmith.llm_runs()
+    assert len(runs) == 2
+    assert _usage_sent(runs[0])["total_cost"] == pytest.approx(first["cost_nanousd"] / 1e9)
+    assert not any(_usage_sent(runs[1]).get(k) for k in ("input_cost", "output_cost", "total_cost"))
