@@ -24,7 +24,8 @@ The last user message may carry directives (space separated, anywhere in the tex
                 a stream even when `stream_options.include_usage` is sent (an endpoint that
                 never reports usage; the counts `plan` gives are what it would have reported)
 Without `#nousage`, a stream carries usage only when `stream_options.include_usage` is sent.
-GET /_last returns the last chat-completions request body (tests check what reached a model).
+GET /_last returns the last chat-completions request body (tests check what reached a model);
+GET /_recent the role and first 120 characters of the last message of the last 20 requests.
 Run: `python -m tests.fakes.openai_server --port 0` prints `READY <port>` once listening;
 `--latency-ms MS` (or `run_fake_server(latency_ms=MS)`) makes every answer wait MS first, as a
 model's latency (`#sleep=` overrides it per request; `bench/load.py` uses 50 ms).
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import re
@@ -57,6 +59,7 @@ _FAULT_DIRECTIVE = re.compile(r"#fault=(malformed|cut)\b")
 _FLAKY_DIRECTIVE = re.compile(r"#flaky=(\d+):([\w.-]+)")
 FLAKY: dict[str, int] = {}
 STATS: dict[str, int] = {"chat_completions": 0}
+RECENT: collections.deque[dict[str, str]] = collections.deque(maxlen=20)
 LATENCY_MS = [0]  # every answer's default wait (`--latency-ms`)
 LAST: dict[str, Any] = {}
 
@@ -121,6 +124,8 @@ async def chat_completions(request: Request) -> Response:
     STATS["chat_completions"] += 1
     LAST.clear()
     LAST.update(body)
+    final = (body.get("messages") or [{}])[-1]
+    RECENT.append({"role": str(final.get("role")), "text": _text(final.get("content"))[:120]})
     p = plan(body)
     if p["sleep"]:
         await asyncio.sleep(p["sleep"] / 1000)
@@ -229,6 +234,10 @@ async def last(request: Request) -> Response:
     return JSONResponse(LAST)
 
 
+async def recent(request: Request) -> Response:
+    return JSONResponse(list(RECENT))
+
+
 async def embeddings(request: Request) -> Response:
     """`/v1/embeddings`: a deterministic unit vector per input (from its bytes), `dimensions`
     wide (default 1536); usage is the whitespace word count (the client must not rely on it)."""
@@ -268,6 +277,7 @@ app = Starlette(
         Route("/v1/models", models),
         Route("/_stats", stats),
         Route("/_last", last),
+        Route("/_recent", recent),
     ]
 )
 
@@ -285,6 +295,13 @@ class FakeServer:
         import httpx
 
         return int(httpx.get(f"http://127.0.0.1:{self.port}/_stats").json()["chat_completions"])
+
+    def recent_requests(self) -> list[dict[str, str]]:
+        """The last message (role, first 120 characters) of each of the last 20 requests."""
+        import httpx
+
+        recent: list[dict[str, str]] = httpx.get(f"http://127.0.0.1:{self.port}/_recent").json()
+        return recent
 
     def last_request(self) -> dict[str, Any]:
         import httpx
