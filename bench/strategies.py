@@ -180,11 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--set",
-        choices=("main", "fresh", "fresh2"),
+        choices=("main", "fresh", "fresh2", "fresh3"),
         default="main",
         help="main: bench/strategy_cases.py; fresh: bench/strategy_cases_fresh.py, written "
         "after the service by someone who did not read its request reader (report only); "
-        "fresh2: bench/strategy_cases_fresh2.py, a second such set (fresh has been tuned on)",
+        "fresh2: bench/strategy_cases_fresh2.py, a second such set (fresh has been tuned on); "
+        "fresh3: bench/strategy_cases_fresh3.py, a third (fresh2's first half was tuned on)",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -205,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.strategy_cases_fresh2 import FRESH2_CASES
 
         cases = list(FRESH2_CASES)[: args.limit]  # already split "fresh2"
+    elif args.set == "fresh3":
+        from bench.strategy_cases_fresh3 import FRESH3_CASES
+
+        cases = list(FRESH3_CASES)[: args.limit]  # already split "fresh3"
     else:
         cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
     if args.ids:

@@ -36,7 +36,7 @@ from agents.quant.corpus import (
 )
 
 Kind = Literal["specific", "vague", "inexpressible"]
-Split = Literal["tune", "heldout", "fresh", "fresh2"]  # bench/strategy_cases_fresh{,2}.py
+Split = Literal["tune", "heldout", "fresh", "fresh2", "fresh3"]  # the fresh{,2,3} sets
 
 
 def _ma(kind: str, values: Any, n: int) -> np.ndarray:
