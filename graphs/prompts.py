@@ -29,6 +29,10 @@ SPEC_SYSTEM = (
     '"sma", "period": 50}, "op": "crosses_above", "right": {"kind": "sma", "period": 200}}]}}'
 )
 SPEC_USER = "Request: {request}"
+SPEC_FACTS_USER = (
+    "Request: {request}\n\nFacts code read from the request (keep every one in your spec; place "
+    "a condition marked neither entry nor exit where the request means it):\n{facts}"
+)
 STYLE_SYSTEM = (
     "A trading-strategy request names no indicator or rule. Choose the one style that fits its "
     'words best: {styles}. Reply with JSON: {{"style": "<style>"}}.'

@@ -49,11 +49,24 @@ from agents.quant import corpus
 from agents.quant.backtests import BacktestResult, backtest_facts, load_ohlcv, load_ohlcv_csv
 from agents.quant.compiler import compile_spec
 from agents.quant.datasets import dataset_path, register_dataset
-from agents.quant.drafting import STYLES, StyleChoice, apply_stated, draft_spec, style_spec
+from agents.quant.drafting import (
+    STYLES,
+    StyleChoice,
+    apply_stated,
+    draft_spec,
+    stated_facts,
+    style_spec,
+    unused_numbers,
+)
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
 from agents.quant.spec import ModelSpec, StrategySpec, drop_inapplicable, scale_problems
-from agents.quant.spec_fixes import fix_with_claims, own_line_for_itself
+from agents.quant.spec_fixes import (
+    fix_with_claims,
+    own_line_for_itself,
+    plain_averages,
+    unread_unsupported,
+)
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import QuotaExceededError, count_tokens, keep_within_budget
@@ -621,10 +634,15 @@ def route_after_style(state: State) -> Literal["check_spec", "fill_spec", "finis
 
 
 def fill_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The model fills the spec from the (masked) request."""
-    return _ask_spec(
-        runtime, P.SPEC_USER.format(request=state.masked_request), state.masked_request
+    """The model fills the spec from the (masked) request and the facts code read in it."""
+    request = state.masked_request
+    facts = stated_facts(request)
+    prompt = (
+        P.SPEC_FACTS_USER.format(request=request, facts="\n".join(facts))
+        if facts
+        else P.SPEC_USER.format(request=request)
     )
+    return _ask_spec(runtime, prompt, request)
 
 
 def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -634,15 +652,19 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {}
     spec, changes = apply_stated(state.masked_request, StrategySpec.model_validate(state.spec))
     spec, corrected = fix_with_claims(state.masked_request, spec)  # each told to the user
+    spec, expressed = unread_unsupported(state.masked_request, spec)
+    spec, simple = plain_averages(state.masked_request, spec)
     report = check(state.masked_request, spec)
-    readings = [*state.readings, *corrected, *(a.message for a in report.assumptions)]
+    readings = [*state.readings, *corrected, *simple, *(a.message for a in report.assumptions)]
     update: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
         "discrepancies": [d.message for d in report.discrepancies]
         + [a.message for a in report.violations]
-        + scale_problems(spec),
+        + scale_problems(spec)
+        + unused_numbers(state.masked_request, spec),
         "assumptions": list(dict.fromkeys(readings)),
-        "notes": [f"fixed in code from the request: {c}" for c in [*changes, *corrected]],
+        "notes": [f"fixed in code from the request: {c}" for c in [*changes, *corrected]]
+        + expressed,
     }
     if state.previous_spec is not None and state.previous_spec == update["spec"]:
         update["notes"] = [*update["notes"], "the repair changed nothing: stopped repairing"]
@@ -676,7 +698,9 @@ def repair_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         spec = StrategySpec.model_validate(state.spec)
         instructions = check(request, spec).repair_instructions()
         scales = [f"- {p}. Fix: compare it with a fixed value." for p in scale_problems(spec)]
-        instructions = "\n".join([instructions or "Fix every problem below:", *scales])
+        numbers = [f"- {p}. Fix: put it in the field it belongs to." for p in
+                   unused_numbers(request, spec)]  # fmt: skip
+        instructions = "\n".join([instructions or "Fix every problem below:", *scales, *numbers])
         prompt = P.SPEC_REPAIR_USER.format(
             request=request, spec=spec.model_dump_json(exclude_none=True), instructions=instructions
         )

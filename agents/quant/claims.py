@@ -101,7 +101,7 @@ DN      (?:down|lower|falling|negative|red|bearish|declining)
 STREAK  <V>\s{0,2}(?:consecutive|straight|successive)\s{1,2}
 ROW     [\s-]{0,2}(?:closes|days|bars|candles|sessions)\s{1,2}in\s{1,2}a\s{1,2}row
 KD      \s{0,2}(?:거래일|일|봉)\s{0,2}
-UNIT    (?:(?:trading[\s-]{1,2})?(?:days?|bars?|periods?|sessions?|candles?)<E>|거래일|일|봉|주기)
+UNIT    (?:(?:trading[\s-]{1,2})?(?:days?|bars?|periods?|sessions?|candles?)<E>|(?<=\d)d<E>|거래일|일|봉|주기)
 JOIN    \s{0,2}(?:and|&|/|or|과|와|및)\s{0,2}
 KLEVEL  \s{0,2}(?:을|를|에서|에|이|가)?\s{0,2}(?:이하|미만|이상|초과|아래|위|상향|하향|돌파|이탈|밑
         |넘|웃|하회|상회|%|％|퍼센트)
@@ -124,6 +124,8 @@ atr_stop_multiple <V><X><ATR>[\s-]{0,3}(?:(?:initial|protective|hard)\s{1,2})?(?
     |선)?|스탑|스톱)<E>
 "   <B><STOP><SEP><V><X><ATR>
 "   <B>atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}(?:배|x|×)\s{0,2}(?:손절|스탑|스톱|stop)
+"   <KSTOP>\s{0,2}(?:은|는|을|를|선은|라인은)?\s{0,2}(?:the\s{1,2})?atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}
+    (?:배|x|×)
 trailing_stop_pct <B><TRAIL><SEP><P>
 "   (?:최고\s{0,2}(?:종가|가|점)|고점)\s{0,2}(?:대비|에서|으로부터)\s{0,2}<P>\s{0,2}(?:빠지|하락
     |떨어지|내려가)
@@ -264,7 +266,11 @@ above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|
     |greater\s{1,2}than|higher\s{1,2}than|(?:exceed|beat)(?:s|ing|ed)?
     |(?<!the\s)past(?!\s{1,2}(?:the\s{1,2})?(?:last|few|several|\d{1,12}[\s-]{0,2}(?:days?|bars?
     |sessions?|weeks?|months?|years?)<E>)))<E>|>=?|≥|=>
+    |<B>(?:(?:is|are|was|stays?)\s{1,2}not|isn['’]?t|aren['’]?t|not|never|no\s{1,2}longer)\s{1,2}
+    (?:below|under|beneath|less\s{1,2}than|lower\s{1,2}than)<E>
 below <B>(?:below|under|beneath|less\s{1,2}than|lower\s{1,2}than|smaller\s{1,2}than)<E>|<=?|≤|=<
+    |<B>(?:(?:is|are|was|stays?)\s{1,2}not|isn['’]?t|aren['’]?t|not|never|no\s{1,2}longer)\s{1,2}
+    (?:above|over|greater\s{1,2}than|higher\s{1,2}than)<E>
 k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:돌파|교차|뚫|올라서)|돌파
     |뚫고\s{0,2}(?:올라|상승)|회복
 k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|아래로\s{0,2}(?:돌파|교차|이탈|뚫|빠지|빠져)|이탈|붕괴

@@ -36,7 +36,16 @@ from agents.quant.faithfulness import check, claims, unexpressible
 from agents.quant.numerals import number_words
 from agents.quant.spec import Condition, Rule, Series, SeriesKind, StrategySpec, scale_problems
 
-__all__ = ["STYLES", "Drafted", "StyleChoice", "apply_stated", "draft_spec", "style_spec"]
+__all__ = [
+    "STYLES",
+    "Drafted",
+    "StyleChoice",
+    "apply_stated",
+    "draft_spec",
+    "stated_facts",
+    "style_spec",
+    "unused_numbers",
+]
 
 _STATED_SCALARS = frozenset(
     {"stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "atr_stop_multiple"}
@@ -228,8 +237,25 @@ class _Reader:
         values = list(dict.fromkeys(self.periods.get(name, [])))
         return values[0] if len(values) == 1 else None
 
+    def crossed_pair(self) -> tuple[str, int, int] | None:
+        """The one numbered cross of two averages the request states ("EMA 12/26 골든크로스"):
+        an unnumbered golden/death cross elsewhere in it is of the same pair."""
+        pairs = set()
+        for c in self.found:
+            fams = [str(k).partition(":") for k in (c.series, c.other) if k]
+            if c.field == "condition" and len(fams) == 2 and all(
+                f in ("ma", "sma", "ema") and n.isdigit() for f, _, n in fams
+            ):
+                kinds = {f for f, _, _ in fams} - {"ma"}
+                periods = sorted(int(n) for _, _, n in fams)
+                pairs.add((kinds.pop() if len(kinds) == 1 else "ma", periods[0], periods[1]))
+        return pairs.pop() if len(pairs) == 1 else None
+
     def series(self, key: str, op: str, near: str) -> Series | None:
         fam, _, per = key.partition(":")
+        pair = self.crossed_pair() if per in _GOLDEN else None
+        if pair is not None:  # the unnumbered cross restates the numbered one
+            fam, per = pair[0], str(pair[1] if per == "fast" else pair[2])
         kind = self._kind(fam, op, near)
         if kind is None:
             return None
@@ -524,3 +550,56 @@ def _draft(request: str) -> Drafted:
         ]
         return Drafted(None, problems + scale_problems(spec), r.assumed)
     return Drafted(spec, [], list(dict.fromkeys(r.assumed)))
+
+
+# ------------------------------------------------------------------------------ facts for a model
+_ROLE_WORDS = {"entry": "(entry rule)", "exit": "(exit rule)", "short": "(short entry rule)"}
+
+
+def _series_words(key: str | None) -> str:
+    """`ema:10` → `ema(10)`, `price` → `close`, `ma` → `sma or ema`."""
+    if not key:
+        return "?"
+    fam, _, period = key.partition(":")
+    fam = {"price": "close", "ma": "sma or ema"}.get(fam, fam)
+    return f"{fam}({period})" if period else fam
+
+
+def stated_facts(request: str) -> list[str]:
+    """What code read in the request, one line a fact (`"RSI(7)": rsi period 7`), for a model
+    that fills the spec: it must keep each. Empty when nothing was read."""
+    lines: dict[str, None] = {}
+    for c in claims(request):
+        role = f" {_ROLE_WORDS[c.role]}" if c.role else ""
+        if c.field == "level":
+            value = "a level not stated" if c.value is None else fmt(c.value)
+            fact = f"{_series_words(c.series)} {c.op} {value}{role}"
+        elif c.field == "condition":
+            fact = f"{_series_words(c.series)} {c.op} {_series_words(c.other)}{role}"
+        elif c.field == "indicator":
+            fact = f"uses {_series_words(str(c.value))}"
+        else:
+            fact = f"{c.field.replace('.', ' ')} = {fmt(c.value)}"
+        lines[f'- "{c.text}": {fact}'] = None
+    return list(lines)
+
+
+def unused_numbers(request: str, spec: StrategySpec) -> list[str]:
+    """The request's numbers no claim reads and the spec holds nowhere, as problems for the
+    model by name ("SL 0.25 / TP 0.5 (percent)" left out of a spec was a silent substitute)."""
+    held: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            held.add(fmt(float(node)))
+
+    walk(spec.model_dump(mode="json"))
+    unread = [n for n in _unread_numbers(request, claims(request)) if _NUMBER.fullmatch(n)]
+    return [f"the request states {n}, which the spec does not use" for n in unread
+            if fmt(float(n)) not in held]  # fmt: skip

@@ -317,16 +317,26 @@ class MacdSeries(BaseModel):
 ModelSeries = PlainSeries | WindowSeries | BandSeries | MacdSeries
 
 
-class ModelCondition(BaseModel):
-    """`left op right`, where right is another series or a fixed value (e.g. RSI below 30)."""
+class SeriesCondition(BaseModel):
+    """`left op right`: one series against another (the fast average crosses the slow one)."""
 
     model_config = ConfigDict(extra="forbid")
     left: ModelSeries
     op: Op
-    right: ModelSeries | None = Field(default=None, description="Compare with this series, or …")
-    value: float | None = Field(
-        default=None, allow_inf_nan=False, description="… with this fixed level."
-    )
+    right: ModelSeries = Field(description="The series compared with")
+
+
+class LevelCondition(BaseModel):
+    """`left op value`: a series against a fixed level (RSI below 30, MACD above 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+    left: ModelSeries
+    op: Op
+    value: float = Field(allow_inf_nan=False, description="The fixed level")
+
+
+ModelCondition = SeriesCondition | LevelCondition
+"""Two shapes, so the grammar writes exactly one right side (never both, never neither)."""
 
 
 class ModelRule(BaseModel):

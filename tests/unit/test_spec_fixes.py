@@ -8,10 +8,18 @@ from typing import Any
 
 import pytest
 
-from agents.quant.drafting import draft_spec
+from agents.quant.drafting import draft_spec, stated_facts
 from agents.quant.faithfulness import check, claims
 from agents.quant.spec import StrategySpec
-from agents.quant.spec_fixes import fix_with_claims, levels_as_values, plain_exit, swapped_rules
+from agents.quant.spec_fixes import (
+    fix_with_claims,
+    levels_as_values,
+    own_line_for_itself,
+    plain_averages,
+    plain_exit,
+    swapped_rules,
+    unread_unsupported,
+)
 
 
 def rsi(period: int, op: str, value: float | None = None, other: int | None = None) -> Any:
@@ -287,3 +295,91 @@ def test_crossing_words_and_sign_changes(request_: str, entry: list[Any], exit_:
     d = draft_spec(request_)
     assert d.spec is not None and d.spec.exit is not None, d.open
     assert (_conds(d.spec.entry), _conds(d.spec.exit)) == (entry, exit_)
+
+
+# ------------------------------------------------------------------ the model's `unsupported`
+SHORT_BREAKDOWN = (
+    "Short the breakdown: a close under the prior 15-day low sells short. Target 10%, stop 5%, "
+    "and also cover if price closes above the 15-day SMA."
+)
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        ["target 10%", "stop 5%"],  # what the spec states, as the request says it
+        ["take_profit_pct", "symbol", "direction"],  # field names: not the request's words
+        ["to enter", "both ways"],  # words of the prompt
+    ],
+)
+def test_unsupported_items_the_spec_states_are_dropped(listed: list[str]) -> None:
+    model = spec([{"left": {"kind": "close"}, "op": "below", "right": {"kind": "lowest_low",
+                  "period": 15}}], direction="short", unsupported=listed)  # fmt: skip
+    kept, notes = unread_unsupported(SHORT_BREAKDOWN, model)
+    assert kept.unsupported == [] and len(notes) == len(listed)
+    assert kept.model_copy(update={"unsupported": listed}) == model  # nothing else changed
+
+
+@pytest.mark.parametrize(
+    ("request_", "listed"),
+    [
+        ("Buy GOOG whenever its P/E ratio falls below 20 and RSI(14) is under 40.", ["P/E ratio"]),
+        ("RSI(14) 30 이하에서 매수, 뉴스 심리가 부정적이면 진입하지 마", ["뉴스 심리"]),
+        ("Go long on an SMA(20) cross over SMA(50), but only before 11am.", ["before 11am"]),
+    ],
+)
+def test_unsupported_items_in_the_requests_own_unread_words_are_kept(
+    request_: str, listed: list[str]
+) -> None:
+    model = spec([rsi(14, "below", 30)], unsupported=listed)
+    kept, notes = unread_unsupported(request_, model)
+    assert kept.unsupported == listed and notes == []
+
+
+def test_the_facts_a_model_is_given_are_the_claims_with_their_roles() -> None:
+    request = "RSI(7) mean reversion: buy when RSI drops below 25, exit when it rises above 60."
+    facts = stated_facts(request)
+    assert '- "RSI(7)": rsi period = 7' in facts
+    assert any("rsi below 25 (entry rule)" in f for f in facts)
+    assert any("rsi above 60 (exit rule)" in f for f in facts)
+    assert stated_facts("Give me something good.") == []
+
+
+def ema_cross(fast: int, slow: int, kind: str = "ema") -> Any:
+    return {"left": {"kind": kind, "period": fast}, "op": "crosses_above",
+            "right": {"kind": kind, "period": slow}}  # fmt: skip
+
+
+def test_plain_moving_averages_are_the_simple_ones() -> None:
+    request = "20일선이 60일선을 골든크로스하면 사고 데드크로스 나면 파는데, 8% 빠지면 청산"
+    fixed, notes = plain_averages(request, spec([ema_cross(20, 60)]))
+    assert fixed == spec([ema_cross(20, 60, "sma")])
+    assert notes == ["a plain moving average read as the simple one (the spec had EMA 20, 60)"]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    ["EMA 8일선이 34일선 위로 올라서면 매수", "Buy when the 12-day EMA crosses the 26-day MA"],
+)
+def test_a_request_naming_an_ema_keeps_the_models_emas(request_: str) -> None:
+    model = spec([ema_cross(8, 34)])
+    assert plain_averages(request_, model) == (model, [])
+
+
+@pytest.mark.parametrize(
+    ("request_", "series", "value"),
+    [
+        ("Buy GOOG when it closes above $600 and get out if it closes under $550.",
+         {"kind": "close"}, 600.0),
+        ("2007년부터 2012년까지 MACD선이 0선 위에 있으면 매수, 0선 아래로 내려가면 매도",
+         {"kind": "macd", "period": 12}, 0.0),
+    ],
+)  # fmt: skip
+def test_a_priced_series_against_itself_takes_its_stated_level(
+    request_: str, series: dict[str, Any], value: float
+) -> None:
+    data = {"name": "Model", "entry": {"conditions": [{"left": series, "op": "above",
+                                                       "right": series}]}}  # fmt: skip
+    fixed, notes = own_line_for_itself(data, request_)
+    assert fixed["entry"]["conditions"] == [{"left": series, "op": "above", "value": value}]
+    assert "read as the level" in notes[0]

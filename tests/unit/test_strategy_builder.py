@@ -537,7 +537,7 @@ def test_the_models_schema_gives_each_series_kind_only_the_fields_it_takes() -> 
             assert fields_ == {"period", "std_dev"}
         else:
             assert fields_ == {"period"}
-    condition = defs["ModelCondition"]["properties"]["left"]
+    condition = defs["SeriesCondition"]["properties"]["left"]
     assert len(condition["anyOf"]) == 4  # a plain anyOf: llama.cpp and OpenAI strict take it
     macd_width = {"kind": "macd", "period": 5, "std_dev": 5}
     bad = {**RSI_7, "entry": {"conditions": [{"left": macd_width, "op": "above", "value": 0}]}}
@@ -549,9 +549,19 @@ def test_the_models_schema_gives_each_series_kind_only_the_fields_it_takes() -> 
 def test_a_reply_valid_in_the_models_schema_but_not_as_a_spec_is_repaired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    both = {"left": {"kind": "rsi", "period": 7}, "op": "below", "value": 25,
-            "right": {"kind": "rsi", "period": 14}}  # fmt: skip
-    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [{**RSI_7, "entry": {"conditions": [both]}},
+    itself = {"left": {"kind": "close"}, "op": "below", "right": {"kind": "close"}}
+    out, chat = _run_spec(monkeypatch, RSI_REQUEST, [{**RSI_7, "entry": {"conditions": [itself]}},
                                                      RSI_7])  # fmt: skip
     assert len(chat.prompts) == 2 and "not a valid StrategySpec" in chat.prompts[1]
-    assert "exactly one of" in chat.prompts[1] and out["ok"]
+    assert "with itself" in chat.prompts[1] and out["ok"]
+
+
+@pytest.mark.parametrize("sides", [{}, {"value": 25, "right": {"kind": "rsi", "period": 14}}])
+def test_the_models_schema_takes_exactly_one_right_side(sides: dict[str, Any]) -> None:
+    """A condition is a series against a series or against a level, two shapes in the grammar:
+    neither side, or both, cannot be written (the 1.5B wrote both and got refused)."""
+    condition = {"left": {"kind": "rsi", "period": 7}, "op": "below", **sides}
+    with pytest.raises(ValidationError):
+        ModelSpec.model_validate({**RSI_7, "entry": {"conditions": [condition]}})
+    shapes = ModelSpec.model_json_schema()["$defs"]["ModelRule"]["properties"]["conditions"]
+    assert len(shapes["items"]["anyOf"]) == 2
