@@ -101,7 +101,8 @@ DN      (?:down|lower|falling|negative|red|bearish|declining)
 STREAK  <V>\s{0,2}(?:consecutive|straight|successive)\s{1,2}
 ROW     [\s-]{0,2}(?:closes|days|bars|candles|sessions)\s{1,2}in\s{1,2}a\s{1,2}row
 KD      \s{0,2}(?:거래일|일|봉)\s{0,2}
-UNIT    (?:(?:trading[\s-]{1,2})?(?:days?|bars?|periods?|sessions?|candles?)<E>|(?<=\d)d<E>|거래일|일|봉|주기)
+UNIT    (?:(?:trading[\s-]{1,2})?(?:days?|bars?|periods?|sessions?|candles?)<E>|(?<=\d)d<E>|거래일
+        |일|봉|주기)
 JOIN    \s{0,2}(?:and|&|/|or|과|와|및)\s{0,2}
 KLEVEL  \s{0,2}(?:을|를|에서|에|이|가)?\s{0,2}(?:이하|미만|이상|초과|아래|위|상향|하향|돌파|이탈|밑
         |넘|웃|하회|상회|%|％|퍼센트)
@@ -124,8 +125,8 @@ atr_stop_multiple <V><X><ATR>[\s-]{0,3}(?:(?:initial|protective|hard)\s{1,2})?(?
     |선)?|스탑|스톱)<E>
 "   <B><STOP><SEP><V><X><ATR>
 "   <B>atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}(?:배|x|×)\s{0,2}(?:손절|스탑|스톱|stop)
-"   <KSTOP>\s{0,2}(?:은|는|을|를|선은|라인은)?\s{0,2}(?:the\s{1,2})?atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}
-    (?:배|x|×)
+"   <KSTOP>\s{0,2}(?:은|는|을|를|선은|라인은)?\s{0,2}(?:the\s{1,2})?atr<ATRP>\s{0,2}(?:의)?
+    \s{0,2}<V>\s{0,2}(?:배|x|×)
 trailing_stop_pct <B><TRAIL><SEP><P>
 "   (?:최고\s{0,2}(?:종가|가|점)|고점)\s{0,2}(?:대비|에서|으로부터)\s{0,2}<P>\s{0,2}(?:빠지|하락
     |떨어지|내려가)

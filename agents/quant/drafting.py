@@ -243,8 +243,10 @@ class _Reader:
         pairs = set()
         for c in self.found:
             fams = [str(k).partition(":") for k in (c.series, c.other) if k]
-            if c.field == "condition" and len(fams) == 2 and all(
-                f in ("ma", "sma", "ema") and n.isdigit() for f, _, n in fams
+            if (
+                c.field == "condition"
+                and len(fams) == 2
+                and all(f in ("ma", "sma", "ema") and n.isdigit() for f, _, n in fams)
             ):
                 kinds = {f for f, _, _ in fams} - {"ma"}
                 periods = sorted(int(n) for _, _, n in fams)

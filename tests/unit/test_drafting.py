@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.quant.drafting import apply_stated, draft_spec
+from agents.quant.drafting import apply_stated, draft_spec, unused_numbers
 from agents.quant.faithfulness import check, claims
 from agents.quant.numerals import in_digits, number_words
 from agents.quant.spec import StrategySpec
@@ -266,3 +266,44 @@ def test_numbers_in_words_map_back_to_the_text_as_written(text: str, digits: str
         s, e = back(m.span())
         assert text[s:e] in {w for a, b, _ in number_words(text) for w in (text[a:b],)}
     assert back((0, len(new))) == (0, len(text))
+
+
+# ---------------------------------------------------------------- widenings from fresh3's tune half
+def test_a_negated_comparison_is_the_other_side() -> None:
+    keys = {c.key for c in claims("Long when the close is above 1.2 as long as RSI(14) isn't "
+                                  "above 70; out when RSI is not below 40 no more")}  # fmt: skip
+    assert "level rsi:14 below 70" in {k.partition("@")[0] for k in keys}
+    assert "level rsi above 40" in {k.partition("@")[0] for k in keys}
+
+
+def test_a_korean_stop_of_n_atrs_is_a_multiple_not_a_period() -> None:
+    keys = {c.key for c in claims("5일선이 20일선 위면 매수. 손절은 ATR 2배")}
+    assert "atr_stop_multiple=2" in keys and "atr.period=2" not in keys
+
+
+def test_50d_is_a_fifty_day_window() -> None:
+    keys = {c.key for c in claims("go long when the close is over the 50d SMA")}
+    assert "sma.period=50" in keys and not any(k.startswith("level price") for k in keys)
+
+
+def test_an_unnumbered_death_cross_is_of_the_numbered_pair() -> None:
+    drafted = draft_spec(
+        "EMA 12/26 골든크로스인데 종가가 200일 EMA 위에 있을 때만 매수, 데드크로스에 매도"
+    )
+    assert drafted.spec is not None and drafted.spec.exit is not None
+    assert _conds(drafted.spec.exit) == [("ema", 12, "crosses_below", ("ema", 26))]
+
+
+def test_numbers_no_claim_reads_and_no_field_holds_are_named() -> None:
+    request = "Short when EMA(9) < SMA(30). Cover once RSI(14) is over 55. SL 0.25 / TP 0.5 (pct)"
+    cond = {"left": {"kind": "ema", "period": 9}, "op": "below",
+            "right": {"kind": "sma", "period": 30}}  # fmt: skip
+    model = StrategySpec.model_validate(
+        {"name": "Model", "direction": "short", "entry": {"conditions": [cond]}}
+    )
+    assert unused_numbers(request, model) == [
+        "the request states 0.25, which the spec does not use",
+        "the request states 0.5, which the spec does not use",
+    ]
+    held = model.model_copy(update={"stop_loss_pct": 0.25, "take_profit_pct": 0.5})
+    assert unused_numbers(request, held) == []
