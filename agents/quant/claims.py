@@ -83,7 +83,7 @@ DATE    (?<![\d.])(?:19|20)\d\d(?:[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\s{0,2}년(?:\s{
         (?:\s{0,2}\d{1,2}\s{0,2}일)?)?)?(?!\d)
 STOP    (?:stop[\s-]{0,2}(?:loss(?:es)?|out)|stops?|sl|loss\s{1,2}limit|max(?:imum)?\s{1,2}loss)
 TP      (?:take[\s-]{0,2}profits?|profit[\s-]{0,2}(?:target|taking)|target|tp)
-TRAIL   (?:trailing|trail)[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)?
+TRAIL   (?:trail+ing|trail)[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)?
 ATR     (?:the\s{1,2})?(?:atrs?|average\s{1,2}true\s{1,2}range)<ATRP>
 X       \s{0,2}(?:x|×|times|배)?\s{0,2}
 SEP     \s{0,3}(?:of|at|=|:|is|to|을|를|은|는|이)?\s{0,3}
@@ -132,7 +132,7 @@ trailing_stop_pct <B><TRAIL><SEP><P>
     |떨어지|내려가)
 "   <B>trail(?:ing)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|its\s{1,2})?(?:short|long|position|trade
     |it)\s{1,2}with\s{1,2}(?:a\s{1,2})?<P>(?:\s{0,2}(?:stop|sl)<E>)?
-"   <P>\s{0,2}(?:의\s{0,2})?(?:trailing|trail)<E>(?:[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)<E>)?
+"   <P>\s{0,2}(?:의\s{0,2})?(?:trail+ing|trail)<E>(?:[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)<E>)?
 "   <KTRAIL><SEP><P>
 "   <P>\s{0,2}(?:의\s{0,2})?<KTRAIL>
 stop_loss_pct <B><STOP><E><SEP><P>
@@ -148,6 +148,7 @@ take_profit_pct <B><TP><E><SEP>(?:\+\s{0,2})?<P>
 "   (?:\+\s{0,2})?<P>\s{0,2}(?:<TP>|profit|gain)<E>
 "   <KTP><SEP><P>
 "   <P>\s{0,2}(?:에서\s{0,2}|에\s{0,2})?(?:<KTP>|수익\s{0,2}시|이익\s{0,2}시)
+"   <P>\s{0,2}(?:수익|이익|상승|오르)\s{0,2}(?:이면|면|나면|시|에|하면)\s{0,2}<KTP>
 max_bars <B>(?:exit|close|sell|cover|get\s{1,2}out|liquidate|hold|keep)(?:s|ing|ed)?(?:\s{1,2}
     (?:the\s{1,2}|a\s{1,2})?(?:positions?|trades?|it|them))?\s{0,3}(?:after|in|within|for
     |at\s{1,2}most|up\s{1,2}to|no\s{1,2}more\s{1,2}than|max)?\s{0,3}<V>[\s-]{0,2}<BARS>
@@ -238,7 +239,7 @@ series  (?:(?P<pre><N>(?:\s{0,2}<UNIT>)?-?(?:<JOIN><N>)?)[\s-]{0,2}(?P<unit><UNI
         (?:\s{0,2}\(\s{0,2}(?:(?:standard|default|classic|usual|settings?)\s{1,2})?(?P<par><N>
         (?:\s{0,2}[,/;]\s{0,2}<N>){0,3})\s{0,2}\)|[\s-]{0,2}
         (?:(?:with\s{1,2})?(?:an?\s{1,2}|the\s{1,2})?(?:period|length|window|lookback
-        |setting)s?\s{0,2}(?:of|=|:|is)?\s{0,2}|기간\s{0,2})?(?P<post><N>(?:<JOIN><N>)?)(?!<KLEVEL>)
+        |setting)s?\s{0,2}(?:of|=|:|is)?\s{0,2}|기간\s{0,2})?(?P<post><N>(?:<JOIN><N>){0,2})(?!<KLEVEL>)
         |\s{1,2}(?:of|over|in|for|during)\s{1,2}(?:the\s{1,2})?(?:last|past|previous|prior
         |recent)\s{1,2}(?P<last><N>)(?:[\s-]{0,2}<UNIT>)?)?
 """

@@ -34,6 +34,7 @@ from agents.quant.claims import UNEXPRESSIBLE, Claim, Draft, Token, fmt
 from agents.quant.findings import Addition, Discrepancy, FaithfulnessReport
 from agents.quant.numerals import in_digits
 from agents.quant.spec import DEFAULTS, MACD_KINDS, PRICE_KINDS, Condition, Series, StrategySpec
+from agents.quant.unexpressible import BUNDLED_BARS
 
 __all__ = ["UNEXPRESSIBLE", "Addition", "Claim", "Discrepancy", "FaithfulnessReport", "check"]
 __all__ += ["claims", "unexpressible"]
@@ -580,5 +581,7 @@ def unexpressible(request: str) -> list[str]:
     text = request if isinstance(request, str) else ""
     found = [" ".join(m.group().split()) for m in _UNEXPRESSIBLE_RE.finditer(text)]
     symbols = list(dict.fromkeys(str(c.value) for c in claims(text) if c.field == "symbol"))
+    bars = [BUNDLED_BARS[s] for s in symbols if s in BUNDLED_BARS]  # "비트코인 월봉": its data
+    found = [p for p in found if not any(re.search(b, p, re.I) for b in bars)]
     found += [f"several symbols ({', '.join(symbols)})"] if len(symbols) > 1 else []
     return list({p.casefold(): p for p in reversed(found)}.values())[::-1]

@@ -62,3 +62,11 @@ calendar <B>(?:mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|weekends?|day\
     |turn\s{1,2}of\s{1,2}the\s{1,2}month|seasonal(?:ity)?|holidays?)<E>|월요일|화요일|수요일|목요일
     |금요일|월말|월초|계절성
 """
+
+BUNDLED_BARS = {
+    "BTCUSD": r"monthly|월봉|(?<!\d)1\s{0,2}개월\s{0,2}봉",
+    "EURUSD": r"hourly|(?<!\d)1[\s-]{0,2}(?:hour|hr)|(?<!\d)1\s{0,2}시간\s{0,2}봉",
+    "GOOG": r"daily|일봉",
+}
+"""A bar size that is the bundled data of the symbol (BTCUSD is monthly, EURUSD hourly, GOOG
+daily): said of that symbol, a "timeframes" phrase asks for nothing the spec cannot do."""

@@ -307,3 +307,36 @@ def test_numbers_no_claim_reads_and_no_field_holds_are_named() -> None:
     ]
     held = model.model_copy(update={"stop_loss_pct": 0.25, "take_profit_pct": 0.5})
     assert unused_numbers(request, held) == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "key"),
+    [
+        ("Also a 4% trailling stop.", "trailing_stop_pct=4"),  # a typo traders make
+        ("하단 밑으로 떨어지면 매도, 15% 수익이면 익절", "take_profit_pct=15"),
+        ("MACD 10/30/9 - buy when the MACD line crosses above zero", "macd.signal_period=9"),
+    ],
+)
+def test_more_ways_to_state_a_value(request_: str, key: str) -> None:
+    assert key in {c.key for c in claims(request_)}
+
+
+@pytest.mark.parametrize(
+    ("request_", "refused"),
+    [
+        (
+            "비트코인 월봉에서 쓸 만한 평균회귀 전략 하나 부탁해요",
+            False,
+        ),  # BTCUSD's data is monthly
+        ("EURUSD 1 hour bars: buy when RSI(14) < 30", False),  # EURUSD's is hourly
+        ("GOOG 월봉으로 추세 전략", True),
+        ("EURUSD 4 hour bars: buy when RSI(14) < 30", True),
+        ("BTCUSD weekly candles: long above the 10-week SMA", True),
+    ],
+)
+def test_a_bar_size_is_refused_only_when_it_is_not_the_symbols_data(
+    request_: str, refused: bool
+) -> None:
+    from agents.quant.faithfulness import unexpressible
+
+    assert bool(unexpressible(request_)) is refused
