@@ -65,6 +65,7 @@ from agents.quant.spec_fixes import (
     fix_with_claims,
     own_line_for_itself,
     plain_averages,
+    states_as_stated,
     unread_unsupported,
 )
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
@@ -654,8 +655,10 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     spec, corrected = fix_with_claims(state.masked_request, spec)  # each told to the user
     spec, expressed = unread_unsupported(state.masked_request, spec)
     spec, simple = plain_averages(state.masked_request, spec)
+    spec, states = states_as_stated(state.masked_request, spec)
     report = check(state.masked_request, spec)
-    readings = [*state.readings, *corrected, *simple, *(a.message for a in report.assumptions)]
+    readings = [*state.readings, *corrected, *simple, *states]
+    readings += [a.message for a in report.assumptions]
     update: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
         "discrepancies": [d.message for d in report.discrepancies]

@@ -21,7 +21,7 @@ from agents.quant.findings import FaithfulnessReport
 from agents.quant.spec import SCALES, Condition, Rule, StrategySpec
 
 __all__ = ["fix_with_claims", "levels_as_values", "own_line_for_itself", "plain_exit"]
-__all__ += ["plain_averages", "swapped_rules", "unread_unsupported"]
+__all__ += ["plain_averages", "states_as_stated", "swapped_rules", "unread_unsupported"]
 
 
 def _same_rule(a: Rule, b: Rule) -> bool:
@@ -242,3 +242,33 @@ def plain_averages(request: str, spec: StrategySpec) -> tuple[StrategySpec, list
     periods = ", ".join(sorted({fmt(p) for p in changed if p}))
     note = f"a plain moving average read as the simple one (the spec had EMA {periods})"
     return StrategySpec.model_validate(out), [note]
+
+
+def states_as_stated(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str]]:
+    """A cross the model wrote where the request states only a state on that series ("be long
+    while RSI(6) is above 60", "the 3-bar SMA is above the 9-bar") becomes that state, said as
+    an assumption. On the tune halves' runs every such spec was a silent substitute and no
+    success had one."""
+    found = [c for c in claims(request) if c.field in ("level", "condition") and c.op]
+    said = {(str(c.series).partition(":")[0], str(c.op)) for c in found}
+    crossed = {fam for fam, op in said if op.startswith("cross")}
+
+    def stated(kind: str, sense: str) -> bool:
+        fams = {fam for fam, fam_kinds in FAMILY_KINDS.items() if kind in fam_kinds}
+        return bool(fams & {fam for fam, op in said if op == sense}) and not fams & crossed
+
+    notes: list[str] = []
+    rules: dict[str, Rule] = {}
+    for name in ("entry", "exit", "short_entry"):
+        rule = getattr(spec, name)
+        if rule is None:
+            continue
+        conditions = []
+        for c in rule.conditions:
+            sense = c.op.removeprefix("crosses_")
+            if c.op != sense and stated(c.left.kind, sense):
+                c = c.model_copy(update={"op": sense})
+                notes.append(f"{c.left.kind} {sense}: the request states a state, not a cross")
+            conditions.append(c)
+        rules[name] = rule.model_copy(update={"conditions": conditions})
+    return (spec.model_copy(update=rules), notes) if notes else (spec, [])

@@ -17,6 +17,7 @@ from agents.quant.spec_fixes import (
     own_line_for_itself,
     plain_averages,
     plain_exit,
+    states_as_stated,
     swapped_rules,
     unread_unsupported,
 )
@@ -383,3 +384,19 @@ def test_a_priced_series_against_itself_takes_its_stated_level(
     fixed, notes = own_line_for_itself(data, request_)
     assert fixed["entry"]["conditions"] == [{"left": series, "op": "above", "value": value}]
     assert "read as the level" in notes[0]
+
+
+def test_a_cross_where_the_request_states_a_state_becomes_the_state() -> None:
+    request = (
+        "BTCUSD monthly, long or short: be long while RSI(6) is above 60, short while below 40"
+    )
+    model = spec([rsi(6, "crosses_above", 60)], [rsi(6, "crosses_below", 40)], direction="both")
+    fixed, notes = states_as_stated(request, model)
+    assert fixed == spec([rsi(6, "above", 60)], [rsi(6, "below", 40)], direction="both")
+    assert len(notes) == 2 and "states a state, not a cross" in notes[0]
+
+
+def test_a_cross_the_request_states_stays_a_cross() -> None:
+    request = "Buy when RSI(14) crosses above 30 and is above 20"
+    model = spec([rsi(14, "crosses_above", 30)])
+    assert states_as_stated(request, model) == (model, [])
