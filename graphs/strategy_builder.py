@@ -54,11 +54,11 @@ from agents.quant.drafting import (
     StyleChoice,
     apply_stated,
     draft_spec,
-    stated_facts,
     style_spec,
     unused_numbers,
 )
 from agents.quant.faithfulness import check, unexpressible
+from agents.quant.model_facts import stated_facts
 from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
 from agents.quant.spec import ModelSpec, StrategySpec, drop_inapplicable, scale_problems
 from agents.quant.spec_fixes import (

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.quant.drafting import draft_spec, stated_facts
+from agents.quant.drafting import draft_spec
 from agents.quant.faithfulness import check, claims
+from agents.quant.model_facts import stated_facts
 from agents.quant.spec import StrategySpec
 from agents.quant.spec_fixes import (
     fix_with_claims,
