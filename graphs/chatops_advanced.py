@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -103,7 +104,7 @@ from agents.settings import Settings, get_settings
 from agents.usage.limits import MESSAGE_OVERHEAD_TOKENS, count_tokens
 from tools import TOOLS, summarize
 from tools.grounding import ground_calls
-from tools.intent import read_call, read_follow_up
+from tools.intent import metrics_named, read_call, read_follow_up, read_pair
 from tools.summaries import unsupported_answer_numbers
 
 SERVICE = "chatops_advanced"
@@ -739,12 +740,17 @@ the held-out half of bench/chatops.py: the 0.5B answered "공매도가 뭐야?" 
 def echoes_question(text: str, question: str) -> bool:
     """The reply is the user's question said back: its words, at least three, all in a row in
     the question, or the question's words (three or more) in a row making up most of a short
-    reply. Measured in
-    one long thread (bench/trimming.py): the 0.5B answered "내가 실행할 수 있는 전략 목록을
-    보여줘." with that sentence."""
+    reply — also with the spaces taken out (the second fresh set's tune half: "분산투자가 왜
+    …" came back as "분산 투자가 …"). Measured in one long thread (bench/trimming.py): the 0.5B
+    answered "내가 실행할 수 있는 전략 목록을 보여줘." with that sentence."""
     said, asked = _WORDS.findall(text.lower()), _WORDS.findall(question.lower())
     if len(said) < 3 or not asked:
         return False
+    squashed, whole = "".join(said), "".join(asked)  # Korean spacing varies: "분산투자가"
+    if squashed in whole or (len(squashed) <= len(whole) + 6 and whole in squashed):
+        return True
+    if len(squashed) <= len(whole) + 6 and SequenceMatcher(None, squashed, whole).ratio() >= 0.9:
+        return True  # the question with a word left out or changed ("왜" dropped)
 
     def within(part: list[str], whole: list[str]) -> bool:
         n = len(part)
@@ -789,8 +795,28 @@ def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | No
     now = [m for m in turn if isinstance(m, ToolMessage) and not _is_error(m)]
     if not now and _TOOL_NAMED.search(text):
         return "format", "it tells me to use a tool instead of calling it"
-    why = ungrounded(text, now, users) if now else None
+    why = (ungrounded(text, now, users) or leaves_out_asked(text, users[-1], now)) if now else None
     return ("ungrounded", why) if why else None
+
+
+_TOKENS = re.compile(r"(?<![a-z])tokens?(?![a-z])|토큰", re.IGNORECASE)
+
+
+def leaves_out_asked(text: str, question: str, results: Sequence[ToolMessage]) -> str | None:
+    """Why an answer leaves out a quantity the question asks for and this turn's results have
+    (a metric by any of its names, or tokens), or None. Measured on the second fresh chat
+    set's tune half: "how many tokens has the strategy builder used?" was answered with its
+    calls and cost only; the answer in code (the result's summary) has them all."""
+    had = " ".join(message_text(m.content) for m in results if m.name not in _WORD_RESULTS)
+    if not had:
+        return None
+    if _TOKENS.search(question) and _TOKENS.search(had) and not _TOKENS.search(text):
+        return "it does not give the tokens the question asks for"
+    missing = [m for m in metrics_named(question) if m in metrics_named(had)]
+    missing = [m for m in missing if m not in metrics_named(text)]
+    if missing:
+        return "it does not give the " + ", ".join(missing) + " the question asks for"
+    return None
 
 
 def retry_note(kind: str, problem: str, answering: bool) -> str:
@@ -878,10 +904,19 @@ def last_good_call(messages: Sequence[BaseMessage]) -> tuple[str, dict[str, Any]
     return None
 
 
+def last_good_result(messages: Sequence[BaseMessage]) -> str:
+    """The text of the latest tool result in `messages` that was not an error ("" if none)."""
+    for m in reversed(messages):
+        if isinstance(m, ToolMessage) and not _is_error(m):
+            return message_text(m.content)
+    return ""
+
+
 def read_turn(state: State) -> dict[str, Any] | None:
     """The first step of a turn whose tool call code reads for certain from the message
     (`tools.intent.read_call`: a ranking, a search, ids, spend, market data, a named strategy,
-    a rule stated whole; `read_follow_up`: the previous call on another symbol), made without
+    a rule stated whole; `read_follow_up`: the previous call on another symbol; `read_pair`:
+    "compare those two" after a result listing two backtests), made without
     the model; None otherwise. Only for models that write calls as text: measured on the tune
     halves of bench/chatops.py, the 0.5B compared two invented ids for "which EURUSD backtest
     has the shallowest drawdown?"."""
@@ -893,8 +928,11 @@ def read_turn(state: State) -> dict[str, Any] | None:
         message_text(m.content) for m in state.messages[:start] if isinstance(m, HumanMessage)
     ]
     turn = message_text(last.content)
-    read = read_call(turn, "\n".join(earlier)) or read_follow_up(
-        turn, last_good_call(state.messages[:start])
+    shown = last_good_result(state.messages[:start])
+    read = (
+        (read_pair(turn, shown) if earlier else None)
+        or read_call(turn, "\n".join(earlier))
+        or read_follow_up(turn, last_good_call(state.messages[:start]))
     )
     if read is None:
         return None

@@ -118,17 +118,22 @@ def top_backtests(
     metric: str = "total_return",
     k: int = 5,
     symbol: str | None = None,
+    order: str = "best",
 ) -> dict[str, Any] | str:
     """The user's best backtests by a metric, for "best", "top" or "highest" questions:
-    total_return, cagr, sharpe, sortino, max_drawdown (smallest first), win_rate or trades.
+    total_return, cagr, sharpe, sortino, max_drawdown (smallest first), win_rate or trades;
+    order="worst" for "worst", "lowest" or "lost the most" questions.
 
-    k: how many (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD).
+    k: how many (1-10). symbol: only this symbol (GOOG, EURUSD, BTCUSD). order: best or worst.
     """
     user = user_of(runtime)
     m = find_metric(metric)
     if m is None or not m.rankable:
         valid = ", ".join(metric_names(rankable_only=True))
         raise ToolException(f"Unknown metric {metric!r} for ranking; valid metrics are: {valid}.")
+    if order not in ("best", "worst"):
+        raise ToolException(f"Unknown order {order!r}; use best or worst.")
+    sign = -1.0 if order == "best" else 1.0
     sym = valid_symbol(symbol) if symbol else None
     try:
         mine = get_retriever().list_backtests(user, limit=MAX_SCANNED)
@@ -137,11 +142,12 @@ def top_backtests(
     pool = [r for r in mine if sym is None or r.symbol == sym]
     ranked = sorted(
         (r for r in pool if getattr(r, m.field) is not None),
-        key=lambda r: (-float(getattr(r, m.field)), r.id),
+        key=lambda r: (sign * float(getattr(r, m.field)), r.id),
     )[: max(1, min(int(k), MAX_K))]
     return {
         "metric": m.label,
-        "order": m.order,
+        "ranking": order,
+        "order": m.order if order == "best" else m.worst_order,
         "symbol": sym,
         "ranked": len(ranked),
         "of_backtests": len(pool),

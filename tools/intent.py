@@ -67,7 +67,9 @@ def _metric_aliases() -> dict[str, str]:
                 out[_squash(a)] = t.metric
     for vague in ("risk", "performance", "profit", "benchmark"):  # too loose to read a metric
         out.pop(vague, None)
-    out.update({"dd": "max_drawdown", "수익": "total_return", "샤프": "sharpe"})
+    out.update(
+        {"dd": "max_drawdown", "수익": "total_return", "샤프": "sharpe", "낙폭": "max_drawdown"}
+    )
     return out
 
 
@@ -95,6 +97,17 @@ _LOW = _words(
 )
 _DEEP = _words("deepest|worst|largest|biggest|highest", "깊은|큰|최악|높은")
 _BEST = _words("top|best", "상위|최고|베스트")
+_WORST = _words(
+    r"worst|poorest|weakest|bottom|lost (?:the )?most(?: money)?|(?:biggest|largest) loss(?:es)?|"
+    r"(?:lost|losing) the most",
+    r"최악|꼴찌|최하위|하위|(?:제일|가장)\s*(?:나쁜|못한|안\s*좋은|부진한)|"
+    r"손실이\s*(?:제일|가장)\s*큰|(?:제일|가장)\s*많이\s*(?:잃|손해)",
+)
+_PERFORMED = _words(
+    r"best[- ]performing|performed (?:the )?best|did (?:the )?best|most profitable|"
+    r"made the most(?: money)?",
+    r"(?:제일|가장)\s*(?:잘\s*된|잘한|좋았던|많이\s*번)",
+)
 _SEARCH = _words(
     r"find|search|look(?:ing)? (?:for|up)|dig(?:ging)? (?:up|out)|"
     r"did i (?:ever )?(?:back-?test|test|run|try)|"
@@ -103,7 +116,9 @@ _SEARCH = _words(
     r"찾아|검색|찾기|돌렸던|돌려\s*봤|해\s*봤|했던",
 )
 _RUN = _words(
-    "run|rerun|re-run|backtest|back-test|test|try|simulate", "돌려|돌리|실행|테스트|백테스트"
+    r"run|rerun|re-run|backtest|back-test|bt(?!-)|test|try|simulate|kick(?:ing)? off|fire off|"
+    r"launch",
+    "돌려|돌리|실행|테스트|백테스트",
 )
 _ABOUT_PAST = re.compile(
     _words("my|mine|did|was|were|how did|have i|had").pattern + r"|(?:^|\s)(?:내|제)(?=\s|$|가)"
@@ -153,9 +168,16 @@ _NUMBER_WORDS = {
     )
 }
 _N = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + ")"
+_KOREAN_COUNTS = {
+    w: i + 1
+    for i, w in enumerate(("한", "두", "세", "네", "다섯", "여섯", "일곱", "여덟", "아홉", "열"))
+}
 _K = re.compile(
     _words(rf"(?:top|best|first)[\s-]*{_N}|{_N}\s+(?:best|top|highest)").pattern
     + r"|(?:상위|top)\s*(\d{1,2})|(\d{1,2})\s*(?:개|건|위)"
+    + r"|(?<![가-힣])("
+    + "|".join(_KOREAN_COUNTS)
+    + r")\s*(?:개|건|가지)"
 )
 
 
@@ -178,26 +200,38 @@ def _k(text: str) -> int | None:
     if m is None:
         return None
     raw = next(g for g in m.groups() if g)
-    k = _NUMBER_WORDS.get(raw) or int(raw)
+    k = _NUMBER_WORDS.get(raw) or _KOREAN_COUNTS.get(raw) or int(raw)
     return k if 1 <= k <= 10 else None
 
 
 # ---------------------------------------------------------------------------- the readings
 
 
+def _order(metric: str, text: str) -> str | None:
+    """ "best" or "worst" first, as the message ranks `metric`; None when it does not say."""
+    top, low, worst = bool(_TOP.search(text)), bool(_LOW.search(text)), bool(_WORST.search(text))
+    if metric == "max_drawdown":  # ranked closest to zero first: "smallest" is best
+        if low or (_BEST.search(text) and not _DEEP.search(text)):
+            return "best"
+        return "worst" if _DEEP.search(text) or worst else None
+    if worst or low:  # "가장 낮은 샤프": "가장" (most) goes with "낮은" (low)
+        return "worst"
+    return "best" if top else None
+
+
 def _rank(text: str) -> Read | None:
     metrics = metrics_named(text)
+    if not metrics and (_WORST.search(text) or _PERFORMED.search(text)):
+        metrics = ["total_return"]  # "which did the worst?", "my best performing backtest"
     if len(metrics) != 1 or not (_BACKTESTS.search(text) or _MINE.search(text)):
         return None
     metric = metrics[0]
-    top, low = bool(_TOP.search(text)), bool(_LOW.search(text))
-    if metric == "max_drawdown":  # ranked closest to zero first: "smallest" is best
-        best = bool(low or _BEST.search(text)) and not (_DEEP.search(text) and not low)
-    else:
-        best = top and not low
-    if not best or metric in ("exposure", "buy_and_hold"):
+    order = _order(metric, text)
+    if order is None or metric in ("exposure", "buy_and_hold"):
         return None
     args: dict[str, Any] = {"metric": metric}
+    if order == "worst":
+        args["order"] = "worst"
     if (k := _k(text)) is not None:
         args["k"] = k
     symbols = symbols_named(text)
@@ -369,4 +403,37 @@ def read_follow_up(turn: str, previous: tuple[str, dict[str, Any]] | None) -> Re
     return Read(name, new, f"the previous {name} on {symbols[0]}")
 
 
-__all__ = ["Read", "metrics_named", "period", "read_call", "read_follow_up", "symbols_named"]
+_COMPARE = _words(
+    r"compare|comparison|vs\.?|versus|difference|differ|side by side", "비교|차이|대비"
+)
+_THE_TWO = _words(
+    r"those two|these two|the two|both(?: of them)?|the pair|them",
+    r"그\s*두|이\s*두|두\s*개|두\s*가지|두\s*전략|두\s*백테스트|둘",
+)
+
+
+def read_pair(turn: str, shown: str) -> Read | None:
+    """`compare_backtests` of the two backtests the previous answer listed, for a follow-up
+    that asks to compare "those two" ("그 두 개 비교해줘") and names no id. `shown`: the last
+    tool result before this turn; None unless it lists exactly two ids (measured on the
+    second fresh chat set's tune half: the 0.5B compared "bt-1" with "bt-2")."""
+    text = _lower(turn)
+    if len(text) > 200 or _ID.search(text):
+        return None
+    if not _COMPARE.search(text) or not _THE_TWO.search(text):
+        return None
+    ids = list(dict.fromkeys(_ID.findall(shown.lower())))
+    if len(ids) != 2:
+        return None
+    return Read("compare_backtests", {"id_a": ids[0], "id_b": ids[1]}, "the two just listed")
+
+
+__all__ = [
+    "Read",
+    "metrics_named",
+    "period",
+    "read_call",
+    "read_follow_up",
+    "read_pair",
+    "symbols_named",
+]

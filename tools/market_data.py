@@ -41,7 +41,7 @@ def summarize_ohlcv(frame: pd.DataFrame, symbol: str, recent: int = RECENT_BARS)
         "first_close": round(float(close.iloc[0]), 4),
         "last_close": round(float(close.iloc[-1]), 4),
         "return_pct": round((float(close.iloc[-1]) / float(close.iloc[0]) - 1) * 100, 2),
-        "annualized_volatility_pct": round(vol, 2),
+        "annualized_volatility_pct": round(vol, 2) if len(rets) > 1 else None,  # one return
         "high": round(float(frame["High"].max()), 4),
         "low": round(float(frame["Low"].min()), 4),
         "recent_bars": [
@@ -64,6 +64,7 @@ def market_data(
 
     start / end: optional dates "YYYY-MM-DD" (inclusive). Returns first/last date, number of
     bars, first and last close, return %, annualised volatility %, high, low, and recent bars.
+    A window holding one bar (a month of monthly BTCUSD) is measured from the close before it.
     """
     sym = symbol.strip().upper()
     if sym not in SYMBOLS:
@@ -79,9 +80,18 @@ def market_data(
     if hi is not None and end and len(end.strip()) <= 10:
         hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)  # whole end day
     window = frame.loc[lo:hi]
+    note = None
+    first = int(frame.index.searchsorted(lo)) if lo is not None else 0
+    if len(window) == 1 and first > 0:  # one monthly bar: from the close before the window
+        window = frame.iloc[first - 1 : first + 1]
+        note = (
+            f"one {sym} bar falls between {start} and {end}, so the return is measured from "
+            f"the close before it ({_day(window.index[0])})"
+        )
     if len(window) < 2:
         raise ToolException(
             f"Not enough {sym} data between {start} and {end}; available: "
             f"{_day(frame.index[0])} to {_day(frame.index[-1])}."
         )
-    return summarize_ohlcv(window, sym)
+    out = summarize_ohlcv(window, sym)
+    return {**out, "note": note} if note else out

@@ -28,6 +28,7 @@ class MetricInfo:
     aliases: tuple[str, ...] = ()
     rankable: bool = True
     order: str = "highest first"
+    worst_order: str = "lowest first"
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -81,6 +82,7 @@ METRICS: dict[str, MetricInfo] = {
             "would have sat through.",
             ("drawdown", "max_dd", "maximum_drawdown", "risk", "max_drawdown_pct"),
             order="smallest drawdown first",
+            worst_order="deepest drawdown first",
         ),
         MetricInfo(
             "win_rate",
@@ -119,6 +121,7 @@ METRICS: dict[str, MetricInfo] = {
             "Few trades make the other statistics noisy; many trades pay more commission.",
             ("num_trades", "trade_count", "number_of_trades"),
             order="most trades first",
+            worst_order="fewest trades first",
         ),
     )
 }

@@ -90,7 +90,8 @@ def _top(r: dict[str, Any]) -> str:
     if not items:
         return f"You have no backtests{where} with a {r.get('metric', 'value')} to rank yet."
     return (
-        f"Your top {len(items)} of {r.get('of_backtests')} backtests{where} by {r.get('metric')} "
+        f"Your {'worst' if r.get('ranking') == 'worst' else 'top'} {len(items)} of "
+        f"{r.get('of_backtests')} backtests{where} by {r.get('metric')} "
         f"({r.get('order')}): {_numbered(items)}"
     )
 
@@ -141,12 +142,14 @@ def _strategies(r: dict[str, Any]) -> str:
 
 
 def _market(r: dict[str, Any]) -> str:
+    v = r.get("annualized_volatility_pct")
+    vol = "too few bars for a volatility" if v is None else f"with an annualised volatility of {v}%"
     return (
         f"{r.get('symbol')} data runs from {r.get('first_date')} to {r.get('last_date')} "
         f"({r.get('bars')} bars). The close went from {r.get('first_close')} to "
-        f"{r.get('last_close')}, a return of {r.get('return_pct')}%, with an annualised "
-        f"volatility of {r.get('annualized_volatility_pct')}%; the high was {r.get('high')} and "
-        f"the low {r.get('low')}."
+        f"{r.get('last_close')}, a return of {r.get('return_pct')}%, {vol}; the high was "
+        f"{r.get('high')} and the low {r.get('low')}."
+        + (f" Note: {r['note']}." if r.get("note") else "")
     )
 
 

@@ -294,6 +294,11 @@ _FRAMES = tuple(
         r"(?:the )?(?:meaning|definition) of (?P<x>.+)",
         r"(?P<x>.+?) (?:meaning|definition|explained)",
         rf"{_ASK}how (?:does|do) (?P<x>.+) work",
+        # "why does X reduce risk?", "분산투자가 왜 리스크를 줄여줘?": what X is answers why
+        r"why (?:does|do|is|are|would|should|can) (?P<x>.+?) (?:reduce|lower|cut|limit|help|"
+        r"work|matter|improve|protect|hedge|smooth|important|useful|needed|necessary)\b.{0,40}",
+        r"(?P<x>.+?)\s*왜\s+.{1,30}",
+        r"왜\s+(?P<x>.+?)(?:가|이|는|은|을|를)\s+.{1,30}",
         # Korean: X가 뭐야, X가 무슨 뜻이야, X 뜻, X 설명해줘, X에 대해 알려줘, X란
         rf"(?P<x>.+?)\s*(?:{_WHAT_KO})",
         rf"(?P<x>.+?)\s*(?:뭔지|무엇인지|뭐인지)\s*(?:좀\s*)?(?:(?:알려|설명해)\s*{_GIVE}?|궁금해요?)",

@@ -57,7 +57,8 @@ def test_the_stream_shows_only_checked_sentences_and_the_report_is_what_it_showe
     assert "".join(e["text"] for e in shown) == report  # the report is exactly what streamed
     assert messages == 0  # the raw draft is no user-facing stream
     sheet = FactSheet(out["metrics"])
-    assert [p for s in split_sentences(report) for p in sheet.sentence_problems(s)[1]] == []
+    wrong = [(s, p) for s in split_sentences(report) for p in sheet.sentence_problems(s)[1]]
+    assert wrong == [], f"{wrong} in the report {report!r}; shown {shown!r}; drafts {drafts!r}"
     assert unsupported_numbers(report, allowed_numbers(out["metrics"])) == []
     assert covers(report, sheet) == []
     assert not set(rejected) & set(split_sentences(report))  # no rejected sentence reached it

@@ -241,6 +241,13 @@ def test_top_backtests_ranks_by_a_validated_metric_per_user() -> None:
     assert dd["order"] == "smallest drawdown first"
     values = [float(b["max drawdown"].rstrip("%")) for b in dd["backtests"]]
     assert values == sorted(values, reverse=True) and len(values) == 3  # -5% before -30%
+    worst = call(top_backtests, "alice", metric="drawdown", k=10, order="worst")
+    assert worst["order"] == "deepest drawdown first" and worst["ranking"] == "worst"
+    assert [float(b["max drawdown"].rstrip("%")) for b in worst["backtests"]] == sorted(values)
+    low = call(top_backtests, "alice", metric="sharpe", k=1, order="worst")
+    assert low["backtests"][0]["backtest_id"] == by_sharpe[-1]["backtest_id"]
+    assert summarize("top_backtests", json.dumps(low)).startswith("Your worst 1 of 3 backtests")
+    assert "best or worst" in call(top_backtests, "alice", order="middle")
     goog = call(top_backtests, "alice", metric="win_rate", symbol="goog")
     assert {b["symbol"] for b in goog["backtests"]} == {"GOOG"} and goog["of_backtests"] == 2
     bad = call(top_backtests, "alice", metric="alpha")

@@ -187,3 +187,28 @@ def test_the_one_symbol_the_message_names_is_the_calls() -> None:
     two = _call("market_data", symbol="GOOG")
     assert _one(two, "GOOG or BTCUSD, which rose more?") == two
     assert _one(_call("my_usage"), "my usage on GOOG")["args"] == {}
+
+
+def test_a_stated_window_of_months_replaces_the_models_dates() -> None:
+    turn = "EURUSD 2017년 4분기(10~12월) 동안 몇 % 올랐는지 알려줘"
+    whole_year = _call("market_data", symbol="EURUSD", start="2017-01-01", end="2017-12-31")
+    out = _one(whole_year, turn)
+    assert out["args"] == {"symbol": "EURUSD", "start": "2017-10-01", "end": "2017-12-31"}
+    same = _call("market_data", symbol="EURUSD", start="2017-10-01", end="2017-12-31")
+    assert _one(same, turn) == same
+    # a year alone is no finer than the model's own dates in it
+    assert _one(whole_year, "EURUSD in 2017?")["args"]["start"] == "2017-01-01"
+
+
+def test_a_strategys_parameters_written_beside_parameters_move_into_it() -> None:
+    loose = _call(
+        "run_backtest", strategy_name="BollingerReversion", symbol="BTCUSD", period=10, k=1.5
+    )
+    out = _one(loose, "0 trades lol. try again w/ period 10 and k 1.5")
+    assert out["args"] == {
+        "strategy_name": "BollingerReversion",
+        "symbol": "BTCUSD",
+        "parameters": {"period": 10, "k": 1.5},
+    }
+    inside = _call("run_backtest", strategy_name="SmaCross", symbol="GOOG", parameters={"fast": 5})
+    assert _one(inside, "run SmaCross on GOOG with fast 5") == inside

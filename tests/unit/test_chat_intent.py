@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from tools.grounding import named_strategy
-from tools.intent import metrics_named, period, read_call, read_follow_up, symbols_named
+from tools.intent import (
+    metrics_named,
+    period,
+    read_call,
+    read_follow_up,
+    read_pair,
+    symbols_named,
+)
 
 A, B = "bt-0123456789abcdef0123", "bt-fedcba9876543210fedc"
 
@@ -124,11 +131,71 @@ def test_a_relative_month_is_a_since_date() -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "args"),
+    [
+        ("What's my worst drawdown backtest?", {"metric": "max_drawdown", "order": "worst"}),
+        ("lowest sharpe among my backtests", {"metric": "sharpe", "order": "worst"}),
+        ("가장 큰 낙폭을 기록한 내 백테스트는?", {"metric": "max_drawdown", "order": "worst"}),
+        ("내 백테스트 중 샤프가 가장 낮은 거", {"metric": "sharpe", "order": "worst"}),
+        ("which of my backtests made the fewest trades?", {"metric": "trades", "order": "worst"}),
+        ("which of my backtests has the shallowest drawdown?", {"metric": "max_drawdown"}),
+        ("my best performing backtest", {"metric": "total_return"}),
+        (
+            "BTCUSD 백테스트 중에 샤프 상위 두 개만 뽑아줘",
+            {"metric": "sharpe", "k": 2, "symbol": "BTCUSD"},
+        ),
+        ("내 전략 중에 제일 못한 거 뭐야?", {"metric": "total_return", "order": "worst"}),
+        (
+            "which of my EURUSD backtests did the worst? like lost the most money",
+            {"metric": "total_return", "order": "worst", "symbol": "EURUSD"},
+        ),
+    ],
+)
+def test_worst_and_best_rankings_are_read(question: str, args: dict[str, Any]) -> None:
+    read = read_call(question)
+    assert read is not None and (read.name, read.args) == ("top_backtests", args)
+
+
+def test_a_run_kicked_off_by_name_is_read() -> None:
+    read = read_call("kick off an EmaCross bt on bitcoin, default settings")
+    assert read is not None and (read.name, read.args) == (
+        "run_backtest",
+        {"strategy_name": "EmaCross", "symbol": "BTCUSD"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "window"),
+    [
+        ("EURUSD 2017년 4분기(10~12월) 동안 몇 % 올랐어?", ("2017-10-01", "2017-12-31")),
+        ("the fourth quarter of 2017", ("2017-10-01", "2017-12-31")),
+        ("Q1 2016", ("2016-01-01", "2016-03-31")),
+        ("2018년 상반기", ("2018-01-01", "2018-06-30")),
+        ("H2 2016", ("2016-07-01", "2016-12-31")),
+        ("October to December 2017", ("2017-10-01", "2017-12-31")),
+        ("2017년 10월부터 12월까지", ("2017-10-01", "2017-12-31")),
+        ("close at the end of september 2017", ("2017-09-01", "2017-09-30")),
+        ("2016년 2월", ("2016-02-01", "2016-02-29")),
+        ("2017-09", ("2017-09-01", "2017-09-30")),
+    ],
+)
+def test_windows_of_months_are_read(question: str, window: tuple[str, str]) -> None:
+    assert period(question) == {"start": window[0], "end": window[1]}
+
+
+def test_compare_those_two_takes_the_two_ids_just_listed() -> None:
+    shown = '{"backtests": [{"id": "bt-aaaaaaaaaaaa"}, {"id": "bt-bbbbbbbbbbbb"}]}'
+    read = read_pair("그 두 개 비교해줘. 총수익률은 얼마나 차이 나?", shown)
+    assert read is not None and read.name == "compare_backtests"
+    assert read.args == {"id_a": "bt-aaaaaaaaaaaa", "id_b": "bt-bbbbbbbbbbbb"}
+    three = shown.replace("]}", ', {"id": "bt-cccccccccccc"}]}')
+    assert read_pair("compare those two", three) is None  # which two: the model's
+    assert read_pair("what about those two?", shown) is None  # no comparison asked
+
+
+@pytest.mark.parametrize(
     "question",
     [
-        "What's my worst drawdown backtest?",  # top_backtests ranks best first only
-        "lowest sharpe among my backtests",
-        "가장 큰 낙폭을 기록한 내 백테스트는?",
         "Run SmaCross on GOOG with 10/30",  # numbers code cannot place
         "How did my SmaCross backtest on GOOG do?",  # a stored run, not a new one
         "How much does gpt-4o cost?",  # a price, not the user's bill

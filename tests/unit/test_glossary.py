@@ -197,6 +197,10 @@ DEFINITION_QUESTIONS = [
     ("레버리지에 대해 설명해줘", "leverage"),
     ("연평균 성장률이란?", "CAGR"),
     ("물타기가 뭐야", "averaging down"),
+    ("분산투자가 왜 리스크를 줄여준다는 거야?", "diversification"),  # why: what it is says why
+    ("왜 분산 투자가 위험을 줄여?", "diversification"),
+    ("why does diversification reduce risk?", "diversification"),
+    ("손절이 왜 필요해?", "stop-loss"),
 ]
 
 
@@ -244,6 +248,10 @@ DATA_QUESTIONS = [
     "백테스트 결과 설명해줘",
     "이게 뭐야",
     "what is the weather",
+    "why did my backtest lose money?",
+    "왜 내 전략이 손해를 봤어?",
+    "GOOG가 왜 떨어졌어?",
+    "why does the SMA crossover lag the price so much in my GOOG runs?",
     "",
     "what is " + "a " * 400 + "stop-loss",
 ]

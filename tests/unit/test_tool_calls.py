@@ -745,6 +745,9 @@ def test_a_reply_that_repeats_the_question_is_not_an_answer() -> None:
     assert not chatops.echoes_question(
         "Your strategies: SmaCross, EmaCross and RsiMeanReversion.", q
     )
+    why = "분산투자가 왜 리스크를 줄여준다는 거야?"  # the 0.5B said it back with other spacing
+    assert chatops.echoes_question("분산 투자가 리스크를 줄여준다는 거야?", why)
+    assert not chatops.echoes_question("여러 자산에 나누면 손실이 서로 상쇄됩니다.", why)
     assert not chatops.echoes_question(
         "You asked first: show me my top 5 backtests by Sharpe, and then for the worst one.",
         "show me my top 5 backtests by Sharpe",
@@ -763,3 +766,28 @@ def test_a_reply_that_repeats_the_question_is_not_an_answer() -> None:
         ]
     )
     assert chatops.answer_problem("Show me my saved strategies please", quoting, "system") is None
+
+
+def test_an_answer_that_leaves_out_what_was_asked_is_not_shown() -> None:
+    from graphs import chatops_advanced as chatops
+
+    usage = ToolMessage(
+        '{"by_service_model": [{"service": "strategy_builder", "calls": 1, '
+        '"input_tokens": 2100, "output_tokens": 700, "cost_usd": "0.000735"}]}',
+        tool_call_id="c0",
+        name="my_usage",
+    )
+    q = "how many tokens has the strategy builder used so far (in + out)?"
+    calls_only = "The strategy builder used 1 model call, costing $0.000735 in total."
+    assert "tokens" in (chatops.leaves_out_asked(calls_only, q, [usage]) or "")
+    both = "The strategy builder used 2100 input and 700 output tokens."
+    assert chatops.leaves_out_asked(both, q, [usage]) is None
+    bt = ToolMessage(
+        '{"total_return_pct": 12.5, "max_drawdown_pct": -8.1}',
+        tool_call_id="c1",
+        name="get_backtest",
+    )
+    q2 = "what was its worst drawdown?"
+    assert "max_drawdown" in (chatops.leaves_out_asked("It returned 12.5%.", q2, [bt]) or "")
+    assert chatops.leaves_out_asked("Its max drawdown was -8.1%.", q2, [bt]) is None
+    assert chatops.leaves_out_asked("최대 낙폭은 -8.1%였습니다.", "최대 낙폭은?", [bt]) is None
