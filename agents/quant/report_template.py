@@ -400,7 +400,7 @@ def _benchmark_rest(sheet: FactSheet, report: str, cited: set[str | None]) -> st
         ret, bh = f["total return"], f["buy-and-hold return"]
         if said:
             return f"Its total return was {ret}, against buy-and-hold's {bh}."
-        return f"Its total return of {ret} {verb} buy-and-hold's {bh} by {by}."
+        return f"Its total return was {ret}, so it {verb} buy-and-hold's {bh} by {by}."
     if "buy-and-hold return" not in cited:
         if said:
             return f"Buy-and-hold returned {f['buy-and-hold return']}."
