@@ -225,14 +225,16 @@ def _verdict(v: dict[str, Any]) -> str:
 
 def _benchmark(f: dict[str, str], v: dict[str, Any]) -> str:
     cagr = f" (CAGR {f['CAGR']})" if v["CAGR"].value is not None else ""
-    ret, excess = f"Its total return of {f['total return']}{cagr}", v[EXCESS].value
+    # "was X; it lagged": "Its total return of X lagged buy-and-hold's Y" binds X to the nearer
+    # "lagged buy-and-hold's" when there is no CAGR in between (the report's check refuses it)
+    ret, excess = f"Its total return was {f['total return']}{cagr}", v[EXCESS].value
     if excess is None:
-        return f"{ret} could not be compared with buy-and-hold, which was not available."
+        return f"{ret}; it could not be compared with buy-and-hold, which was not available."
     if excess == 0:
-        return f"{ret} matched buy-and-hold's {f['buy-and-hold return']}."
+        return f"{ret}; it matched buy-and-hold's {f['buy-and-hold return']}."
     verb, then = ("beat", "") if excess > 0 else ("lagged", ", so simply holding did better")
     return (
-        f"{ret} {verb} buy-and-hold's {f['buy-and-hold return']} by {abs(excess):,.1f} "
+        f"{ret}; it {verb} buy-and-hold's {f['buy-and-hold return']} by {abs(excess):,.1f} "
         f"percentage points{then}."
     )
 

@@ -585,3 +585,18 @@ def test_what_a_sentence_means_must_agree_with_the_grades_computed_in_code(
 ) -> None:
     found = meaning_problems(sentence, SHEET, section)
     assert (found[0].split(":")[0] if found else None) == bad, found
+
+
+@pytest.mark.parametrize("excess", [-117.1, 0.0, 35.0])
+def test_the_benchmark_template_passes_the_check_without_a_cagr(excess: float) -> None:
+    """Without "(CAGR …)" between them, "Its total return of X lagged buy-and-hold's Y" bound
+    X to "lagged buy-and-hold's"; the template says "was X; it lagged"."""
+    facts = backtest_facts(result(cagr_pct=None, buy_and_hold_return_pct=405.0 - excess))
+    text = template_sections(facts)["benchmark"]
+    sheet = FactSheet(facts)
+    assert [p for s in split_sentences(text) for p in sheet.sentence_problems(s)[1]] == [], text
+    assert [
+        p
+        for s in split_sentences(text)
+        for p in FactSheet(facts, strict=True).sentence_problems(s)[1]
+    ] == []
