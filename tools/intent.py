@@ -99,7 +99,7 @@ _DEEP = _words("deepest|worst|largest|biggest|highest", "깊은|큰|최악|높�
 _BEST = _words("top|best", "상위|최고|베스트")
 _WORST = _words(
     r"worst|poorest|weakest|bottom|lost (?:the )?most(?: money)?|(?:biggest|largest) loss(?:es)?|"
-    r"(?:lost|losing) the most",
+    r"(?:lost|losing) the most|(?:biggest )?losers?|laggards?|underperform(?:ed|ing|ers?)?",
     r"최악|꼴찌|최하위|하위|(?:제일|가장)\s*(?:나쁜|못한|안\s*좋은|부진한)|"
     r"손실이\s*(?:제일|가장)\s*큰|(?:제일|가장)\s*많이\s*(?:잃|손해)",
 )
@@ -404,7 +404,9 @@ def read_follow_up(turn: str, previous: tuple[str, dict[str, Any]] | None) -> Re
 
 
 _COMPARE = _words(
-    r"compare|comparison|vs\.?|versus|difference|differ|side by side", "비교|차이|대비"
+    r"compare|comparison|vs\.?|versus|difference|differ|side by side|"
+    r"which of (?:the|those|these|them)(?: two)?",
+    r"비교|차이|대비|둘\s*중|두\s*개\s*중",
 )
 _THE_TWO = _words(
     r"those two|these two|the two|both(?: of them)?|the pair|them",
