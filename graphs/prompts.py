@@ -98,3 +98,12 @@ BLOCKED_NOTE = "blocked by prompt governance: {reasons}"
 NO_CODE_ERROR = "the reply contained no Python code defining a backtesting.Strategy subclass"
 CANNOT_EXPRESS = "Cannot express {what} as a strategy on daily bars of one symbol."
 CLOSEST = " The closest I can build: {description}"
+NOT_BACKED = (
+    "Not built: the spec has rules I could not read in your request, so it may not do what you "
+    "asked ({what})."
+)
+UNBACKED_FIX = (
+    "use only the rules the request states, in the rule its words give them (entry, exit or "
+    "short), with no window it does not state; leave exit null when the request states no exit "
+    "rule"
+)

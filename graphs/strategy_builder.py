@@ -66,6 +66,7 @@ from agents.quant.spec_fixes import (
     own_line_for_itself,
     plain_averages,
     states_as_stated,
+    unbacked,
     unread_unsupported,
 )
 from agents.rag.store import RetrievalUnavailableError, RetrievedContext, get_retriever
@@ -231,6 +232,8 @@ class State(InputState, OutputState):
     previous_spec: dict[str, Any] | None = None
     readings: list[str] = field(default_factory=list)  # what code read into a drafted spec
     vague: bool = False  # the request states no rule: the model only chooses a style
+    source: Literal["", "code", "style", "model"] = ""  # who wrote the spec: the guard's scope
+    unbacked: list[str] = field(default_factory=list)  # a model's rules no claim backs
     # Run ids of this run's model calls = the request ids of its ledger rows.
     call_ids: Annotated[list[str], operator.add] = field(default_factory=list)
 
@@ -553,7 +556,12 @@ def _ask_spec(runtime: Runtime[Context], prompt: str, request: str) -> dict[str,
         spec, dropped = _lenient(out.get("raw"))
         update["notes"] = [f"ignored a field the series takes no value for: {d}" for d in dropped]
     if spec is not None:
-        return {**update, "spec": spec.model_dump(mode="json"), "spec_error": None}
+        return {
+            **update,
+            "spec": spec.model_dump(mode="json"),
+            "spec_error": None,
+            "source": "model",
+        }
     error_text = str(error or "no spec in the reply")[:MAX_ERROR_CHARS]
     return {**update, "spec_error": error_text}
 
@@ -594,6 +602,7 @@ def draft(state: State) -> dict[str, Any]:
         "spec": drafted.spec.model_dump(mode="json"),
         "readings": drafted.assumptions,
         "served_by": "code: every value is stated in the request (no model call)",
+        "source": "code",
         "notes": ["spec built in code from the request's stated facts"],
     }
 
@@ -625,7 +634,7 @@ def choose_style(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return len(load_ohlcv(symbol or default))
 
     spec, readings = style_spec(state.masked_request, choice.style, bars_of)
-    return {**update, "spec": spec.model_dump(mode="json"), "readings": readings}
+    return {**update, "spec": spec.model_dump(mode="json"), "readings": readings, "source": "style"}
 
 
 def route_after_style(state: State) -> Literal["check_spec", "fill_spec", "finish"]:
@@ -656,8 +665,12 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     spec, expressed = unread_unsupported(state.masked_request, spec)
     spec, simple = plain_averages(state.masked_request, spec)
     spec, states = states_as_stated(state.masked_request, spec)
+    joined: list[str] = []
+    missing: list[str] = []
+    if state.source == "model":  # the substitute guard: build only what code read
+        spec, joined, missing = unbacked(state.masked_request, spec)
     report = check(state.masked_request, spec)
-    readings = [*state.readings, *corrected, *simple, *states]
+    readings = [*state.readings, *corrected, *simple, *states, *joined]
     readings += [a.message for a in report.assumptions]
     update: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
@@ -667,7 +680,9 @@ def check_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         + unused_numbers(state.masked_request, spec),
         "assumptions": list(dict.fromkeys(readings)),
         "notes": [f"fixed in code from the request: {c}" for c in [*changes, *corrected]]
-        + expressed,
+        + expressed
+        + [f"not backed by the request: {m}" for m in missing],
+        "unbacked": missing,
     }
     if state.previous_spec is not None and state.previous_spec == update["spec"]:
         update["notes"] = [*update["notes"], "the repair changed nothing: stopped repairing"]
@@ -689,6 +704,8 @@ def route_after_spec(
         return "refuse"
     if state.discrepancies:
         return "repair_spec" if can_repair else "finish"  # never build what was not asked
+    if state.unbacked:  # a rule the model wrote that code did not read: never built unseen
+        return "repair_spec" if can_repair else "refuse"
     return "compile"
 
 
@@ -703,7 +720,9 @@ def repair_spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         scales = [f"- {p}. Fix: compare it with a fixed value." for p in scale_problems(spec)]
         numbers = [f"- {p}. Fix: put it in the field it belongs to." for p in
                    unused_numbers(request, spec)]  # fmt: skip
-        instructions = "\n".join([instructions or "Fix every problem below:", *scales, *numbers])
+        unread = [f"- {m}. Fix: {P.UNBACKED_FIX}" for m in state.unbacked]
+        head = instructions or "Fix every problem below:"
+        instructions = "\n".join([head, *scales, *numbers, *unread])
         prompt = P.SPEC_REPAIR_USER.format(
             request=request, spec=spec.model_dump_json(exclude_none=True), instructions=instructions
         )
@@ -715,11 +734,18 @@ def refuse(state: State) -> dict[str, Any]:
     """What the spec cannot express, said plainly, with the closest expressible strategy."""
     what = unexpressible(state.masked_request) + list((state.spec or {}).get("unsupported") or [])
     what = list(dict.fromkeys(what))
-    answer = P.CANNOT_EXPRESS.format(what=", ".join(what))
+    guarded = not what and bool(state.unbacked)  # expressible, perhaps; not read, surely
+    answer = (
+        P.NOT_BACKED.format(what="; ".join(state.unbacked))
+        if guarded
+        else P.CANNOT_EXPRESS.format(what=", ".join(what))
+    )
     spec = state.spec
     if spec is not None:
         closest = StrategySpec.model_validate({**spec, "unsupported": []})
         answer += P.CLOSEST.format(description=compile_spec(closest).description)
+    if guarded:  # the closest spec is a suggestion: nothing is built or run
+        return {"discrepancies": state.unbacked, "answer": answer, "ok": False}
     return {"expressible": False, "unsupported": what, "answer": answer, "ok": False}
 
 
@@ -873,6 +899,9 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if not state.answer:
             update["answer"] = f"Could not build it: {state.error}"
     elif runtime.context.mode == "spec" and not (state.ok or state.blocked) and state.expressible:
+        if state.unbacked and state.answer:  # refused by the guard, with the closest spec
+            update.update(failed_stage="spec", error=state.answer)
+            return _masked(update)
         if state.spec is None:
             error = f"no valid spec after {state.repairs} repair(s): {state.spec_error}"
         else:

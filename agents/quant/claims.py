@@ -113,6 +113,11 @@ FSW     (?:\s{1,2}(?:period|smas?|emas?|mas?|length|window|line|average
 FSJ     (?:[\s-]{0,2}(?:day|bar|period)s?)?\s{0,3}(?:,|and|&|/|;)?\s{0,3}
 KMA     \s{0,2}(?:이평선?|이동\s{0,2}평균(?:선)?)?\s{0,2}
 PCT     \s{0,2}(?:%|％|percent|pct|퍼센트|프로)
+PU      (?:[\s-]{0,2}(?:<UNIT>|(?:std|stdev|sd|sigma|standard\s{1,2}dev(?:iation)?)s?<E>|σ
+        |표준\s{0,2}편차|시그마|배))?
+KBAND   (?:상단|하단|중간선|중심선)(?:\s{0,2}(?:밴드|선))?
+BANDW   (?:<KBAND>|중단|<B>(?:upper|lower|middle|mid|top|bottom)(?:\s{1,2}bands?)?<E>)
+CROSS   cros{1,2}(?:e?s{0,2}|ed|ing)
 TICKER  (?!(?-i:RSI|SMA|EMA|MAS?|MACD|ATR|ROC|BB|USD|KRW|JPY|ETF|AI|ML|PE|PER|PBR|EPS|ROE|SL|TP|OK
         |US|UK|EU|IF|AND|OR|THE|ALL|DAY|BARS?|OHLCV?|VWAP|ADX|CCI|OBV|MFI|SAR|GDP|CPI|FOMC|IV|EOD
         |API|CSV|LONG|SHORT|BUY|SELL|EXIT|STOP|RISK|NOTE)(?![a-z0-9]))(?P<v>(?-i:[A-Z]{2,5}))
@@ -236,8 +241,8 @@ _SERIES = r"""
 series  (?:(?P<pre><N>(?:\s{0,2}<UNIT>)?-?(?:<JOIN><N>)?)[\s-]{0,2}(?P<unit><UNIT>)?[\s-]{0,2})?
         (?:<B>(?P<qual>fast(?:er)?|short(?:er)?(?:[\s-]{0,2}term)?|단기|slow(?:er)?|long(?:er)?
         (?:[\s-]{0,2}term)?|장기)[\s-]{0,2})?<B>(?:<TERMS>|(?(unit)(?:<UTERMS>)|(?!)))<E>
-        (?:\s{0,2}\(\s{0,2}(?:(?:standard|default|classic|usual|settings?)\s{1,2})?(?P<par><N>
-        (?:\s{0,2}[,/;]\s{0,2}<N>){0,3})\s{0,2}\)|[\s-]{0,2}
+        (?:\s{0,2}\(\s{0,2}(?:(?:standard|default|classic|usual|settings?)\s{1,2})?(?P<par><N><PU>
+        (?:\s{0,2}[,/;]\s{0,2}<N><PU>){0,3})\s{0,2}\)(?P<band>\s{0,2}<BANDW>)?|[\s-]{0,2}
         (?:(?:with\s{1,2})?(?:an?\s{1,2}|the\s{1,2})?(?:period|length|window|lookback
         |setting)s?\s{0,2}(?:of|=|:|is)?\s{0,2}|기간\s{0,2})?(?P<post><N>(?:<JOIN><N>){0,2})(?!<KLEVEL>)
         |\s{1,2}(?:of|over|in|for|during)\s{1,2}(?:the\s{1,2})?(?:last|past|previous|prior
@@ -254,13 +259,13 @@ golden <B>golden[\s-]{0,2}cross(?:es|ing|over)?<E>|골든\s{0,2}크로스
 dead <B>(?:death|dead)[\s-]{0,2}cross(?:es|ing|over)?<E>|(?:데드|데스)\s{0,2}크로스
 oversold <B>over[\s-]?sold<E>|과매도(?:\s{0,2}(?:구간|권|영역|상태))?
 overbought <B>over[\s-]?bought<E>|과매수(?:\s{0,2}(?:구간|권|영역|상태))?
-crosses_above <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}(?:out\s{1,2}
-    |up\s{1,2}|back\s{1,2})?(?:above|over|through|past)|break(?:s|ing)?\s{1,2}out|cross(?:es|ed|ing)?\s{1,2}up
+crosses_above <B>(?:(?:<CROSS>|break(?:s|ing)?|broken?|broke)\s{1,2}(?:out\s{1,2}
+    |up\s{1,2}|back\s{1,2})?(?:above|over|through|past)|break(?:s|ing)?\s{1,2}out|<CROSS>\s{1,2}up
     (?:ward)?|(?:upward|bullish)\s{1,2}cross(?:over)?|crossover\s{1,2}above)<E>
-crosses_below <B>(?:(?:cross(?:es|ed|ing)?|break(?:s|ing)?|broken?|broke)\s{1,2}
+crosses_below <B>(?:(?:<CROSS>|break(?:s|ing)?|broken?|broke)\s{1,2}
     (?:(?:(?:down|back)\s{1,2})?(?:below|under|beneath)|down\s{1,2}through)
     |(?:drop|fall|dip|sink)(?:s|p?ing|ped)?\s{1,2}through
-    |break(?:s|ing)?\s{1,2}down|cross(?:es|ed|ing)?\s{1,2}down(?:ward)?
+    |break(?:s|ing)?\s{1,2}down|<CROSS>\s{1,2}down(?:ward)?
     |(?:downward|bearish)\s{1,2}cross(?:over)?|cross-?under)<E>
 crosses <B>(?:cross(?:-?overs?|es|ed|ing)?|intersect(?:s|ion)?)<E>
 above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|recent|time)<E>
@@ -290,7 +295,8 @@ short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing)?|go(?:es|ing
 exit <B>(?:buy(?:ing)?\s{1,2}(?:to\s{1,2})?(?:cover|back)|sell(?:s|ing)?|exit(?:s|ing)?|close(?:s
     |d)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|all\s{1,2}|out\s{1,2}(?:the\s{1,2})?)?(?:positions?|trades?
     |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|flatten|ends?\s{1,2}it
-    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?out
+    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?out|go(?:es|ing)?\s{1,2}(?:to\s{1,2})?flat
+    |flat\s{1,2}(?:when|if|on|once)
     |out\s{1,2}(?:on|when|if|once|at))<E>|(?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다
     |파는|환매(?:수)?
 entry <B>(?:buy(?:s|ing)?|purchase|enter(?:s|ing)?|entry|entries|go(?:es|ing)?\s{1,2}long
@@ -454,7 +460,18 @@ def _series(m: re.Match[str]) -> Token:
     qual = (m["qual"] or "").lower()
     qual = "" if not qual else "fast" if qual[0] in "fs단" and qual[:2] != "sl" else "slow"
     family = "volume_sma" if family == "volume" and nums else family
-    return Token("ser", *m.span(), family, () if family == "price" else nums, qual)
+    end = m.end() if family == "bb" or not m["band"] else m.start("band")
+    if family == "bb" and m["band"]:  # "볼린저밴드(20,2) 상단", "Bollinger (20, 2) lower band"
+        family = _band(m["band"])
+    return Token("ser", m.start(), end, family, () if family == "price" else nums, qual)
+
+
+_BARE_BAND = re.compile(_expand(r"<KBAND>|<B>(?:top|bottom)\s{1,2}bands?<E>"), re.I)
+
+
+def _band(word: str) -> str:
+    w = word.strip().lower()[:1]
+    return "bb_upper" if w in "상ut" else "bb_lower" if w in "하lb" else "bb_middle"
 
 
 def tokens(text: str, low: str, mask: bytearray) -> list[Token]:
@@ -470,6 +487,8 @@ def tokens(text: str, low: str, mask: bytearray) -> list[Token]:
         found.append(Token(kind, *m.span(), fam, nums, post=post))
     for m in _NUM_RE.finditer(text):
         found.append(Token("num", *m.span(), nums=(_number(m["n"]) if m["n"] else 0,)))
+    if any(it.kind == "ser" and it.family in BAND_FAMILIES for it in found):  # "…, 상단 위로"
+        found += [Token("ser", *m.span(), _band(m[0])) for m in _BARE_BAND.finditer(text)]
     kept = []
     for it in sorted(found, key=lambda it: (it.start, it.start - it.end)):
         cut = mask.find(1, it.start, it.end)

@@ -31,6 +31,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from agents.quant import claims as vocab
 from agents.quant.claims import Claim, fmt
 from agents.quant.faithfulness import check, claims, unexpressible
 from agents.quant.numerals import number_words
@@ -485,6 +486,14 @@ def _unused_indicators(found: list[Claim]) -> list[str]:
     return [n for n in named if n not in used and not (n == "ma" and used & {"sma", "ema"})]
 
 
+def _compares(request: str) -> bool:
+    """A comparison no claim reads ("a close above the previous day's high") still states a rule:
+    such a request is not vague (fresh3's tune half: it was given a textbook style instead)."""
+    names = [n for n, _ in vocab._TOKEN_SCAN.scan(request, request.translate(vocab.LOWER))]
+    return any(n.removeprefix("k_") in ("above", "below", "crosses_above", "crosses_below")
+               for n in names)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ the draft
 def draft_spec(request: str) -> Drafted:
     """The spec the request states, or what is still open (module docstring). Values no spec
@@ -534,7 +543,7 @@ def _draft(request: str) -> Drafted:
                and f not in fields]  # fmt: skip
     if r.open or entry is None:
         vague = r.open == ["no entry rule is stated"]
-        vague &= not any(c.field == "indicator" for c in found)
+        vague &= not any(c.field == "indicator" for c in found) and not _compares(request)
         return Drafted(None, list(dict.fromkeys(r.open)), r.assumed, vague=vague)
     spec = StrategySpec(
         name=_name(entry),

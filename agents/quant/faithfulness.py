@@ -37,7 +37,7 @@ from agents.quant.spec import DEFAULTS, MACD_KINDS, PRICE_KINDS, Condition, Seri
 from agents.quant.unexpressible import BUNDLED_BARS
 
 __all__ = ["UNEXPRESSIBLE", "Addition", "Claim", "Discrepancy", "FaithfulnessReport", "check"]
-__all__ += ["claims", "unexpressible"]
+__all__ += ["claims", "said_rules", "says", "show_condition", "unexpressible"]
 
 _MA, _BANDS, _MACDS = vocab.MA_FAMILIES, vocab.BAND_FAMILIES, vocab.MACD_FAMILIES
 _BB = _BANDS - {"bb"}
@@ -310,6 +310,9 @@ def _show_cond(c: Condition) -> str:
     return f"{_show(c.left)} {_OPS[c.op]} {_show(c.right) if c.right else fmt(c.value)}"
 
 
+show_condition = _show_cond
+
+
 def _key_match(key: str, s: Series, relax: frozenset[str]) -> bool:
     fam, _, per = key.partition(":")
     kinds = _KEY_KINDS.get(fam, frozenset({fam}))
@@ -567,9 +570,19 @@ def _one_rsi(found: list[Claim]) -> list[Claim]:
     ]
 
 
+def said_rules(request: str) -> list[Claim]:
+    """The claims `check` compares with: each fact once, a bare RSI the one stated RSI."""
+    return _one_rsi(list({c.key: c for c in reversed(claims(request))}.values())[::-1])
+
+
+def says(c: Claim, cond: Condition) -> bool:
+    """`cond` is what the level or condition claim `c` states, the right way round."""
+    return _hits(c, cond, frozenset())
+
+
 def check(request: str, spec: StrategySpec) -> FaithfulnessReport:
     """Compare `spec` with what `request` states (see the module docstring for the rules)."""
-    k = _Check(spec, _one_rsi(list({c.key: c for c in reversed(claims(request))}.values())[::-1]))
+    k = _Check(spec, said_rules(request))
     for step in (_scalars, _indicators, _rule_claims, _additions):
         step(k)
     unique = {d.message: d for d in k.out}

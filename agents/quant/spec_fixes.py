@@ -12,16 +12,18 @@ user as an assumption; anything else still goes back to the model by name.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from agents.quant.claims import Claim, fmt
 from agents.quant.compiler import opposite
-from agents.quant.faithfulness import FAMILY_KINDS, check, claims
+from agents.quant.drafting import _ANY, _compares
+from agents.quant.faithfulness import FAMILY_KINDS, check, claims, said_rules, says, show_condition
 from agents.quant.findings import FaithfulnessReport
-from agents.quant.spec import SCALES, Condition, Rule, StrategySpec
+from agents.quant.spec import DEFAULTS, SCALES, Condition, Rule, StrategySpec
 
 __all__ = ["fix_with_claims", "levels_as_values", "own_line_for_itself", "plain_exit"]
-__all__ += ["plain_averages", "states_as_stated", "swapped_rules", "unread_unsupported"]
+__all__ += ["plain_averages", "states_as_stated", "swapped_rules", "unbacked", "unread_unsupported"]
 
 
 def _same_rule(a: Rule, b: Rule) -> bool:
@@ -272,3 +274,117 @@ def states_as_stated(request: str, spec: StrategySpec) -> tuple[StrategySpec, li
             conditions.append(c)
         rules[name] = rule.model_copy(update={"conditions": conditions})
     return (spec.model_copy(update=rules), notes) if notes else (spec, [])
+
+
+# ------------------------------------------------------------------ the substitute guard
+# Measured on fresh3's tune half: of the model's built specs that traded differently from the
+# request, each had a rule no claim of the request backs (an exit invented from the entry's
+# filter; "A or B" written as A and B; the window of an unstated period chosen freely). A model's
+# spec is built only when each of its conditions is a claim code read, in a rule the claim's cue
+# allows, with every unstated window the documented default; else the builder refuses, naming it.
+_ZONE = {("rsi", "below"): 30.0, ("rsi", "above"): 70.0}
+
+
+def _allowed(found: list[Claim]) -> dict[tuple[str, str], set[float]]:
+    """The windows each (kind, attribute) may take: stated, in a claim's key, or the default."""
+    out: dict[tuple[str, str], set[float]] = {}
+    for kinds, attr, value in _windows(found):
+        for kind in kinds:
+            out.setdefault((kind, attr), set()).add(value)
+    return out
+
+
+def _windows(found: list[Claim]) -> list[tuple[frozenset[str], str, float]]:
+    out = [(FAMILY_KINDS.get(f.partition(".")[0], frozenset()), f.partition(".")[2], float(v))
+           for f, v in DEFAULTS.items() if "." in f and isinstance(v, int | float)]  # fmt: skip
+    for c in found:
+        fam, _, attr = c.field.partition(".")
+        if attr and isinstance(c.value, int | float):
+            out.append((FAMILY_KINDS.get(fam, frozenset()), attr, float(c.value)))
+        for key in (k for k in (c.series, c.other) if k):
+            fam, _, per = key.partition(":")
+            kinds = FAMILY_KINDS.get(fam, frozenset())
+            if per in ("fast", "slow"):  # an unnumbered golden cross: 50/200, or the stated pair
+                out += [(kinds, "period", 50.0), (kinds, "period", 200.0)]
+            elif per:
+                out.append((kinds, "period", float(per)))
+    stated = [v for k, a, v in out if a == "period" and k & FAMILY_KINDS["ma"]]
+    out += [(FAMILY_KINDS["ma"], "period", v) for v in stated]  # "20일선" may be either average
+    return out
+
+
+def _roles(rule: str, direction: str) -> tuple[str | None, ...]:
+    """The cues whose claims a rule may take: a short spec's entry is the request's short."""
+    if rule == "entry":
+        return ("entry", "short", None) if direction == "short" else ("entry", None)
+    return ("exit", None) if rule == "exit" else ("short", None)
+
+
+def _backers(c: Condition, roles: tuple[str | None, ...], found: list[Claim]) -> list[int]:
+    """The claims (by index) that state `c` with a cue in `roles`."""
+    out = []
+    for i, x in enumerate(found):
+        if x.role not in roles or not says(x, c):
+            continue
+        if x.field == "level" and x.value is None:  # "oversold": the documented level
+            zone = _ZONE.get((c.left.kind, c.op.removeprefix("crosses_")))
+            if zone is not None and c.value != zone:
+                continue
+        out.append(i)
+    return out
+
+
+def _odd_windows(name: str, c: Condition, allowed: dict[tuple[str, str], set[float]]) -> list[str]:
+    """The windows of `c` that are neither stated nor the documented default."""
+    out = []
+    for s in (x for x in (c.left, c.right) if x is not None):
+        for attr in ("period", "slow_period", "signal_period", "std_dev"):
+            value, ok = getattr(s, attr, None), allowed.get((s.kind, attr))
+            if value is not None and ok is not None and float(value) not in ok:
+                what = f"{s.kind} {attr.replace('_', ' ')} {fmt(value)}"
+                out.append(f"{name}: the {what} is neither stated nor the default")
+    return out
+
+
+def _join(request: str, found: list[Claim], picked: list[int]) -> str:
+    """How the request joins the claims of one rule: "… or …" is any, else all."""
+    order = sorted(set(picked), key=lambda i: found[i].span)
+    gaps = [request[found[a].span[1] : found[b].span[0]] for a, b in pairwise(order)]
+    return "any" if any(_ANY.search(g) for g in gaps) else "all"
+
+
+def unbacked(request: str, spec: StrategySpec) -> tuple[StrategySpec, list[str], list[str]]:
+    """The guard (above): `spec` with each rule's `combine` as the request joins its conditions
+    ("… or …": any), the corrections made, and each condition or window no claim backs. A
+    role-less claim backs the rules that open a position or the exit, not both. A request that
+    states no rule at all ("mean reversion with Bollinger bands") leaves the rule to the model."""
+    found = [c for c in said_rules(request) if c.field in ("level", "condition")]
+    if not found and not _compares(request):  # no rule stated: the rule is the model's choice
+        return spec, [], []
+    allowed = _allowed(claims(request))
+    missing: list[str] = []
+    notes: list[str] = []
+    opened: set[int] = set()
+    rules: dict[str, Rule] = {}
+    for name in ("entry", "short_entry", "exit"):  # openings first: they take role-less claims
+        rule: Rule | None = getattr(spec, name)
+        if rule is None:
+            continue
+        picked = []
+        for c in rule.conditions:
+            backers = _backers(c, _roles(name, spec.direction), found)
+            if name == "exit":
+                backers = [i for i in backers if found[i].role or i not in opened]
+            if not backers:
+                missing.append(f"{name}: {show_condition(c)} is not a rule read in the request")
+            else:
+                picked.append(backers[0])
+                missing += _odd_windows(name, c, allowed)
+        opened |= set(picked) if name != "exit" else set()
+        join = _join(request, found, picked)
+        if len(set(picked)) == len(rule.conditions) > 1 and rule.combine != join:
+            rules[name] = rule.model_copy(update={"combine": join})
+            words = "any one of them (… or …)" if join == "any" else "all of them"
+            notes.append(f"{name}: the request's conditions are joined as {words}")
+    spec = spec.model_copy(update=rules) if rules else spec
+    return spec, notes, list(dict.fromkeys(missing))

@@ -340,3 +340,73 @@ def test_a_bar_size_is_refused_only_when_it_is_not_the_symbols_data(
     from agents.quant.faithfulness import unexpressible
 
     assert bool(unexpressible(request_)) is refused
+
+
+# ------------------------------------------------------------------ a band's settings in brackets
+P08 = (
+    "GOOG 2008-01-01~2011-12-31 구간으로 테스트해줘. 종가가 볼린저 밴드 하단(20일, 2표준편차) "
+    "아래로 떨어지면 매수하고, 상단 위로 올라가면 청산하는 룰이야."
+)  # the chat benchmark's tune half (p08): read through the same reader by tools/grounding.py
+
+
+def _band_rule(spec: StrategySpec, name: str) -> tuple[str, str, int | None, float | None]:
+    rule = getattr(spec, name)
+    assert rule is not None and len(rule.conditions) == 1
+    c = rule.conditions[0]
+    assert c.left.kind == "close" and c.right is not None
+    return c.op, c.right.kind, c.right.period, c.right.std_dev
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        P08,
+        "Buy when the close drops below the lower Bollinger band (20, 2 std) and sell when it "
+        "rises above the upper band.",
+        "Buy when the close drops below the lower Bollinger band (20-day, 2 standard deviations);"
+        " exit when it closes above the upper band.",
+        "종가가 볼린저밴드(20, 2) 하단 밑으로 떨어지면 매수, 볼린저밴드 상단 위로 올라가면 매도",
+    ],
+)
+def test_a_bands_settings_in_brackets_between_the_band_and_the_rule(request_: str) -> None:
+    drafted = draft_spec(request_)
+    assert drafted.spec is not None, drafted.open
+    assert _band_rule(drafted.spec, "entry") == ("below", "bb_lower", 20, 2.0)
+    assert _band_rule(drafted.spec, "exit") == ("above", "bb_upper", 20, 2.0)
+
+
+def test_p08_keeps_its_symbol_and_dates() -> None:
+    spec = draft_spec(P08).spec
+    assert spec is not None and spec.symbol == "GOOG"
+    assert (str(spec.start), str(spec.end)) == ("2008-01-01", "2011-12-31")
+
+
+def test_a_bare_band_word_is_a_band_only_when_a_bollinger_band_is_named() -> None:
+    assert draft_spec("종가가 상단 위로 올라가면 매수").spec is None  # no band named: not read
+    keys = {c.key for c in claims("볼린저밴드(20,2.5) 상단 위로 종가가 올라가면 매수")}
+    assert "bb.std_dev=2.5" in keys and any("bb_upper" in k for k in keys)
+
+
+def test_a_misspelt_cross_is_still_a_cross() -> None:
+    found = claims("buy when the MACD line crosess above the zero line")
+    assert "level macd crosses_above 0@entry" in {c.key for c in found}
+
+
+def test_a_comparison_no_claim_reads_is_no_vague_request() -> None:
+    """A request stating a rule code cannot read goes to the model (and its guard), not to a
+    textbook style chosen for a vague request."""
+    drafted = draft_spec("Long GOOG on any close above the previous day's high.")
+    assert drafted.spec is None and not drafted.vague
+    assert draft_spec("Short GOOG when it gets overheated, you pick the details.").vague
+
+
+def test_go_flat_is_an_exit_cue() -> None:
+    """The fresh chat set's n07: "go flat when it crosses back under" was read as an entry,
+    so the entry rules contradicted each other and the model's right spec was refused."""
+    drafted = draft_spec(
+        "Can you test a 12/26 EMA crossover on GOOG from 2006-01-01 through 2010-12-31? Go long "
+        "when EMA12 crosses over EMA26, go flat when it crosses back under."
+    )
+    assert drafted.spec is not None and drafted.spec.exit is not None, drafted.open
+    assert [c.op for c in drafted.spec.entry.conditions] == ["crosses_above"]
+    assert [c.op for c in drafted.spec.exit.conditions] == ["crosses_below"]
