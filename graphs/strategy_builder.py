@@ -21,7 +21,6 @@ Tokens and cost are summed from this run's ledger rows (the run ids of its model
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 import logging
@@ -59,7 +58,12 @@ from agents.quant.drafting import (
 )
 from agents.quant.faithfulness import check, unexpressible
 from agents.quant.model_facts import stated_facts
-from agents.quant.sandbox import ALLOWED_IMPORTS, run_in_sandbox, validate_strategy_code
+from agents.quant.sandbox import (
+    ALLOWED_IMPORTS,
+    parse_module,
+    run_in_sandbox,
+    validate_strategy_code,
+)
 from agents.quant.spec import ModelSpec, StrategySpec, drop_inapplicable, scale_problems
 from agents.quant.spec_fixes import (
     fix_with_claims,
@@ -254,7 +258,7 @@ _DEFINES_STRATEGY = re.compile(r"^class\s+\w+\s*\([^)]*Strategy[^)]*\)\s*:", re.
 
 def _parses(code: str) -> bool:
     try:
-        ast.parse(code)
+        parse_module(code)
     except (SyntaxError, ValueError):
         return False
     return True

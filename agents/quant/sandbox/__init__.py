@@ -46,6 +46,7 @@ from agents.quant.sandbox.validate import (
     ALLOWED_IMPORTS,
     CodeIssue,
     ValidationReport,
+    parse_module,
     validate_strategy_code,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "SandboxResult",
     "ValidationReport",
     "network_isolation_available",
+    "parse_module",
     "run_in_sandbox",
     "validate_strategy_code",
 ]

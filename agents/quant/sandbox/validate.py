@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer
@@ -229,6 +230,19 @@ class _Restricted(RestrictingNodeTransformer):
         return super().visit_Name(node)
 
 
+# CPython 3.11 keeps the AST constructor's recursion counter in interpreter-wide state, so two
+# threads parsing at once (the server's worker threads, a pool of sandbox runs) can corrupt it and
+# `ast.parse` raises "SystemError: AST constructor recursion depth mismatch" on valid code
+# (python/cpython#106905; seen in CI). Every parse of generated code goes through this lock.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_module(code: str, filename: str = STRATEGY_FILENAME) -> ast.Module:
+    """`ast.parse`, one thread at a time (see `_PARSE_LOCK`)."""
+    with _PARSE_LOCK:
+        return ast.parse(code, filename=filename)
+
+
 def _restricted_issues(tree: ast.Module) -> list[CodeIssue]:
     policy = _Restricted()
     policy.visit(tree)
@@ -394,8 +408,8 @@ def validate_strategy_code(
         )
         return ValidationReport(ok=False, errors=[issue])
     try:
-        tree = ast.parse(code, filename=STRATEGY_FILENAME)
-        restricted = _restricted_issues(ast.parse(code, filename=STRATEGY_FILENAME))
+        tree = parse_module(code)
+        restricted = _restricted_issues(parse_module(code))
     except SyntaxError as exc:
         issue = CodeIssue(
             code="syntax",
