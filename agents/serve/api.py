@@ -33,7 +33,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -181,8 +181,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():  # str.strip() also drops control separators such as "\x1e"
+        raise ValueError("must contain some words, not only whitespace or control characters")
+    return text
+
+
+Words = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+
+
 class StrategyRequest(_Body):
-    request: str = Field(min_length=1, description="The strategy to build, in words")
+    request: Annotated[Words, Field(description="The strategy to build, in words")]
     model: str | None = None
     symbol: str = "GOOG"
     max_repairs: int = Field(default=2, ge=0, le=5)
@@ -219,7 +228,7 @@ class ReportRequest(_Body):
 
 
 class ChatRequest(_Body):
-    message: str = Field(min_length=1)
+    message: Words
     thread_id: str = Field(min_length=1, max_length=200)
     model: str | None = None
     max_tokens: int = Field(default=512, ge=16, le=4096)

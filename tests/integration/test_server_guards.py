@@ -135,6 +135,24 @@ def test_an_empty_backtest_id_is_422_not_a_500_from_the_graph(url: str, path: st
     assert r.json()["error"]["message"].startswith("body.backtest_id: ")
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/strategies", {"request": "\u001e"}),  # str.strip() drops it: the graph saw ""
+        ("/v1/strategies", {"request": " \t\n"}),
+        ("/v1/chat", {"message": "\u001f ", "thread_id": "t1"}),
+    ],
+)
+def test_a_blank_request_is_422_naming_the_field_not_a_500_from_the_graph(
+    url: str, path: str, body: dict[str, str]
+) -> None:
+    r = httpx.post(f"{url}{path}", json=body, headers=ALICE, timeout=60)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    field = next(iter(body))
+    assert message.startswith(f"body.{field}: ") and "only whitespace" in message, message
+
+
 def _backtest(**changes: object) -> dict[str, object]:
     curve = [{"date": "2010-01-04", "equity": 10_000.0}, {"date": "2010-06-30", "equity": 11_000.0}]
     body: dict[str, object] = {
