@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from agents.quant.phrase_table import CUES as _CUES
+from agents.quant.phrase_table import PHASE1 as _PHASE1
 from agents.quant.unexpressible import TABLE as _UNEXPRESSIBLE
 
 ClaimOp = Literal["crosses_above", "crosses_below", "above", "below", "crosses"]
@@ -118,93 +120,16 @@ PU      (?:[\s-]{0,2}(?:<UNIT>|(?:std|stdev|sd|sigma|standard\s{1,2}dev(?:iation
 KBAND   (?:상단|하단|중간선|중심선)(?:\s{0,2}(?:밴드|선))?
 BANDW   (?:<KBAND>|중단|<B>(?:upper|lower|middle|mid|top|bottom)(?:\s{1,2}bands?)?<E>)
 CROSS   cros{1,2}(?:e?s{0,2}|ed|ing)
+KTHEN   \s{0,2}(?:을|를|은|는)?\s{0,2}(?:정리|청산|커버|환매(?:수)?|매도|종료)\s{0,2}(?:하고|하며
+        |하면서|후|한\s{0,2}(?:뒤|후|다음)|하자마자)?\s{0,2}(?:바로\s{0,2}|곧바로\s{0,2}|즉시\s{0,2})?
+ETHEN   \s{0,2}(?:,|and|&|then|;)\s{1,3}(?:then\s{1,2}|immediately\s{1,2})?
+ANY     (?:the\s{1,2}|any\s{1,2}|a\s{1,2}|your\s{1,2}|my\s{1,2})?
+FLIP    (?:flip(?:s|ped|ping)?|revers(?:e|es|ed|ing)|switch(?:es|ed|ing)?)\s{1,2}
+        (?:(?:in)?to\s{1,2})?(?:a\s{1,2})?
 TICKER  (?!(?-i:RSI|SMA|EMA|MAS?|MACD|ATR|ROC|BB|USD|KRW|JPY|ETF|AI|ML|PE|PER|PBR|EPS|ROE|SL|TP|OK
         |US|UK|EU|IF|AND|OR|THE|ALL|DAY|BARS?|OHLCV?|VWAP|ADX|CCI|OBV|MFI|SAR|GDP|CPI|FOMC|IV|EOD
         |API|CSV|LONG|SHORT|BUY|SELL|EXIT|STOP|RISK|NOTE)(?![a-z0-9]))(?P<v>(?-i:[A-Z]{2,5}))
         (?![a-z0-9])
-"""
-# Whole-phrase facts: `field` (a number in group v, p = an ATR period), `field=value` (fixed),
-# `dates` (groups s = start, e = end, y = both), `symbol` (group v, a ticker).
-_PHASE1 = r"""
-atr_stop_multiple <V><X><ATR>[\s-]{0,3}(?:(?:initial|protective|hard)\s{1,2})?(?:<STOP>|손절(?:매
-    |선)?|스탑|스톱)<E>
-"   <B><STOP><SEP><V><X><ATR>
-"   <B>atr<ATRP>\s{0,2}(?:의)?\s{0,2}<V>\s{0,2}(?:배|x|×)\s{0,2}(?:손절|스탑|스톱|stop)
-"   <KSTOP>\s{0,2}(?:은|는|을|를|선은|라인은)?\s{0,2}(?:the\s{1,2})?atr<ATRP>\s{0,2}(?:의)?
-    \s{0,2}<V>\s{0,2}(?:배|x|×)
-trailing_stop_pct <B><TRAIL><SEP><P>
-"   (?:최고\s{0,2}(?:종가|가|점)|고점)\s{0,2}(?:대비|에서|으로부터)\s{0,2}<P>\s{0,2}(?:빠지|하락
-    |떨어지|내려가)
-"   <B>trail(?:ing)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|its\s{1,2})?(?:short|long|position|trade
-    |it)\s{1,2}with\s{1,2}(?:a\s{1,2})?<P>(?:\s{0,2}(?:stop|sl)<E>)?
-"   <P>\s{0,2}(?:의\s{0,2})?(?:trail+ing|trail)<E>(?:[\s-]{0,2}(?:stop(?:[\s-]{0,2}loss)?|sl)<E>)?
-"   <KTRAIL><SEP><P>
-"   <P>\s{0,2}(?:의\s{0,2})?<KTRAIL>
-stop_loss_pct <B><STOP><E><SEP><P>
-"   <P>\s{0,2}(?:<STOP>|loss)<E>
-"   <KSTOP><SEP><P>
-"   <P>\s{0,2}(?:에서\s{0,2}|에\s{0,2}|의\s{0,2})?(?:손절(?:매)?|손실\s{0,2}(?:시|제한)
-    |스탑\s{0,2}로스)
-"   <P>\s{0,2}(?:under[\s-]?water|in\s{1,2}the\s{1,2}red)<E>
-"   <B>(?:if|when|once)\s{1,2}(?:it'?s|it\s{1,2}is|the\s{1,2}trade\s{1,2}is)\s{1,2}down\s{1,2}<P>
-take_profit_pct <B><TP><E><SEP>(?:\+\s{0,2})?<P>
-"   <B>(?:if|when|once)\s{1,2}(?:it'?s|it\s{1,2}is|the\s{1,2}trade\s{1,2}is)\s{1,2}up\s{1,2}<P>
-"   (?:(?<=cover\s)|(?<=exit\s)|(?<=sell\s)|(?<=close\s)|(?<=out\s)|(?<=it\s))at\s{1,2}\+\s{0,2}<P>
-"   (?:\+\s{0,2})?<P>\s{0,2}(?:<TP>|profit|gain)<E>
-"   <KTP><SEP><P>
-"   <P>\s{0,2}(?:에서\s{0,2}|에\s{0,2})?(?:<KTP>|수익\s{0,2}시|이익\s{0,2}시)
-"   <P>\s{0,2}(?:수익|이익|상승|오르)\s{0,2}(?:이면|면|나면|시|에|하면)\s{0,2}<KTP>
-max_bars <B>(?:exit|close|sell|cover|get\s{1,2}out|liquidate|hold|keep)(?:s|ing|ed)?(?:\s{1,2}
-    (?:the\s{1,2}|a\s{1,2})?(?:positions?|trades?|it|them))?\s{0,3}(?:after|in|within|for
-    |at\s{1,2}most|up\s{1,2}to|no\s{1,2}more\s{1,2}than|max)?\s{0,3}<V>[\s-]{0,2}<BARS>
-"   <B><HOLD><SEP><V>(?:[\s-]{0,2}<BARS>)?
-"   <V>[\s-]{0,2}(?:day|bar|session|candle)s?\s{1,2}<HOLD>
-"   <B>or\s{1,2}after\s{1,2}<V>[\s-]{0,2}<BARS>
-"   <V>\s{0,2}(?:거래일|일|봉|바)\s{0,2}(?:후|뒤|이후|경과\s{0,2}(?:후|시))\s{0,2}(?:에\s{0,2})?
-    (?:는\s{0,2})?(?:무조건\s{0,2})?(?:청산|매도|정리|종료|exit|판다|팔(?:고|아|면)|파는)
-"   <V><KD>(?:간|동안)?\s{0,2}(?:만\s{0,2})?보유
-"   보유\s{0,2}기간<SEP>(?:최대\s{0,2})?<V><KD>
-size_pct <P>\s{0,2}(?:of\s{1,2}(?:the\s{1,2}|my\s{1,2}|our\s{1,2}|total\s{1,2}
-    |available\s{1,2})?)?<EQ>
-"   <B>(?:position\s{1,2}size|size|allocate|allocation|invest|bet)(?:s|d|ing)?<SEP><P>(?!\s{0,2}
-    (?:stop|loss|take|profit|trail))
-"   <B><V>\s{1,2}(?:of\s{1,2})?(?:the\s{1,2}|my\s{1,2}|our\s{1,2})?<EQ>
-"   <KCAP><P>
-"   (?:투자\s{0,2})?비중<SEP><P>
-"   <KCAP>(?P<v>절반|반(?![가-힣]))
-direction=both <B>(?:long\s{0,2}(?:and|&|/|or|\+|-)\s{0,2}short|short\s{0,2}(?:and|&|/|or|\+
-    |-)\s{0,2}long)<E><ND>|<B>(?:both\s{1,2}(?:directions|sides|ways)|trade\s{1,2}both\s{1,2}ways)
-    <E>|롱\s{0,2}(?:/|과|와|-|·|&)?\s{0,2}숏|양방향
-direction=short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing|er)?|go(?:es
-    |ing)?\s{1,2}short|short[\s-]only|only\s{1,2}short|shorting|shorts)<E>|<B>(?<!in\s)short<E><ND>
-    |공매도|매도\s{0,2}포지션|숏
-direction=long <B>(?:go(?:es|ing)?\s{1,2}long|long[\s-]only|only\s{1,2}long|longs)<E>|<B>(?<!as\s)
-    (?<!how\s)(?<!so\s)(?<!too\s)long<E>(?!\s{1,2}(?:as|ago|enough|time|wicks?)\b)<ND>|롱
-    |매수\s{0,2}포지션
-symbol (?<![a-z$])(?:(?:on|for|trade|trading|of|backtest|test|in|with)\s{1,2}|\$)<TICKER>
-symbol=GOOG <B>(?:googl?|google|alphabet)<E>|구글|알파벳
-symbol=EURUSD <B>(?:eur\s{0,2}[/-]?\s{0,2}usd|euro\s{0,2}[/-]?\s{0,2}(?:dollars?|usd)|euro|eur)<E>
-    |유로\s{0,2}/?\s{0,2}달러|유로
-symbol=BTCUSD <B>(?:btc\s{0,2}[/-]?\s{0,2}usdt?|btc|xbt|bitcoin)<E>|비트\s{0,2}코인
-symbol=AAPL <B>(?:aapl|apple)<E>|애플
-symbol=ETHUSD <B>(?:eth\s{0,2}[/-]?\s{0,2}usd|eth|ethereum)<E>|이더리움
-dates (?:(?:from|between|since)\s{1,2})?(?P<s><DATE>)\s{0,3}(?:to|until|till|through|thru|and|-|–|~
-    |부터|에서)\s{0,3}(?P<e><DATE>)(?:\s{0,2}까지)?
-"   <B>(?:from|since|starting(?:\s{1,2}(?:in|from|on))?|beginning(?:\s{1,2}(?:in|of))?|after)\s{1,2}
-    (?P<s><DATE>)
-"   (?P<s><DATE>)\s{0,2}(?:부터|이후)
-"   <B>(?:until|till|through|thru|to|up\s{1,2}to|before|ending(?:\s{1,2}in)?)\s{1,2}(?P<e><DATE>)
-"   (?P<e><DATE>)\s{0,2}까지
-"   <B>(?:in|during|only)\s{1,2}(?P<y><DATE>)
-"   (?P<y><DATE>)\s{0,2}(?:한\s{0,2}해|동안|에만)
-up_streak <STREAK><UP>(?:[\s-]{0,2}(?:closes?|days?|bars?|candles?|sessions?))?<E>
-"   <V>\s{0,2}<UP><ROW>
-"   <V><KD>연속\s{0,2}(?:상승|양봉|오름)
-"   연속\s{0,2}<V><KD>(?:상승|양봉|오름)
-down_streak <STREAK><DN>(?:[\s-]{0,2}(?:closes?|days?|bars?|candles?|sessions?))?<E>
-"   <V>\s{0,2}<DN><ROW>
-"   <V><KD>연속\s{0,2}(?:하락|음봉|내림)
-"   연속\s{0,2}<V><KD>(?:하락|음봉|내림)
 """
 # Series: `family term`; `family/unit term` is a term only after a number and unit ("20-day high").
 _FAMILIES = r"""
@@ -234,6 +159,8 @@ sma smas?|simple\s{1,2}(?:moving\s{1,2}averages?|mas?)|단순\s{0,2}이동\s{0,2
 ema emas?|exponential\s{1,2}(?:(?:moving\s{1,2})?averages?|mas?)|지수\s?이동\s{0,2}평균(?:\s?선)?
 ma  moving\s{1,2}averages?|mas?|이동\s{0,2}평균(?:\s{0,2}선)?|이평(?:\s{0,2}선)?
 ma/unit averages?|선|평균(?:\s{0,2}선)?
+open open(?:ing)?\s{1,2}prices?|(?:(?<=the\s)|(?<=its\s)|(?<=s\s)|(?<=[<>]\s)|(?<=[<>]))open
+    (?!\s{1,2}(?:an?|the|long|short|positions?|trades?|interest|orders?)<E>)|시가(?!\s{0,2}총액)
 price closing\s{1,2}prices?|close(?!\s{1,2}(?:the|a|out|position|trade|it|long|short)<E>)|closes
     |prices?|종가|주가|가격
 """
@@ -255,6 +182,8 @@ fs  <B><FAST><FSW><N><FSJ><SLOW><FSW><N>
 "   단기<KMA><N>\s{0,2}일?선?\s{0,2}(?:,|과|와|및|/)?\s{0,2}장기<KMA><N>
 brk <N>[\s-]{0,2}(?:day|bar|session)s?[\s-]{0,2}(?:(?:high|price|channel
     |donchian)\s{1,2})?break[\s-]?outs?<E>
+candle_up <B>(?:green|bullish|white)[\s-]{1,2}(?:candle(?:stick)?|bar)s?<E>|양봉
+candle_down <B>(?:red|bearish|black)[\s-]{1,2}(?:candle(?:stick)?|bar)s?<E>|음봉
 golden <B>golden[\s-]{0,2}cross(?:es|ing|over)?<E>|골든\s{0,2}크로스
 dead <B>(?:death|dead)[\s-]{0,2}cross(?:es|ing|over)?<E>|(?:데드|데스)\s{0,2}크로스
 oversold <B>over[\s-]?sold<E>|과매도(?:\s{0,2}(?:구간|권|영역|상태))?
@@ -278,31 +207,20 @@ above <B>(?:above|over(?!\s{1,2}(?:the\s{1,2})?(?:last|past|previous|next|prior|
 below <B>(?:below|under|beneath|less\s{1,2}than|lower\s{1,2}than|smaller\s{1,2}than)<E>|<=?|≤|=<
     |<B>(?:(?:is|are|was|stays?)\s{1,2}not|isn['’]?t|aren['’]?t|not|never|no\s{1,2}longer)\s{1,2}
     (?:above|over|greater\s{1,2}than|higher\s{1,2}than)<E>
-k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:돌파|교차|뚫|올라서)|돌파
+k_crosses_above 상향\s{0,2}(?:돌파|교차)|위로\s{0,2}(?:상향\s{0,2})?(?:돌파|교차|뚫|올라서)
+    |위로\s{0,2}다시\s{0,2}(?:상향\s{0,2})?(?:돌파|교차|뚫|올라(?:서|오|와|가|갈|올))|돌파
     |뚫고\s{0,2}(?:올라|상승)|회복
-k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|아래로\s{0,2}(?:돌파|교차|이탈|뚫|빠지|빠져)|이탈|붕괴
+k_crosses_below 하향\s{0,2}(?:돌파|교차|이탈)|(?:아래|밑)(?:으)?로\s{0,2}(?:하향\s{0,2})?
+    (?:돌파|교차|이탈|뚫|빠지|빠져)|(?:아래|밑)(?:으)?로\s{0,2}다시\s{0,2}(?:하향\s{0,2})?
+    (?:돌파|교차|이탈|뚫|빠지|빠져|떨어지|떨어져|떨어질|내려(?:가|오|와|갈|올|서))|이탈|붕괴
     |뚫고\s{0,2}(?:내려|하락)|깨(?:면|지면|고|질|진)
 k_crosses 교차
-k_above 이상|초과|위(?:에서|에|로)?(?![가-힣])|위(?=일|이면|면|할|하|인)|넘(?:으면|을|어서|어|는|으
-    |길)|웃돌|상회
-k_below 이하|미만|아래(?:에서|에|로)?(?![가-힣])|아래(?=일|이면|면|할|하|인)|밑(?:에서|에|으로)?
+k_breaks 뚫(?!고\s{0,2}(?:내려|하락))
+k_above 보다\s{0,2}(?:높|크|위)|이상|초과|위(?:에서|에|로)?(?![가-힣])|위(?=일|이면|면|할|하|인)
+    |넘(?:으면|을|어서|어|는|으|길)|웃돌|상회
+k_below 보다\s{0,2}(?:낮|작|아래|밑)|이하|미만|아래(?:에서|에|로)?(?![가-힣])
+    |아래(?=일|이면|면|할|하|인)|밑(?:에서|에|으로)?
     (?![가-힣])|밑(?=일|이면|면|돌)|하회
-"""
-_CUES = r"""
-short <B>(?:sell(?:s|ing)?\s{1,2}short|short[\s-]{0,2}sell(?:s|ing)?|go(?:es|ing)?\s{1,2}short|short
-    (?:ing)?\s{1,2}(?:[a-z0-9$/]{1,10}\s{1,2})?(?:when|if|on|once|entry|entries)|(?:enter|open)(?:s
-    |ing)?\s{1,2}(?:a\s{1,2})?short)<E>|공매도|숏\s{0,2}(?:포지션\s{0,2})?진입|숏(?![가-힣])
-exit <B>(?:buy(?:ing)?\s{1,2}(?:to\s{1,2})?(?:cover|back)|sell(?:s|ing)?|exit(?:s|ing)?|close(?:s
-    |d)?\s{1,2}(?:the\s{1,2}|a\s{1,2}|all\s{1,2}|out\s{1,2}(?:the\s{1,2})?)?(?:positions?|trades?
-    |long|short|it)|close\s{1,2}out|cover(?:s|ing)?|liquidat(?:e|es|ing)|flatten|ends?\s{1,2}it
-    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?out|go(?:es|ing)?\s{1,2}(?:to\s{1,2})?flat
-    |flat\s{1,2}(?:when|if|on|once)
-    |out\s{1,2}(?:on|when|if|once|at))<E>|(?<![과공])매도(?!\s{0,2}포지션)|청산|팔(?:고|아|면)|판다
-    |파는|환매(?:수)?
-entry <B>(?:buy(?:s|ing)?|purchase|enter(?:s|ing)?|entry|entries|go(?:es|ing)?\s{1,2}long
-    |long\s{1,2}(?:when|if|on|once)|open(?:s|ing)?\s{1,2}(?:a\s{1,2})?(?:long|position)
-    |gets?\s{1,2}(?:me\s{1,2}|us\s{1,2})?in|means\s{1,2}long)<E>|매수
-    |진입|사고|산다
 """
 _SYMBOL_OF = {"GOOGL": "GOOG", "EUR": "EURUSD", "BTC": "BTCUSD", "XBT": "BTCUSD", "ETH": "ETHUSD"}
 _OPPOSITE = {"entry": "exit", "exit": "entry", "short": "exit"}
@@ -375,10 +293,17 @@ for _m, _unit in (("TERMS", False), ("UTERMS", True)):
 _SER_SCAN = Scanner(_SERIES)
 UNEXPRESSIBLE: tuple[tuple[str, str], ...] = tuple(table(_UNEXPRESSIBLE))
 """(kind, the request's phrasing) of what no spec can express: data (the table above)."""
-_NUM_RE = re.compile(_expand(r"(?P<n><N>)|<B>zero(?:\s{1,2}line)?<E>"), re.I)
+_NUM_RE = re.compile(_expand(r"(?P<n>(?:(?<![\w.)\-−])[-−])?<N>)|<B>zero(?:\s{1,2}line)?<E>"), re.I)
+"""A number; a minus right before it, not after a word or number, is its sign ("ROC < -5")."""
 _NUMS = re.compile(_N)
 _BOUND_RE, _PUNCT_RE = re.compile(r"[;\n!?。]|\.(?!\d)"), re.compile(r"[,;\n!?。]|\.(?!\d)")
 _LEADS = re.compile(r"(?:when|if|once|on)$", re.I)
+_COMMA_CUE = re.compile(r"\s{0,2}[,:;]\s{0,3}(?:then\s{1,2})?(?:(?:we|i|you)\s{1,2})?", re.I)
+"""A rule's own cue after a comma, when none comes before it: "if X, go long"."""
+_CONJ_GAP = re.compile(
+    r"\s{0,2},?\s{0,2}(?:and|&|그리고|이고|이며|하고)\s{1,2}(?:(?:the|if|when)\s{1,2})?", re.I
+)
+"""Two conditions of one clause: "when A and B, go long" — both are the entry's."""
 _NOUN_GAP = re.compile(  # "RSI below 30 for the entry", "… under 10: buy", "… -> long"
     r"\s{0,3}(?:[:=→]\s{0,3}|[-=]>\s{0,3})?(?:(?:as|for|on|the|an?|is)\s{1,3}){0,2}", re.I
 )
@@ -423,6 +348,7 @@ class Token:
 def _number(text: str) -> Number:
     if (word := " ".join(text.lower().split())) in _WORDS:
         return _WORDS[word]
+    text = text.replace("−", "-")
     return int(value) if (value := float(text)).is_integer() and "." not in text else value
 
 
@@ -529,8 +455,15 @@ def roles(text: str, drafts: list[Draft]) -> None:
         cue = None if cue is not None and cue[0] in trailing else cue  # "X means long, Y …"
         flip = d.follows is not None and (cue is None or cue[0] < d.follows.anchor)
         opposite = _OPPOSITE.get(str(d.follows and d.follows.role))
+        if not after and cue is None and not flip:  # "when RSI(14) drops below 30, buy"
+            nxt = cues[bisect.bisect_left(starts, d.end) : bisect.bisect_left(starts, d.end) + 1]
+            after = [c for c in nxt if _COMMA_CUE.fullmatch(text, d.end, c[0])]
+            after = [c for c in after if not _LEADS.search(text, c[0], c[1])]
         d.role = after[-1][2] if after else opposite if flip else cue[2] if cue else None
         trailing |= {c[0] for c in after}
+    for a, b in zip(rules[::-1][1:], rules[::-1], strict=False):  # right to left: "A and B, X"
+        if a.role is None and b.role is not None and _CONJ_GAP.fullmatch(text, a.end, b.start):
+            a.role = b.role
 
 
 def _ma(it: Token | None) -> bool:
@@ -556,6 +489,27 @@ def absorb(text: str, items: list[Token]) -> list[Token]:
     for it in (it for it in items if _ma(it) and it.qual and not it.nums and pair):
         it.nums, it.derived = (pair[it.qual],), True
     return [it for j, it in enumerate(items) if j not in drop]
+
+
+_THE_BEFORE = re.compile(r"(?<![a-z])the\s{1,2}$", re.I)
+_UNIT_AFTER = re.compile(r"\s{0,2}(?:%|％|[-\s]{0,2}(?:days?|bars?|periods?|percent|pct)(?![a-z]))")
+
+
+def elliptic(text: str, items: list[Token]) -> list[Token]:
+    """ "the 30/90-day SMA crossover: the 30 crossing above the 90": a bare number after "the"
+    that is the period of an average the request names is that average."""
+    periods: dict[float, str] = {}
+    for it in (it for it in items if _ma(it)):
+        for n in it.nums:
+            periods.setdefault(float(n), it.family)
+    out = []
+    for it in items:
+        fam = periods.get(float(it.value)) if it.kind == "num" else None
+        before = text[max(0, it.start - 6) : it.start]
+        if fam and _THE_BEFORE.search(before) and not _UNIT_AFTER.match(text, it.end):
+            it = Token("ser", it.start, it.end, fam, (it.value,))
+        out.append(it)
+    return out
 
 
 def series_drafts(items: list[Token]) -> list[Draft]:

@@ -32,6 +32,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.quant import claims as vocab
+from agents.quant import style_fit
 from agents.quant.claims import Claim, fmt
 from agents.quant.faithfulness import check, claims, unexpressible
 from agents.quant.numerals import number_words
@@ -156,19 +157,23 @@ def style_spec(
     sides = [x for x in (condition["left"], condition.get("right") or {}) if "period" in x]
     longest = max((int(x["period"]) for x in sides), default=0)
     bars = bars_of(spec.symbol) if bars_of is not None and longest else 0
-    if not bars or bars / 5 >= longest:
-        return spec, [why]
-    scale = bars / 5 / longest
-    scaled = {
-        k: {**v, "period": max(2, round(v["period"] * scale))}
-        if isinstance(v, dict) and "period" in v
-        else v
-        for k, v in condition.items()
-    }
-    c = Condition.model_validate(scaled)
-    spec = spec.model_copy(update={"entry": Rule(conditions=[c])})
-    shown = ", ".join(f"{x.kind.upper()}({x.period})" for x in (c.left, c.right) if x and x.period)
-    return spec, [f"{why}; its windows shortened to fit {bars} bars of data: {shown}"]
+    if bars and bars / 5 < longest:
+        scale = bars / 5 / longest
+        scaled = {
+            k: {**v, "period": max(2, round(v["period"] * scale))}
+            if isinstance(v, dict) and "period" in v
+            else v
+            for k, v in condition.items()
+        }
+        c = Condition.model_validate(scaled)
+        spec = spec.model_copy(update={"entry": Rule(conditions=[c])})
+        shown = ", ".join(
+            f"{x.kind.upper()}({x.period})" for x in (c.left, c.right) if x and x.period
+        )
+        why = f"{why}; its windows shortened to fit {bars} bars of data: {shown}"
+    data = style_fit.bundled(spec.symbol, bars) if bars else None
+    fitted, note = style_fit.fit(spec, data) if data is not None else (spec, None)
+    return fitted, [f"{why}; {note}" if note else why]
 
 
 # ------------------------------------------------------------------------------ stated scalars

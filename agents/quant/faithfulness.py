@@ -42,7 +42,7 @@ __all__ += ["claims", "said_rules", "says", "show_condition", "unexpressible"]
 _MA, _BANDS, _MACDS = vocab.MA_FAMILIES, vocab.BAND_FAMILIES, vocab.MACD_FAMILIES
 _BB = _BANDS - {"bb"}
 _SUBJECTS = frozenset({"rsi", "roc", "macd", "macd_hist", "atr", "volume", "price"})
-_VS_PRICE = _MA | _BANDS | {"highest_high", "lowest_low", "donchian"}
+_VS_PRICE = _MA | _BANDS | {"highest_high", "lowest_low", "donchian", "open"}
 _ONE = "rsi atr roc highest_high lowest_low sma ema up_streak down_streak volume_sma macd_signal"
 FAMILY_KINDS = {k: frozenset({k}) for k in (_ONE + " macd_hist close open high low").split()}
 FAMILY_KINDS |= {k: frozenset({k}) for k in _BB} | {"macd": MACD_KINDS, "bb": _BB}
@@ -75,7 +75,10 @@ _PARAMS["std_dev"] = "width"
 _AND = re.compile(r"(?<![a-z])(?:and|or|but|while)(?![a-z])|그리고|이고|이며|하고", re.I)
 _NUM_GAP = re.compile(r"[\s:=(+$]{0,3}(?:(?:the|a|level|of)\s{1,2}){0,2}", re.I)
 _DAYS = re.compile(r"[\s-]{0,2}(?:days?|bars?|periods?|sessions?)(?![a-z])", re.I)
-_KNUM_GAP = re.compile(r"\s{0,2}(?:을|를|에서|에|선을|선|으로|로|가|이)?\s{0,2}")
+_KNUM_GAP = re.compile(
+    r"\s{0,2}(?:%|％|퍼센트|프로)?\s{0,2}(?:을|를|에서|에|선을|선|으로|로|가|이)?\s{0,2}"
+)
+_LOWER = frozenset({"bb_lower", "lowest_low"})
 _K_OBJ, _K_SUBJ = re.compile(r"선?(?:을|를)\s"), re.compile(r"선?(?:이|가|은|는)\s")
 _UNEXPRESSIBLE_RE = re.compile(vocab.gate("|".join(f"(?:{p})" for _, p in UNEXPRESSIBLE)), re.I)
 
@@ -120,8 +123,13 @@ class _Grammar:
         for i, it in enumerate(its):
             prv, nxt = its[i - 1] if link[i] else None, its[i + 1] if link[i + 1] else None
             before, self.at = its[i - 2] if link[i] and link[i - 1] else None, it.start
+            if it.kind == "breaks":  # "상단을 뚫으면" up; "하단을 뚫으면" down
+                it.kind = "crosses_below" if _is(prv, "ser", _LOWER) else "crosses_above"
             if _is(it, "ser", _SUBJECTS):
                 self.subject = it
+            elif it.kind in ("candle_up", "candle_down"):  # a green candle: close above open
+                op = "above" if it.kind == "candle_up" else "below"
+                self._keys("close", op, "open", it.start, it.end)
             elif it.kind in _OPS:
                 done = (self._korean if it.post else self._english)(it, prv, before, nxt)
                 last = self.last
@@ -244,34 +252,13 @@ class _Grammar:
             self._keys(f"{family}:fast", op, f"{family}:slow", it.start, it.end)
 
 
-_THE_BEFORE = re.compile(r"(?<![a-z])the\s{1,2}$", re.I)
-_UNIT_AFTER = re.compile(r"\s{0,2}(?:%|％|[-\s]{0,2}(?:days?|bars?|periods?|percent|pct)(?![a-z]))")
-
-
-def _elliptic(text: str, items: list[Token]) -> list[Token]:
-    """ "the 30/90-day SMA crossover: the 30 crossing above the 90": a bare number after "the"
-    that is the period of an average the request names is that average."""
-    periods: dict[float, str] = {}
-    for it in (it for it in items if _is(it, "ser", _MA)):
-        for n in it.nums:
-            periods.setdefault(float(n), it.family)
-    out = []
-    for it in items:
-        fam = periods.get(float(it.value)) if it.kind == "num" else None
-        before = text[max(0, it.start - 6) : it.start]
-        if fam and _THE_BEFORE.search(before) and not _UNIT_AFTER.match(text, it.end):
-            it = Token("ser", it.start, it.end, fam, (it.value,))
-        out.append(it)
-    return out
-
-
 def claims(request: str) -> list[Claim]:
     """Every fact `request` states, in the order it states them (see the module docstring)."""
     original = request if isinstance(request, str) else ""
     text, back = in_digits(original)  # "the fifteen-day SMA" is read as "the 15-day SMA"
     low, mask = text.translate(vocab.LOWER), bytearray(len(text))
     drafts = vocab.phrases(text, low, mask)
-    items = _elliptic(text, vocab.absorb(text, vocab.tokens(text, low, mask)))
+    items = vocab.elliptic(text, vocab.absorb(text, vocab.tokens(text, low, mask)))
     drafts += _Grammar(text, items).run() + vocab.series_drafts(items)
     vocab.roles(text, drafts)
     found = vocab.finish(text, drafts)

@@ -54,6 +54,33 @@ _PAIRED = re.compile(
 """Two exits named, then their two values: "TP/SL 10%/4%" is "TP 10%, SL 4%"."""
 
 
+_UNIT_PAIR = re.compile(
+    rf"(?<![a-z])(?P<a>{_PAIR_NAME})\s{{0,2}}(?:of|at|=|:)?\s{{0,2}}(?P<x>\d{{1,12}}(?:\.\d{{1,6}})?)"
+    rf"\s{{0,2}}(?:/|,|;|&|and)\s{{0,2}}(?P<b>{_PAIR_NAME})\s{{0,2}}(?:of|at|=|:)?\s{{0,2}}"
+    r"(?P<y>\d{1,12}(?:\.\d{1,6})?)\s{0,2}(?P<u>\(\s{0,2}(?:in\s{1,2})?(?:percent|pct|%)\s{0,2}\)"
+    r"|(?:in\s{1,2})?(?:percent|pct)(?![a-z]))",
+    re.IGNORECASE,
+)
+"""Two exits and their values, the unit said once after both: "SL 0.25 / TP 0.5 (percent)"."""
+
+_PREV = r"(?:previous|prior|preceding|last)\s{1,2}(?:day|bar|session|candle|period)"
+_PREV_BAR = re.compile(
+    rf"(?<![a-z])(?:(?:the\s{{1,2}})?{_PREV}['’]?s?\s{{1,2}}|yesterday['’]?s?\s{{1,2}})(?P<en>high|low)"
+    rf"(?![a-z])|(?<![a-z])(?:the\s{{1,2}})?(?P<en2>high|low)\s{{1,2}}of\s{{1,2}}(?:the\s{{1,2}})?"
+    rf"(?:{_PREV}|day\s{{1,2}}before)(?![a-z])|(?:전일|전날|어제|전봉|직전\s{{0,2}}(?:봉|캔들|거래일)"
+    r"|이전\s{0,2}(?:봉|캔들))\s{0,2}(?:의\s{0,2})?(?P<ko>고가|저가|고점|저점)",
+    re.IGNORECASE,
+)
+"""The previous bar's high or low: the highest high (lowest low) of the previous 1 bar, as the
+spec has it ("the previous day's high" is read as "the 1-bar high"; 전일 고가: "1봉 고가")."""
+
+
+def _prev_bar(m: re.Match[str]) -> str:
+    if m["ko"]:
+        return f"1봉 {m['ko']}"
+    return f"1-bar {(m['en'] or m['en2']).lower()}"
+
+
 _SIGN = re.compile(
     r"(?<![a-z])(?:turn|flip|go|swing)(?:s|ed|ing|es)?\s{1,2}(?P<en>positive|negative)(?![a-z])"
     r"|(?P<ko>양|음|플러스|마이너스|양수로|음수로)\s{0,2}전환",
@@ -76,7 +103,10 @@ def rewrites(text: str) -> list[tuple[int, int, str]]:
     """(start, end, replacement) of what `in_digits` rewrites, in order, none overlapping."""
     found = [(m.start(), m.end(), f"{m['a']} {_pct(m['x'])}, {m['b']} {_pct(m['y'])}")
              for m in _PAIRED.finditer(text)]  # fmt: skip
+    found += [(m.start(), m.end(), f"{m['a']} {m['x']}%, {m['b']} {m['y']}%")
+              for m in _UNIT_PAIR.finditer(text)]  # fmt: skip
     found += [(m.start(), m.end(), _sign(m)) for m in _SIGN.finditer(text)]
+    found += [(m.start(), m.end(), _prev_bar(m)) for m in _PREV_BAR.finditer(text)]
     taken = bytearray(len(text))
     for s, e, _ in found:
         taken[s:e] = b"\x01" * (e - s)

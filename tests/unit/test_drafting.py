@@ -295,7 +295,7 @@ def test_an_unnumbered_death_cross_is_of_the_numbered_pair() -> None:
 
 
 def test_numbers_no_claim_reads_and_no_field_holds_are_named() -> None:
-    request = "Short when EMA(9) < SMA(30). Cover once RSI(14) is over 55. SL 0.25 / TP 0.5 (pct)"
+    request = "Short when EMA(9) < SMA(30). Cover once RSI(14) is over 55. SL 0.25 / TP 0.5"
     cond = {"left": {"kind": "ema", "period": 9}, "op": "below",
             "right": {"kind": "sma", "period": 30}}  # fmt: skip
     model = StrategySpec.model_validate(
@@ -395,7 +395,7 @@ def test_a_misspelt_cross_is_still_a_cross() -> None:
 def test_a_comparison_no_claim_reads_is_no_vague_request() -> None:
     """A request stating a rule code cannot read goes to the model (and its guard), not to a
     textbook style chosen for a vague request."""
-    drafted = draft_spec("Long GOOG on any close above the previous day's high.")
+    drafted = draft_spec("Long GOOG on any close above the prior swing high.")
     assert drafted.spec is None and not drafted.vague
     assert draft_spec("Short GOOG when it gets overheated, you pick the details.").vague
 

@@ -86,8 +86,8 @@ def test_a_request_stating_no_rule_leaves_the_rule_to_the_model() -> None:
 
 
 def test_a_rule_on_wording_code_did_not_read_is_not_backed() -> None:
-    """ "the previous day's high" is read by no claim: a model's rule for it is not built."""
-    request = "Long GOOG on any close above the previous day's high; out on a close below its low."
+    """ "the prior swing high" is read by no claim: a model's rule for it is not built."""
+    request = "Long GOOG on any close above the prior swing high; out on a close below its low."
     entry = {"conditions": [{"left": {"kind": "close"}, "op": "crosses_above",
                              "right": {"kind": "highest_high", "period": 1}}]}  # fmt: skip
     missing = unbacked(request, spec(entry=entry))[2]
