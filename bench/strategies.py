@@ -149,6 +149,11 @@ def _half(name: str, case_id: str) -> str:
     return f"{name} tune" if int(case_id[1:]) <= 20 else f"{name} unseen"
 
 
+def _split(name: str, case: Any) -> str:
+    """The half a case is reported in: its own `split` in the main set, `_half` in a fresh one."""
+    return str(case.split).replace("heldout", "unseen") if name == "main" else _half(name, case.id)
+
+
 def _ids(spec: str) -> set[str]:
     """'g01-g20,f03' -> {'g01', ..., 'g20', 'f03'} (a range keeps its prefix and width)."""
     out: set[str] = set()
@@ -201,17 +206,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.set == "fresh":
         from bench.strategy_cases_fresh import FRESH_CASES
 
-        cases = [dataclasses.replace(c, split="fresh") for c in FRESH_CASES][: args.limit]
+        cases = [dataclasses.replace(c, split="fresh") for c in FRESH_CASES]
     elif args.set == "fresh2":
         from bench.strategy_cases_fresh2 import FRESH2_CASES
 
-        cases = list(FRESH2_CASES)[: args.limit]  # already split "fresh2"
+        cases = list(FRESH2_CASES)  # already split "fresh2"
     elif args.set == "fresh3":
         from bench.strategy_cases_fresh3 import FRESH3_CASES
 
-        cases = list(FRESH3_CASES)[: args.limit]  # already split "fresh3"
+        cases = list(FRESH3_CASES)  # already split "fresh3"
     else:
-        cases = [c for c in CASES if args.split in ("all", c.split)][: args.limit]
+        cases = list(CASES)
+    if args.split != "all":  # a fresh set's halves are by id (`_half`): tune, unseen
+        half = {"tune": "tune", "heldout": "unseen"}[args.split]
+        cases = [c for c in cases if _split(args.set, c).endswith(half)]
+    cases = cases[: args.limit]
     if args.ids:
         wanted = _ids(args.ids)
         cases = [c for c in cases if c.id in wanted]
