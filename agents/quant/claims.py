@@ -461,9 +461,13 @@ def roles(text: str, drafts: list[Draft]) -> None:
             after = [c for c in after if not _LEADS.search(text, c[0], c[1])]
         d.role = after[-1][2] if after else opposite if flip else cue[2] if cue else None
         trailing |= {c[0] for c in after}
-    for a, b in zip(rules[::-1][1:], rules[::-1], strict=False):  # right to left: "A and B, X"
-        if a.role is None and b.role is not None and _CONJ_GAP.fullmatch(text, a.end, b.start):
-            a.role = b.role
+    for one, then in zip(rules[::-1][1:], rules[::-1], strict=False):  # right to left: "A and B, X"
+        if (
+            one.role is None
+            and then.role is not None
+            and _CONJ_GAP.fullmatch(text, one.end, then.start)
+        ):
+            one.role = then.role
 
 
 def _ma(it: Token | None) -> bool:
