@@ -13,18 +13,16 @@ import json
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2 as httpx  # the openai SDK's own HTTP library since openai 3
 import openai
-from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, BaseCallbackHandler
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig, RunnableWithFallbacks
+from langchain_core.runnables import RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import (
     _add_gateway_metadata,
@@ -34,6 +32,7 @@ from langchain_openai.chat_models.base import (
 from pydantic import SecretStr
 
 from agents.governance.similarity import embed
+from agents.llm.cached import CachedChatOpenAI
 from agents.llm.catalog import (
     MODEL_CATALOG,
     ModelConfig,
@@ -48,7 +47,7 @@ from agents.llm.weights import LOCAL_MODEL_ID
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
 from agents.usage.alerts import get_alerter
-from agents.usage.cache import ResponseCache, cache_mode, chunk_of, generation_of, prompt_key
+from agents.usage.cache import ResponseCache, cache_mode
 from agents.usage.cache_store import CacheScope, get_cache_store
 from agents.usage.callback import CostCallbackHandler, stamp_costs
 from agents.usage.ledger import get_ledger
@@ -85,10 +84,10 @@ class Route:
         return (self.kind, self.base_url, self.served_model)
 
 
-class QuantChatOpenAI(ChatOpenAI):
+class QuantChatOpenAI(CachedChatOpenAI):
     """`ChatOpenAI` that sends system prompts in the role the served model accepts
     (langchain-openai turns `system` into `developer` for `o<digit>`; o1-preview takes neither,
-    so its instructions go in as a user message)."""
+    so its instructions go in as a user message). Its cache: `agents.llm.cached`."""
 
     system_role: Literal["system", "developer", "user"] = "system"
     catalog_model: str | None = None
@@ -171,62 +170,6 @@ class QuantChatOpenAI(ChatOpenAI):
         if gen is not None and gen.generation_info and "finish_reason" in gen.generation_info:
             gen.generation_info.update(self._stamp())
         return gen
-
-    # LangChain's `.stream()` never looks at the cache (only invoke / batch / generate do): these
-    # look up first (a hit is served by `invoke`: one chunk, a $0 row) and store a finished one.
-
-    def _stream_cache(
-        self, input: LanguageModelInput, stop: list[str] | None, kwargs: dict[str, Any], aio: bool
-    ) -> tuple[BaseCache, str, str] | None:
-        if not isinstance(self.cache, BaseCache):
-            return None
-        if not self._should_stream(async_api=aio, **{**kwargs, "stream": True}):
-            return None  # the base class answers with invoke, which uses the cache itself
-        params = {
-            k: v
-            for k, v in kwargs.items()
-            if k not in ("ls_structured_output_format", "structured_output_format")
-        }
-        messages = self._convert_input(input).to_messages()
-        return self.cache, prompt_key(messages), self._get_llm_string(stop=stop, **params)
-
-    def stream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[AIMessageChunk]:
-        keyed = self._stream_cache(input, stop, kwargs, aio=False)
-        if keyed is not None and keyed[0].lookup(keyed[1], keyed[2]) is not None:
-            yield chunk_of(self.invoke(input, config, stop=stop, **kwargs))
-            return
-        chunks: list[AIMessageChunk] = []
-        for chunk in super().stream(input, config, stop=stop, **kwargs):
-            chunks.append(chunk)
-            yield chunk
-        if keyed is not None and chunks:
-            keyed[0].update(keyed[1], keyed[2], generation_of(chunks))
-
-    async def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        keyed = self._stream_cache(input, stop, kwargs, aio=True)
-        if keyed is not None and await keyed[0].alookup(keyed[1], keyed[2]) is not None:
-            yield chunk_of(await self.ainvoke(input, config, stop=stop, **kwargs))
-            return
-        chunks: list[AIMessageChunk] = []
-        async for chunk in super().astream(input, config, stop=stop, **kwargs):
-            chunks.append(chunk)
-            yield chunk
-        if keyed is not None and chunks:
-            await keyed[0].aupdate(keyed[1], keyed[2], generation_of(chunks))
 
 
 def model_used(reply: BaseMessage) -> str | None:

@@ -4,7 +4,10 @@ Per call: input / cached input / output / reasoning tokens from `usage_metadata`
 catalog; streaming and non-streaming alike; a cache hit is $0 and counts no tokens. Before a
 call it reserves the worst case against every budget that applies (`agents.usage.budgets`: USD
 budgets for billed routes, token budgets for every route); after the call's row is written it
-evaluates those budgets' alert thresholds (`agents.usage.alerts`).
+evaluates those budgets' alert thresholds (`agents.usage.alerts`). A call the model already
+found in its response cache (`agents.llm.cached`, `expecting_hit`) reserves nothing; if it is
+sent after all (the entry expired in between), it reserves right before the request
+(`reserve_deferred`).
 
 An endpoint that reports no usage (a stream without `stream_options.include_usage`, a server
 that omits it) gets its tokens counted locally with the worst-case counter
@@ -24,7 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -83,6 +87,11 @@ class CostCallbackHandler(BaseCallbackHandler):
         self._applying: dict[UUID, list[Budget]] = {}
         # the prompt of each call in flight, counted only if the endpoint reports no usage
         self._prompts: dict[UUID, tuple[list[BaseMessage], Any]] = {}
+        # runs the model found in the response cache before they started (`expecting_hit`),
+        # their prompt and invocation params while unreserved, and late refusals
+        self._expected_hits: set[UUID] = set()
+        self._deferred: dict[UUID, tuple[list[BaseMessage], Any]] = {}
+        self._refused: set[UUID] = set()
         self._lock = threading.Lock()
 
     def on_chat_model_start(
@@ -93,35 +102,92 @@ class CostCallbackHandler(BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        # `budget_nanousd` is the environment's per-user daily USD budget (the default)
-        applying = [
+        prompt = messages[0] if messages else []
+        invocation = kwargs.get("invocation_params")
+        with self._lock:
+            hit = run_id in self._expected_hits
+            if hit:  # the model found it in the cache: reserve only if it is sent after all
+                self._deferred[run_id] = (prompt, invocation)
+        applying = [] if hit else self._reserve(run_id, prompt, invocation)
+        params = invocation or {}
+        with self._lock:
+            self._starts[run_id] = time.perf_counter()
+            self._prompts[run_id] = (prompt, params.get("tools"))
+            if applying:
+                self._applying[run_id] = applying
+
+    def _budgets(self) -> list[Budget]:
+        """The budgets a call of this model counts against (`budget_nanousd` is the
+        environment's per-user daily USD default); an unbilled call costs $0, so only token
+        budgets apply to it."""
+        return [
             b
             for b in self.ledger.applicable_budgets(self.user_id, self.service, self.budget_nanousd)
-            if b.unit == "tokens" or self.billed  # an unbilled call costs $0
+            if b.unit == "tokens" or self.billed
         ]
+
+    def _reserve(self, run_id: UUID, prompt: list[BaseMessage], invocation: Any) -> list[Budget]:
+        """Hold the call's worst case against every budget that applies (or raise
+        `QuotaExceededError` / `BudgetUnavailableError`); the budgets held."""
+        applying = self._budgets()
         if applying:
-            prompt, output = worst_case_tokens(
-                self.model, messages[0] if messages else [], kwargs.get("invocation_params")
-            )
+            tokens_in, tokens_out = worst_case_tokens(self.model, prompt, invocation)
             worst = 0
             if self.billed and any(b.unit == "usd" for b in applying):
                 worst = cost_nanousd(
-                    self.model, TokenUsage(input_tokens=prompt, output_tokens=output)
+                    self.model, TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out)
                 )
             self.ledger.reserve_call(
                 request_id=str(run_id),
                 user_id=self.user_id,
                 service=self.service,
                 amount_nanousd=worst,
-                amount_tokens=prompt + output,
+                amount_tokens=tokens_in + tokens_out,
                 applying=applying,
                 ttl_s=self.reservation_ttl_s,
             )
-        params = kwargs.get("invocation_params") or {}
+        return applying
+
+    # -- cache hits reserve nothing (`agents.llm.cached` peeks at the cache before the run) ---
+
+    def reserves(self) -> bool:
+        """Whether a call would hold budget now; True when the budgets cannot be read (the
+        call's start then fails closed as usual)."""
+        try:
+            return bool(self._budgets())
+        except Exception:
+            return True
+
+    @contextmanager
+    def expecting_hit(self, run_id: UUID) -> Iterator[None]:
+        """Within: the run `run_id` is answered from the response cache, so its start reserves
+        nothing; if it is sent after all (the entry expired meanwhile), the model calls
+        `reserve_deferred` first."""
         with self._lock:
-            self._starts[run_id] = time.perf_counter()
-            self._prompts[run_id] = (messages[0] if messages else [], params.get("tools"))
-            if applying:
+            self._expected_hits.add(run_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._expected_hits.discard(run_id)
+                self._deferred.pop(run_id, None)
+                self._refused.discard(run_id)
+
+    def reserve_deferred(self, run_id: UUID) -> None:
+        """Reserve now for an expected hit that is being sent to the model (a no-op for any
+        other run, and the second time); raises like a reservation at the start would."""
+        with self._lock:
+            pending = self._deferred.pop(run_id, None)
+        if pending is None:
+            return
+        try:
+            applying = self._reserve(run_id, *pending)
+        except Exception:
+            with self._lock:
+                self._refused.add(run_id)  # refused before it was sent: no row, as at the start
+            raise
+        if applying:
+            with self._lock:
                 self._applying[run_id] = applying
 
     def on_llm_start(
@@ -168,6 +234,9 @@ class CostCallbackHandler(BaseCallbackHandler):
                 estimated = self._estimate(run_id, response)
         with self._lock:
             self._prompts.pop(run_id, None)
+            unreserved = self._deferred.pop(run_id, None) is not None
+        if unreserved and not cache_hit:  # a path to the model that skipped `reserve_deferred`
+            log.warning("call %s was expected to be a cache hit and was sent unreserved", run_id)
         cost: int | None
         list_price: int | None
         if cache_hit:
@@ -209,6 +278,10 @@ class CostCallbackHandler(BaseCallbackHandler):
         latency = self._latency_ms(run_id)
         with self._lock:
             self._prompts.pop(run_id, None)
+            refused = run_id in self._refused
+            self._refused.discard(run_id)
+        if refused:  # `reserve_deferred` refused it before it was sent: nothing to record
+            return
         # A failed call bills nothing we can see; the row keeps the attempt and the reason.
         self._write(run_id, TokenUsage(), 0, 0, latency, False, _describe(error))
 
@@ -253,11 +326,19 @@ class CostCallbackHandler(BaseCallbackHandler):
                 log.exception("budget alerts could not be evaluated after call %s", run_id)
 
 
-def stamp_costs(callbacks: Any, generations: Sequence[ChatGeneration]) -> None:
-    """`CostCallbackHandler.stamp_cost` of the cost handler among a model's `callbacks`."""
+def cost_handler(callbacks: Any) -> CostCallbackHandler | None:
+    """The cost handler among a model's own `callbacks` (the factory attaches one)."""
     for handler in callbacks if isinstance(callbacks, list) else ():
         if isinstance(handler, CostCallbackHandler):
-            handler.stamp_cost(generations)
+            return handler
+    return None
+
+
+def stamp_costs(callbacks: Any, generations: Sequence[ChatGeneration]) -> None:
+    """`CostCallbackHandler.stamp_cost` of the cost handler among a model's `callbacks`."""
+    handler = cost_handler(callbacks)
+    if handler is not None:
+        handler.stamp_cost(generations)
 
 
 def _first_usage(response: LLMResult) -> Mapping[str, Any] | None:
