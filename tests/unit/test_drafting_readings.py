@@ -14,7 +14,7 @@ from agents.quant.spec import Condition, Rule, StrategySpec
 
 def _conds(rule: Rule | None) -> list[tuple[str, int | None, str, object]]:
     assert rule is not None
-    out = []
+    out: list[tuple[str, int | None, str, object]] = []
     for c in rule.conditions:
         right = (c.right.kind, c.right.period) if c.right is not None else c.value
         out.append((c.left.kind, c.left.period, c.op, right))
