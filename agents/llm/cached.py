@@ -12,7 +12,9 @@ applies. On a hit the run is marked for the cost callback (`CostCallbackHandler.
 its start reserves nothing, and the $0 `cache_hit` row is written by the same callbacks as
 before. If the entry is gone by the time LangChain looks (it expired in between), the call is
 reserved right before its request is built (`_get_request_payload`, which every request path of
-`ChatOpenAI` goes through), or refused there: a miss always holds its worst case. docs/cache.md.
+`ChatOpenAI` goes through), or refused there: a miss always holds its worst case. The token rate
+limit (`RateLimitCallbackHandler`) is marked and counted late the same way, before the cost:
+a hit buys no tokens. docs/cache.md.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import Callbacks
@@ -34,12 +36,24 @@ from langchain_core.utils.uuid import uuid7
 from langchain_openai import ChatOpenAI
 
 from agents.usage.cache import chunk_of, generation_of, prompt_key
-from agents.usage.callback import CostCallbackHandler, cost_handler
+from agents.usage.callback import CostCallbackHandler
+from agents.usage.rates import RateLimitCallbackHandler
 
 _NOT_IN_KEY = ("ls_structured_output_format", "structured_output_format")
 """Popped by `generate` before `_generate_with_cache` builds the key from the other kwargs."""
 
-_unreserved: ContextVar[tuple[CostCallbackHandler, uuid.UUID] | None] = ContextVar(
+
+class _Deferring(Protocol):
+    """A handler whose start holds something a cache hit does not need: the cost callback
+    (budget) and the token rate limit (`agents.usage.rates.RateLimitCallbackHandler`)."""
+
+    def reserves(self) -> bool: ...
+    def expecting_hit(self, run_id: uuid.UUID) -> AbstractContextManager[None]: ...
+    def reserve_deferred(self, run_id: uuid.UUID) -> None: ...
+    def refuse_deferred(self, run_id: uuid.UUID) -> None: ...
+
+
+_unreserved: ContextVar[tuple[tuple[_Deferring, ...], uuid.UUID] | None] = ContextVar(
     "quant_genai_unreserved_hit", default=None
 )
 """The run of this context that started unreserved as a cache hit (set around `generate`)."""
@@ -105,13 +119,18 @@ class CachedChatOpenAI(ChatOpenAI):
 
     # -- cache hits reserve no budget -----------------------------------------------------------
 
-    def _budgeted(self, messages: list[list[BaseMessage]]) -> CostCallbackHandler | None:
-        """The cost handler, when a peek could spare a reservation: one prompt (a batch of
-        prompts in one `generate` reserves as before), a cache, and a budget that applies."""
+    def _budgeted(self, messages: list[list[BaseMessage]]) -> tuple[_Deferring, ...]:
+        """The handlers a peek could spare a reservation, in the model's callback order (the
+        rate limit before the cost): one prompt (a batch of prompts in one `generate` reserves
+        as before), a cache, and a budget or token limit that applies."""
         if len(messages) != 1 or not isinstance(self.cache, BaseCache):
-            return None
-        handler = cost_handler(self.callbacks)
-        return handler if handler is not None and handler.reserves() else None
+            return ()
+        found = self.callbacks if isinstance(self.callbacks, list) else []
+        return tuple(
+            h
+            for h in found
+            if isinstance(h, CostCallbackHandler | RateLimitCallbackHandler) and h.reserves()
+        )
 
     def generate(
         self,
@@ -125,13 +144,13 @@ class CachedChatOpenAI(ChatOpenAI):
         run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        handler = self._budgeted(messages)
-        if handler is not None:
+        handlers = self._budgeted(messages)
+        if handlers:
             assert isinstance(self.cache, BaseCache)
             if self.cache.lookup(*self._cache_key(messages[0], stop, kwargs)) is None:
-                handler = None  # a miss: reserved at the start, as always
-        run_id = run_id or (uuid7() if handler is not None else None)
-        with _expecting_hit(handler, run_id):
+                handlers = ()  # a miss: reserved at the start, as always
+        run_id = run_id or (uuid7() if handlers else None)
+        with _expecting_hit(handlers, run_id):
             return super().generate(
                 messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name,
                 run_id=run_id, **kwargs,
@@ -149,13 +168,13 @@ class CachedChatOpenAI(ChatOpenAI):
         run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        handler = self._budgeted(messages)
-        if handler is not None:
+        handlers = self._budgeted(messages)
+        if handlers:
             assert isinstance(self.cache, BaseCache)
             if await self.cache.alookup(*self._cache_key(messages[0], stop, kwargs)) is None:
-                handler = None
-        run_id = run_id or (uuid7() if handler is not None else None)
-        with _expecting_hit(handler, run_id):
+                handlers = ()
+        run_id = run_id or (uuid7() if handlers else None)
+        with _expecting_hit(handlers, run_id):
             return await super().agenerate(
                 messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name,
                 run_id=run_id, **kwargs,
@@ -167,21 +186,38 @@ class CachedChatOpenAI(ChatOpenAI):
         # Every request path of ChatOpenAI builds its payload here, right before sending: an
         # expected hit that LangChain's own lookup missed is reserved (or refused) now.
         marked = _unreserved.get()
-        if marked is not None and marked[0] is cost_handler(self.callbacks):
-            marked[0].reserve_deferred(marked[1])
+        if marked is not None:
+            _reserve_now(marked, self.callbacks)
         return super()._get_request_payload(input_, stop=stop, **kwargs)
 
 
+def _reserve_now(marked: tuple[tuple[_Deferring, ...], uuid.UUID], callbacks: Any) -> None:
+    """Reserve, in order, for an expected hit being sent (only the handlers of this model: a
+    nested model call in the same context is not the marked run); a refusal leaves the later
+    handlers unreserved and rowless, as a refusal at the start does."""
+    handlers, run_id = marked
+    own = [h for h in handlers if isinstance(callbacks, list) and any(h is c for c in callbacks)]
+    for i, handler in enumerate(own):
+        try:
+            handler.reserve_deferred(run_id)
+        except Exception:
+            for later in own[i + 1 :]:
+                later.refuse_deferred(run_id)
+            raise
+
+
 @contextmanager
-def _expecting_hit(handler: CostCallbackHandler | None, run_id: uuid.UUID | None) -> Iterator[None]:
-    """With a handler: the run is a peeked hit for it, and this context's sends reserve it
+def _expecting_hit(handlers: tuple[_Deferring, ...], run_id: uuid.UUID | None) -> Iterator[None]:
+    """With handlers: the run is a peeked hit for them, and this context's sends reserve it
     first. Without: nothing."""
-    if handler is None or run_id is None:
+    if not handlers or run_id is None:
         yield
         return
-    token = _unreserved.set((handler, run_id))
+    token = _unreserved.set((handlers, run_id))
     try:
-        with handler.expecting_hit(run_id):
+        with ExitStack() as stack:
+            for handler in handlers:
+                stack.enter_context(handler.expecting_hit(run_id))
             yield
     finally:
         _unreserved.reset(token)

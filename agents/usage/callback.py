@@ -190,6 +190,13 @@ class CostCallbackHandler(BaseCallbackHandler):
             with self._lock:
                 self._applying[run_id] = applying
 
+    def refuse_deferred(self, run_id: UUID) -> None:
+        """An earlier handler (the token rate limit) refused an expected hit before it was
+        sent: reserve nothing and record no row, as when the limit refuses at the start."""
+        with self._lock:
+            if self._deferred.pop(run_id, None) is not None:
+                self._refused.add(run_id)
+
     def on_llm_start(
         self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, **kwargs: Any
     ) -> None:

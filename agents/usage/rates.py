@@ -33,7 +33,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -445,6 +446,11 @@ class RateLimitCallbackHandler(BaseCallbackHandler):
         self.model = get_model_config(model_id)
         self.user_id = user_id
         self.settings = settings
+        # runs the model found in its response cache before they started (`expecting_hit`),
+        # and the tokens each would count if it is sent after all
+        self._expected_hits: set[UUID] = set()
+        self._deferred: dict[UUID, int] = {}
+        self._lock = threading.Lock()
 
     def on_chat_model_start(
         self,
@@ -457,8 +463,48 @@ class RateLimitCallbackHandler(BaseCallbackHandler):
         prompt, output = worst_case_tokens(
             self.model, messages[0] if messages else [], kwargs.get("invocation_params")
         )
+        with self._lock:
+            if run_id in self._expected_hits:  # a cache hit buys no tokens: count only if sent
+                self._deferred[run_id] = prompt + output
+                return
         limits = rate_limits(self.settings)
         limits.hit_tokens(self.service, self.model.id, self.user_id, prompt + output)
+
+    # -- cache hits count no tokens (`agents.llm.cached` peeks at the cache before the run) ---
+
+    def reserves(self) -> bool:
+        """Whether a call would count against a token window now."""
+        limits = rate_limits(self.settings)
+        return limits.enabled and bool(
+            limits._windows("tokens", self.service, self.model.id, self.user_id)
+        )
+
+    @contextmanager
+    def expecting_hit(self, run_id: UUID) -> Iterator[None]:
+        """Within: the run `run_id` is answered from the response cache, so its start counts
+        nothing; if it is sent after all, the model calls `reserve_deferred` first."""
+        with self._lock:
+            self._expected_hits.add(run_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._expected_hits.discard(run_id)
+                self._deferred.pop(run_id, None)
+
+    def reserve_deferred(self, run_id: UUID) -> None:
+        """Count an expected hit that is being sent to the model now (a no-op for any other
+        run, and the second time); raises `RateLimitExceededError` like the start would."""
+        with self._lock:
+            tokens = self._deferred.pop(run_id, None)
+        if tokens is not None:
+            limits = rate_limits(self.settings)
+            limits.hit_tokens(self.service, self.model.id, self.user_id, tokens)
+
+    def refuse_deferred(self, run_id: UUID) -> None:
+        """An earlier handler refused the run before it was sent: nothing to count."""
+        with self._lock:
+            self._deferred.pop(run_id, None)
 
 
 def rate_limit_handler(
