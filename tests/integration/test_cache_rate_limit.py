@@ -22,7 +22,15 @@ from agents.usage.ledger import get_ledger
 from agents.usage.limits import worst_case_tokens
 from agents.usage.rates import RateLimitExceededError
 from tests.fakes.openai_server import FakeServer
-from tests.integration.test_cache_budget import CACHED, CHAT, MAX_TOKENS, NEW, _ask, _expiring
+from tests.integration.test_cache_budget import (
+    CACHED,
+    CHAT,
+    MAX_TOKENS,
+    NEW,
+    _ask,
+    _expiring,
+    _settings,
+)
 
 
 def _worst_tokens(text: str) -> int:
@@ -34,17 +42,8 @@ def _worst_tokens(text: str) -> int:
 def _limited(make_settings: Callable[..., Settings], fake: FakeServer) -> Settings:
     """Room for one call's worst case and a half: a second miss is refused."""
     room = _worst_tokens(CACHED) + _worst_tokens(NEW) // 2
-    return make_settings(
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=fake.base_url,
-        QUANT_GENAI_BASE_URL_BILLED=True,
-        QUANT_GENAI_STREAM_USAGE=True,
-        QUANT_GENAI_MAX_RETRIES=0,
-        QUANT_GENAI_FALLBACK=False,
-        QUANT_GENAI_RATE_LIMITS=json.dumps(
-            {"services": {CHAT: {"user": {"tokens_per_minute": room}}}}
-        ),
-    )
+    limits = {"services": {CHAT: {"user": {"tokens_per_minute": room}}}}
+    return _settings(make_settings, fake, QUANT_GENAI_RATE_LIMITS=json.dumps(limits))
 
 
 @pytest.mark.parametrize("how", ["invoke", "ainvoke", "stream", "astream"])
