@@ -163,6 +163,8 @@ NO_ANSWER_REPLY = (
     "or report your model usage, spend and budget."
 )
 TOOL_FAILED_REPLY = "I could not complete that: {error}"
+READ_FROM_MESSAGE = "read_from_message"
+"""Marks (in `response_metadata`) a turn's first step whose call code read from the message."""
 
 AnswerSource = Literal[
     "model",
@@ -915,7 +917,8 @@ def last_good_result(messages: Sequence[BaseMessage]) -> str:
 def read_turn(state: State) -> dict[str, Any] | None:
     """The first step of a turn whose tool call code reads for certain from the message
     (`tools.intent.read_call`: a ranking, a search, ids, spend, market data, a named strategy,
-    a rule stated whole; `read_follow_up`: the previous call on another symbol; `read_pair`:
+    a rule stated whole; `read_follow_up`: the previous call on another symbol or period;
+    `read_pair`:
     "compare those two" after a result listing two backtests), made without
     the model; None otherwise. Only for models that write calls as text: measured on the tune
     halves of bench/chatops.py, the 0.5B compared two invented ids for "which EURUSD backtest
@@ -940,14 +943,30 @@ def read_turn(state: State) -> dict[str, Any] | None:
         "chatops_advanced: call read from the message (%s): %s %s", read.why, read.name, read.args
     )
     call = tool_call(name=read.name, args=read.args, id=_call_id())
-    return {"messages": [AIMessage(content="", tool_calls=[call])]}
+    made = AIMessage(content="", tool_calls=[call], response_metadata={READ_FROM_MESSAGE: True})
+    return {"messages": [made]}
+
+
+def read_call_failed(state: State) -> dict[str, Any] | None:
+    """The answer to a turn whose call code read from the message failed: the tool's reason
+    (an id the user has no backtest for, a symbol or period with no data), not a call the
+    model makes instead. The arguments were the user's own, so another call could only answer
+    another question (measured on the third fresh chat set's tune half: for a backtest id that
+    does not exist, the 0.5B listed the top five by Sharpe)."""
+    turn = state.messages[turn_start(state.messages) :]
+    if len(turn) < 3 or not _is_error(turn[-1]):
+        return None
+    made = turn[-2]
+    if not isinstance(made, AIMessage) or not made.response_metadata.get(READ_FROM_MESSAGE):
+        return None
+    return fallback_answer(state, state.model_used)
 
 
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model step: native tool calls, or JSON in text parsed into tool calls; then the
     reply is judged (`judge_reply`). A turn that only asks for a definition gets it in code
     (`definition_turn`)."""
-    defined = definition_turn(state)
+    defined = definition_turn(state) or read_call_failed(state)
     if defined is not None:
         return defined
     ctx = runtime.context

@@ -38,7 +38,11 @@ def valid_symbol(symbol: str) -> str:
     """The bundled symbol a model named (any case), or a `ToolException` listing them."""
     sym = symbol.strip().upper()
     if sym not in SYMBOLS:
-        raise ToolException(f"Unknown symbol {symbol!r}; valid symbols are: {', '.join(SYMBOLS)}.")
+        *most, last = SYMBOLS
+        raise ToolException(
+            f"{symbol.strip()[:40]!r} is not available: the bundled market data only covers "
+            f"{', '.join(most)} and {last}."
+        )
     return sym
 
 

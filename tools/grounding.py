@@ -186,6 +186,32 @@ def period(text: str) -> dict[str, str]:
     return {}
 
 
+_LONE_MONTH_KO = re.compile(r"(?<![\d년])\s*(1[0-2]|0?[1-9])\s*월(?!\s*\d)")
+_LONE_MONTH_EN = re.compile(
+    r"(?<![a-z])(?:("
+    + "|".join(sorted((m for m in _MONTHS if m != "may"), key=len, reverse=True))
+    + r")\.?|(?<=in |of |or |st |ly )(may))(?![a-z])"
+)
+
+
+def window_in_year_of(text: str, earlier: dict[str, Any]) -> dict[str, str]:
+    """The period a follow-up states, where a month without its year takes the year of the
+    call it follows ("그럼 11월 한 달만 보면?" after a call on 2017-06-01..2017-08-31 is
+    2017-11-01..2017-11-30). {} when it states none, or a lone month follows a call without
+    dates."""
+    lowered = " ".join(text.lower().split())
+    stated = period(lowered)
+    if set(stated) == {"start", "end"}:
+        return stated
+    year = _YEAR.search(str(earlier.get("start") or earlier.get("end") or ""))
+    months = [int(m) for m in _LONE_MONTH_KO.findall(lowered)] + [
+        _MONTHS[a or b] for a, b in _LONE_MONTH_EN.findall(lowered)
+    ]
+    if year is None or len(set(months)) != 1:
+        return {}
+    return _month_window(int(year.group(1)), months[0], months[0])
+
+
 _SYMBOL_NAMES = {
     **{s.lower(): s for s in SYMBOLS},
     "google": "GOOG",

@@ -24,7 +24,14 @@ from agents.quant.backtests import strategy_parameters
 from agents.quant.corpus import STRATEGIES
 from agents.quant.drafting import draft_spec
 from agents.quant.glossary import TERMS
-from tools.grounding import RELATIVE, named_strategy, period, symbols_named
+from tools.grounding import (
+    PERIOD_TOOLS,
+    RELATIVE,
+    named_strategy,
+    period,
+    symbols_named,
+    window_in_year_of,
+)
 from tools.metrics import METRICS
 
 
@@ -82,7 +89,7 @@ _ID = re.compile(r"(?<![a-z0-9])bt-[0-9a-f]{8,}(?![0-9a-f])")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 _BACKTESTS = _words(
-    r"backtest(?:s|ed|ing)?|back-?tests?|runs|results|strateg(?:y|ies)|strats?",
+    r"backtest(?:s|ed|ing)?|back-?tests?|bts?(?!-)|runs|results|strateg(?:y|ies)|strats?",
     "백테스트|백테스팅|결과|전략|돌린|돌렸던",
 )
 _MINE = re.compile(
@@ -95,10 +102,13 @@ _TOP = _words(
 _LOW = _words(
     "lowest|smallest|least|fewest|shallowest|mildest|tiniest", "최저|낮은|작은|얕은|적은|최소"
 )
-_DEEP = _words("deepest|worst|largest|biggest|highest", "깊은|큰|최악|높은")
+_DEEP = _words(
+    "deepest|worst|largest|biggest|highest|steepest|heaviest|most severe", "깊은|큰|최악|높은"
+)
 _BEST = _words("top|best", "상위|최고|베스트")
 _WORST = _words(
-    r"worst|poorest|weakest|bottom|lost (?:the )?most(?: money)?|(?:biggest|largest) loss(?:es)?|"
+    r"worst|poorest|weakest|bottom|nastiest|ugliest|harshest|most painful|"
+    r"lost (?:the )?most(?: money)?|(?:biggest|largest) loss(?:es)?|"
     r"(?:lost|losing) the most|(?:biggest )?losers?|laggards?|underperform(?:ed|ing|ers?)?",
     r"최악|꼴찌|최하위|하위|(?:제일|가장)\s*(?:나쁜|못한|안\s*좋은|부진한)|"
     r"손실이\s*(?:제일|가장)\s*큰|(?:제일|가장)\s*많이\s*(?:잃|손해)",
@@ -135,6 +145,8 @@ _SPEND = _words(
     r"비용|지출|요금|청구|썼|쓴\s*돈|돈",
 )
 _COST = re.compile(_words("costs?").pattern + r"|\$")
+_COST_ME = _words(r"(?:cost|costs|charged|billed|set) (?:me|us)(?: back)?|we|our|us")
+"""The user in a question about the bill that leaves out "my": "what has gpt-4o cost me"."""
 _USAGE = _words("usage|tokens?|calls|requests", "사용량|토큰|호출")
 _MODELS = _words(r"models?|llms?|ai|api|gpt[\w.-]*|openai", "모델|엘엘엠")
 _BUDGET = _words(
@@ -262,7 +274,7 @@ def _search(text: str) -> Read | None:
 def _spend(text: str) -> Read | None:
     budget, usage = bool(_BUDGET.search(text)), bool(_USAGE.search(text))
     spend = bool(_SPEND.search(text)) or bool(_COST.search(text) and _MODELS.search(text))
-    mine = _MINE.search(text) or _HANGUL.search(text)  # Korean leaves out "my"
+    mine = _MINE.search(text) or _COST_ME.search(text) or _HANGUL.search(text)  # "내" left out
     if not (budget or usage or spend) or not mine:
         return None  # "how much does gpt-4o cost?" asks a price, not the user's bill
     if _BACKTESTS.search(text):
@@ -373,34 +385,46 @@ def read_call(turn: str, earlier: str = "") -> Read | None:
     return readings[0] if len(readings) == 1 else None
 
 
-_ANOTHER_SYMBOL = _words(
-    r"same|again|now|and|what about|how about|instead|too|also",
-    r"그럼|그러면|이번엔|같은|도\b|는\?",
+_ANOTHER = _words(
+    r"same|again|now|and|what about|how about|instead|too|also|only|just",
+    r"그럼|그러면|이번엔|같은|도\b|는\?|만\b|만\s*보면",
 )
 
 
 def read_follow_up(turn: str, previous: tuple[str, dict[str, Any]] | None) -> Read | None:
-    """The previous turn's call again on another symbol, for a follow-up that only names the
-    symbol ("now the same strategy on GOOG?", "그럼 BTCUSD는?"): the call's other arguments
-    stay. None when the message says anything more (a metric, a strategy, an id, a rule) or
-    the previous call had no symbol. Measured on the fresh chat set's tune half: the 0.5B
-    repeated such a call only sometimes."""
+    """The previous turn's call again on another symbol or period, for a follow-up that only
+    names those ("now the same strategy on GOOG?", "그럼 BTCUSD는?", "그럼 11월 한 달만
+    보면?"): the call's other arguments stay, and a month without its year takes the previous
+    call's year (`window_in_year_of`). None when the message says anything more (a metric, a
+    strategy, an id, a rule) or changes nothing. Measured on the fresh chat sets' tune halves:
+    the 0.5B repeated such a call only sometimes, and wrote "2017-11-31" for November."""
     text = _lower(turn)
-    if previous is None or len(text) > 200 or not _ANOTHER_SYMBOL.search(text):
+    if previous is None or len(text) > 200 or not _ANOTHER.search(text):
         return None
     name, args = previous
-    symbols = symbols_named(text)
-    if "symbol" not in args or len(symbols) != 1 or symbols[0] == str(args["symbol"]).upper():
+    if _ID.search(text) or _SEARCH.search(text):
         return None
-    if _ID.search(text) or metrics_named(text) or _SEARCH.search(text):
-        return None
+    if [m for m in metrics_named(text) if not (name == "market_data" and m == "total_return")]:
+        return None  # "수익률" asks again what market_data gives; any other metric is new
     named = named_strategy(turn)
     if named is not None and named != args.get("strategy_name"):
         return None
-    new = {**args, "symbol": symbols[0]}
-    if isinstance(new.get("spec"), dict) and "symbol" in new["spec"]:
-        new["spec"] = {**new["spec"], "symbol": symbols[0]}
-    return Read(name, new, f"the previous {name} on {symbols[0]}")
+    new, what = dict(args), []
+    symbols = symbols_named(text)
+    if len(symbols) > 1:
+        return None
+    if symbols and "symbol" in args and symbols[0] != str(args["symbol"]).upper():
+        new["symbol"] = symbols[0]
+        if isinstance(new.get("spec"), dict) and "symbol" in new["spec"]:
+            new["spec"] = {**new["spec"], "symbol": symbols[0]}
+        what.append(f"on {symbols[0]}")
+    window = window_in_year_of(text, args) if name in PERIOD_TOOLS else {}
+    if window and window != {k: str(args.get(k) or "")[:10] for k in ("start", "end")}:
+        new.update(window)
+        what.append(f"from {window['start']} to {window['end']}")
+    if not what:
+        return None
+    return Read(name, new, f"the previous {name} {' '.join(what)}")
 
 
 _COMPARE = _words(

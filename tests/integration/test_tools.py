@@ -143,7 +143,7 @@ def test_run_backtest_errors_name_the_valid_choices() -> None:
     bad = call(run_backtest, "alice", strategy_name="Turtle", symbol="GOOG")
     assert "Turtle" in bad and "SmaCross" in bad and "Momentum" in bad
     bad = call(run_backtest, "alice", strategy_name="SmaCross", symbol="AAPL")
-    assert "AAPL" in bad and "GOOG, EURUSD, BTCUSD" in bad
+    assert "'AAPL' is not available" in bad and "only covers GOOG, EURUSD and BTCUSD" in bad
     bad = call(run_backtest, "alice", strategy_name="SmaCross", symbol="GOOG",
                parameters={"speed": 3})  # fmt: skip
     assert "speed" in bad and "fast" in bad and "slow" in bad
@@ -176,9 +176,22 @@ def test_market_data_is_a_compact_summary() -> None:
     assert len(json.dumps(out)) < 1200
     full = market_data.invoke({"symbol": "BTCUSD"})
     assert full["bars"] > 100 and full["first_date"] < full["last_date"]
-    assert "GOOG, EURUSD, BTCUSD" in market_data.invoke({"symbol": "AAPL"})
+    assert market_data.invoke({"symbol": "AAPL"}) == (
+        "'AAPL' is not available: the bundled market data only covers GOOG, EURUSD and BTCUSD."
+    )
     assert "available" in market_data.invoke({"symbol": "GOOG", "start": "2030-01-01"})
     assert "YYYY-MM-DD" in market_data.invoke({"symbol": "GOOG", "start": "last tuesday"})
+    assert "YYYY-MM-DD" in market_data.invoke({"symbol": "GOOG", "start": "2010-13-31"})
+
+
+def test_a_day_past_the_months_end_is_its_last_day_and_said_so() -> None:
+    out = market_data.invoke({"symbol": "GOOG", "start": "2012-02-30", "end": "2012-04-31"})
+    assert (out["first_date"], out["last_date"]) == ("2012-02-29", "2012-04-30")
+    assert out == {
+        **market_data.invoke({"symbol": "GOOG", "start": "2012-02-29", "end": "2012-04-30"}),
+        "note": "2012-02-30 does not exist, so 2012-02-29 (the month's last day) was used; "
+        "2012-04-31 does not exist, so 2012-04-30 (the month's last day) was used",
+    }
 
 
 def test_my_usage_reads_the_users_ledger_rows(fake_env: FakeServer) -> None:

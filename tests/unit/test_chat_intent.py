@@ -262,3 +262,47 @@ def test_a_follow_up_naming_only_another_symbol_repeats_the_previous_call() -> N
     assert read_follow_up("and on EURUSD?", run) is None  # the same symbol
     assert read_follow_up("now the same on GOOG?", ("my_usage", {})) is None
     assert read_follow_up("now the same on GOOG?", None) is None
+
+
+def test_a_follow_up_naming_only_a_period_repeats_the_call_in_the_previous_year() -> None:
+    market = ("market_data", {"symbol": "EURUSD", "start": "2017-06-01", "end": "2017-08-31"})
+    for turn, window in [
+        ("그럼 9월만?", ("2017-09-01", "2017-09-30")),
+        ("what about just october?", ("2017-10-01", "2017-10-31")),
+        ("and in may?", ("2017-05-01", "2017-05-31")),
+        ("now Q1 2018", ("2018-01-01", "2018-03-31")),  # a period with its year is its own
+    ]:
+        read = read_follow_up(turn, market)
+        assert read is not None, turn
+        assert read.args == {"symbol": "EURUSD", "start": window[0], "end": window[1]}, turn
+    spec = ("run_strategy_spec", {"spec": {"name": "X"}, "symbol": "GOOG", "start": "2008-01-01"})
+    read = read_follow_up("그럼 2010년만 보면?", spec)
+    assert read is not None
+    assert (read.args["start"], read.args["end"]) == ("2010-01-01", "2010-12-31")
+    read = read_follow_up("and on BTCUSD in 2019?", spec)
+    assert read is not None and read.args["symbol"] == "BTCUSD" and read.args["end"] == "2019-12-31"
+    # no year to take, a tool without dates, the same window, or more than a period: the model's
+    assert read_follow_up("그럼 11월은?", ("market_data", {"symbol": "GOOG"})) is None
+    assert read_follow_up("what about 2010?", ("run_backtest", {"symbol": "GOOG"})) is None
+    assert read_follow_up("and just june to august 2017?", market) is None
+    assert read_follow_up("may I see its sharpe in june?", market) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "name", "args"),
+    [
+        ("which EURUSD bt had the ugliest drawdown?", "top_backtests",
+         {"metric": "max_drawdown", "order": "worst", "symbol": "EURUSD"}),
+        ("my steepest drawdown among the GOOG backtests?", "top_backtests",
+         {"metric": "max_drawdown", "order": "worst", "symbol": "GOOG"}),
+        ("what have the AI models cost me so far?", "my_usage", {}),
+        ("how much have the LLM calls charged us in total?", "my_usage", {}),
+    ],
+)  # fmt: skip
+def test_more_readings(question: str, name: str, args: dict[str, Any]) -> None:
+    read = read_call(question)
+    assert read is not None and (read.name, read.args) == (name, args), read
+
+
+def test_a_price_question_is_not_the_users_bill() -> None:
+    assert read_call("how much does gpt-4o cost per million tokens?") is None

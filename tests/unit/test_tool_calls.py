@@ -791,3 +791,18 @@ def test_an_answer_that_leaves_out_what_was_asked_is_not_shown() -> None:
     assert "max_drawdown" in (chatops.leaves_out_asked("It returned 12.5%.", q2, [bt]) or "")
     assert chatops.leaves_out_asked("Its max drawdown was -8.1%.", q2, [bt]) is None
     assert chatops.leaves_out_asked("최대 낙폭은 -8.1%였습니다.", "최대 낙폭은?", [bt]) is None
+
+
+def test_a_call_read_from_the_message_that_fails_is_answered_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's own arguments failed (no GOOG data in 2020): the answer says why, and the
+    model gets no chance to answer another question instead."""
+    out, model = run_graph(monkeypatch, [], "GOOG price in 2020?", read_calls=True)
+    msgs = out["messages"]
+    assert msgs[1].tool_calls[0]["args"] == {
+        "symbol": "GOOG", "start": "2020-01-01", "end": "2020-12-31",
+    }  # fmt: skip
+    assert msgs[2].status == "error"
+    assert out["answer_source"] == "tool_error" and model.prompts == []
+    assert "Not enough GOOG data between 2020-01-01 and 2020-12-31" in msgs[-1].content
