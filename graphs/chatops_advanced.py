@@ -83,7 +83,7 @@ from pydantic import Field, ValidationError
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
 from agents.governance.pii import mask_output
-from agents.llm.catalog import validate_model
+from agents.llm.catalog import MODEL_CATALOG, validate_model
 from agents.llm.factory import context_window, create_chat_model_with_fallback, local_server
 from agents.llm.tool_calls import (
     argument_errors,
@@ -802,13 +802,26 @@ def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | No
 
 
 _TOKENS = re.compile(r"(?<![a-z])tokens?(?![a-z])|토큰", re.IGNORECASE)
+_ASKS_ID = re.compile(
+    r"(?<![a-z])ids?(?![a-z])|which (?:\w+ ){0,2}(?:backtests?|bts?|runs?|one)(?![a-z])|아이디",
+    re.IGNORECASE,
+)
+_BACKTEST_ID = re.compile(r"bt-[0-9a-f]{8,}")
+_MODEL_NAME = re.compile(
+    r"(?<![\w.-])("
+    + "|".join(sorted(map(re.escape, MODEL_CATALOG), key=len, reverse=True))
+    + r")(?![\w.-])",
+    re.IGNORECASE,
+)
 
 
 def leaves_out_asked(text: str, question: str, results: Sequence[ToolMessage]) -> str | None:
-    """Why an answer leaves out a quantity the question asks for and this turn's results have
-    (a metric by any of its names, or tokens), or None. Measured on the second fresh chat
-    set's tune half: "how many tokens has the strategy builder used?" was answered with its
-    calls and cost only; the answer in code (the result's summary) has them all."""
+    """Why an answer leaves out what the question asks for and this turn's results have (a
+    metric by any of its names, tokens, a backtest id, the figures of a model it names), or
+    None. Measured on the second fresh chat set's tune half: "how many tokens has the strategy
+    builder used?" was answered with its calls and cost only; on the third's, "which GOOG bt
+    had the nastiest drawdown? id + how deep" without an id, and "what has gpt-4o cost me?"
+    with the total of all models. The answer in code (the result's summary) has them all."""
     had = " ".join(message_text(m.content) for m in results if m.name not in _WORD_RESULTS)
     if not had:
         return None
@@ -818,6 +831,13 @@ def leaves_out_asked(text: str, question: str, results: Sequence[ToolMessage]) -
     missing = [m for m in missing if m not in metrics_named(text)]
     if missing:
         return "it does not give the " + ", ".join(missing) + " the question asks for"
+    ids = set(_BACKTEST_ID.findall(had))
+    if _ASKS_ID.search(question) and ids and not ids & set(_BACKTEST_ID.findall(text)):
+        return "it does not give the backtest id the question asks for"
+    models = {m.lower() for m in _MODEL_NAME.findall(question)}
+    models &= {m.lower() for m in _MODEL_NAME.findall(had)}
+    if models - {m.lower() for m in _MODEL_NAME.findall(text)}:
+        return "it does not give the figures of " + ", ".join(sorted(models)) + " it asks for"
     return None
 
 

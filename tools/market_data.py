@@ -23,7 +23,8 @@ def _day(ts: Any) -> str:
 
 
 def summarize_ohlcv(frame: pd.DataFrame, symbol: str, recent: int = RECENT_BARS) -> dict[str, Any]:
-    """First/last date, last close, return and volatility, plus the last few bars.
+    """First/last date, first and last close, return and volatility, the high and low (of the
+    bars' highs and lows) and the highest and lowest close, plus the last few bars.
 
     Volatility is annualised with the data's own bar rate (bars per year over the span), so it
     means the same for daily GOOG, hourly EURUSD and monthly BTCUSD.
@@ -47,6 +48,8 @@ def summarize_ohlcv(frame: pd.DataFrame, symbol: str, recent: int = RECENT_BARS)
         "annualized_volatility_pct": round(vol, 2) if len(rets) > 1 else None,  # one return
         "high": round(float(frame["High"].max()), 4),
         "low": round(float(frame["Low"].min()), 4),
+        "highest_close": round(float(close.max()), 4),
+        "lowest_close": round(float(close.min()), 4),
         "recent_bars": [
             {
                 "date": _day(ts),
@@ -87,7 +90,8 @@ def market_data(
     volatility, high and low.
 
     start / end: optional dates "YYYY-MM-DD" (inclusive). Returns first/last date, number of
-    bars, first and last close, return %, annualised volatility %, high, low, and recent bars.
+    bars, first and last close, return %, annualised volatility %, high and low (intrabar),
+    highest and lowest close, and recent bars.
     A window holding one bar (a month of monthly BTCUSD) is measured from the close before it.
     """
     sym = valid_symbol(symbol)

@@ -148,7 +148,12 @@ def _market(r: dict[str, Any]) -> str:
         f"{r.get('symbol')} data runs from {r.get('first_date')} to {r.get('last_date')} "
         f"({r.get('bars')} bars). The close went from {r.get('first_close')} to "
         f"{r.get('last_close')}, a return of {r.get('return_pct')}%, {vol}; the high was "
-        f"{r.get('high')} and the low {r.get('low')}."
+        f"{r.get('high')} and the low {r.get('low')}"
+        + (
+            f"; the highest close was {r['highest_close']} and the lowest {r['lowest_close']}."
+            if "highest_close" in r
+            else "."
+        )
         + (f" Note: {r['note']}." if r.get("note") else "")
     )
 

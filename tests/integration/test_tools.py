@@ -173,6 +173,8 @@ def test_market_data_is_a_compact_summary() -> None:
     assert out["recent_bars"][-1]["close"] == out["last_close"]
     assert out["return_pct"] == round((out["last_close"] / out["first_close"] - 1) * 100, 2)
     assert 0 < out["annualized_volatility_pct"] < 200
+    assert out["low"] <= out["lowest_close"] <= out["last_close"] <= out["highest_close"]
+    assert out["highest_close"] <= out["high"]
     assert len(json.dumps(out)) < 1200
     full = market_data.invoke({"symbol": "BTCUSD"})
     assert full["bars"] > 100 and full["first_date"] < full["last_date"]

@@ -793,6 +793,33 @@ def test_an_answer_that_leaves_out_what_was_asked_is_not_shown() -> None:
     assert chatops.leaves_out_asked("최대 낙폭은 -8.1%였습니다.", "최대 낙폭은?", [bt]) is None
 
 
+def test_an_answer_must_give_the_id_and_the_model_the_question_asks_for() -> None:
+    from graphs import chatops_advanced as chatops
+
+    ranked = ToolMessage(
+        '{"backtests": [{"backtest_id": "bt-0123456789abcdef0123", "max_drawdown_pct": -41.2}]}',
+        tool_call_id="c0",
+        name="top_backtests",
+    )
+    bare = "The deepest drawdown was -41.2%."
+    for q in ("which EURUSD backtest fell the most? give me its id", "which one was worst?"):
+        assert "backtest id" in (chatops.leaves_out_asked(bare, q, [ranked]) or ""), q
+    with_id = bare + " (id bt-0123456789abcdef0123)"
+    assert chatops.leaves_out_asked(with_id, "which one was worst? id?", [ranked]) is None
+    assert chatops.leaves_out_asked(bare, "how deep was the worst drawdown?", [ranked]) is None
+    usage = ToolMessage(
+        '{"by_service_model": [{"model": "gpt-4o", "cost_usd": "0.047000"}, '
+        '{"model": "gpt-4o-mini", "cost_usd": "0.000735"}], "total_cost_usd": "0.047735"}',
+        tool_call_id="c1",
+        name="my_usage",
+    )
+    q = "what did gpt-4o cost me?"
+    total = "Your calls cost $0.047735, gpt-4o-mini included."
+    assert "gpt-4o" in (chatops.leaves_out_asked(total, q, [usage]) or "")
+    assert chatops.leaves_out_asked("gpt-4o cost you $0.047.", q, [usage]) is None
+    assert chatops.leaves_out_asked(total, "what did o3 cost me?", [usage]) is None  # not had
+
+
 def test_a_call_read_from_the_message_that_fails_is_answered_with_its_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
