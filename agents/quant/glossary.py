@@ -361,6 +361,45 @@ def definition_question(text: str) -> Term | None:
     return None
 
 
+_DIFFERENCE = r"(?:the )?(?:actual |real |main |key )?differences?"
+_COMPARED = tuple(
+    re.compile(frame)
+    for frame in (
+        rf"(?:{_ASK}(?:what(?:'s|s| is| are) |explain |tell me )?)?{_DIFFERENCE} between "
+        r"(?P<a>.+?) and (?P<b>.+?)",
+        r"(?P<a>.+?)\s+(?:vs\.?|versus|compared to|or)\s+(?P<b>.+?)"
+        rf"(?:[\s,;:?-]+(?:(?:so |then )?(?:what(?:'s|s| is| are) |explain |tell me )?{_DIFFERENCE}"
+        r"|how (?:do|does) (?:they|it) differ|which is better|which one is better)"
+        r"(?:[\s,;:?-]+.{0,30})?)?",
+        r"how (?:does|do|is|are) (?:the )?(?P<a>.+?) (?:differ(?:ent)? from|compare to) "
+        r"(?:the )?(?P<b>.+?)",
+        r"(?P<a>.+?)\s*(?:와|과|랑|이랑|하고|vs\.?)\s*(?P<b>.+?)(?:의|는|은)?\s*차이(?:가|는|점|점이"
+        r"|점은)?\s*(?:뭐|무엇|뭔)?.{0,12}",
+    )
+)
+"""A question that only asks how two terms differ ("sharpe vs sortino, whats the actual
+difference?", "difference between a stop-loss and a trailing stop", "샤프와 소르티노의 차이가
+뭐야?"), around its subjects `a` and `b` (matched whole)."""
+
+
+def compared_terms(text: str) -> tuple[Term, Term] | None:
+    """The two terms a message only asks the difference of, or None (a question about the
+    user's data, one term, terms the glossary does not know, or the same term twice)."""
+    if len(text) > 4 * _MAX_CHARS:
+        return None
+    body = _clean(text)
+    if not body or len(body) > _MAX_CHARS or _DATA.search(body):
+        return None
+    for frame in _COMPARED:
+        match = frame.fullmatch(body)
+        if match is None or max(len(match["a"]), len(match["b"])) > 60:
+            continue
+        a, b = _subject_term(match["a"]), _subject_term(match["b"])
+        if a is not None and b is not None and a != b:
+            return a, b
+    return None
+
+
 _MEANING = re.compile(
     r"\b(?:mean|means|meaning|meant|definition|define|defines|defined|explain|explained|describe|"
     r"stand for|refer to|concept|how (?:does|do) .+ work)\b|^(?:what(?:'s| is| are)) an? "

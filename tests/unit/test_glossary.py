@@ -11,6 +11,7 @@ from agents.quant.glossary import (
     TERMS,
     Term,
     answer,
+    compared_terms,
     definition_question,
     find_term,
     question_language,
@@ -278,3 +279,37 @@ def test_a_term_glossed_in_parentheses_is_that_term_only_when_both_names_agree()
     assert definition_question("공매도(short selling)가 뭐야?") == find_term("short selling")
     assert definition_question("공매도(leverage)가 뭐야?") is None
     assert definition_question("최대 낙폭(GOOG)이 뭐야?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("What's the difference between a stop-loss and a trailing stop?",
+         ("stop-loss", "trailing stop")),
+        ("max drawdown vs volatility?", ("max drawdown", "volatility")),
+        ("how does the sortino ratio differ from the sharpe ratio?",
+         ("Sortino ratio", "Sharpe ratio")),
+        ("CAGR or total return - which is better?", ("CAGR", "total return")),
+        ("MDD랑 변동성 차이 설명해줘", ("max drawdown", "volatility")),
+        ("샤프 비율과 소르티노 비율의 차이가 뭐야?", ("Sharpe ratio", "Sortino ratio")),
+    ],
+)  # fmt: skip
+def test_a_question_for_the_difference_of_two_terms_names_both(
+    question: str, names: tuple[str, str]
+) -> None:
+    pair = compared_terms(question)
+    assert pair is not None and (pair[0].name, pair[1].name) == names
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "my sharpe vs my sortino",  # the user's numbers
+        "GOOG vs EURUSD",  # not terms
+        "sharpe vs sharpe ratio",  # one term
+        "sharpe vs sortino on bt-0123456789abcdef0123",
+        "what is a stop-loss?",  # one term: definition_question's
+    ],
+)
+def test_other_questions_are_not_comparisons(question: str) -> None:
+    assert compared_terms(question) is None

@@ -673,6 +673,20 @@ def test_a_definition_question_is_answered_from_the_glossary_without_a_model(
     assert out["answer_source"] == "glossary" and model.prompts == []
 
 
+def test_the_difference_of_two_terms_is_both_definitions_without_a_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents.quant.glossary import answer, find_term
+
+    out, model = run_graph(monkeypatch, [], "sharpe vs sortino - what's the difference?")
+    sharpe, sortino = find_term("sharpe ratio"), find_term("sortino ratio")
+    assert sharpe is not None and sortino is not None
+    assert out["messages"][-1].content == (
+        f"Sharpe ratio: {answer(sharpe, 'en')}\n\nSortino ratio: {answer(sortino, 'en')}"
+    )
+    assert out["answer_source"] == "glossary" and model.prompts == []
+
+
 def test_a_metric_definition_calls_explain_metric_in_code_then_the_model_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
