@@ -910,19 +910,20 @@ def definition_turn(state: State) -> dict[str, Any] | None:
         return None
     text = message_text(last.content)
     pair = compared_terms(text)
-    term = definition_question(text) if pair is None else None
-    if term is None and pair is None:
+    one = definition_question(text) if pair is None else None
+    terms = pair or ((one,) if one is not None else ())
+    if not terms:
         return None
     earlier = state.messages[: turn_start(state.messages)]
     data = any(isinstance(m, ToolMessage) and m.name not in _WORD_RESULTS for m in earlier)
-    metrics = [t.metric for t in (pair or (term,)) if t is not None and t.metric is not None]
-    if data and metrics and not asks_meaning(text):
+    if data and any(t.metric for t in terms) and not asks_meaning(text):
         return None  # "what is the max drawdown?" after a backtest may ask for its number
-    if pair is not None:  # "sharpe vs sortino?": both definitions, in code
+    if len(terms) == 2:  # "sharpe vs sortino?": both definitions, in code
         lang = question_language(text)
         return _final(
-            "\n\n".join(f"{t.name}: {glossary_answer(t, lang)}" for t in pair), "glossary", None
+            "\n\n".join(f"{t.name}: {glossary_answer(t, lang)}" for t in terms), "glossary", None
         )
+    term = terms[0]
     if term.metric is not None:
         call = tool_call(name="explain_metric", args={"name": term.metric}, id=_call_id())
         return {"messages": [AIMessage(content="", tool_calls=[call])]}
