@@ -847,3 +847,13 @@ def test_a_call_read_from_the_message_that_fails_is_answered_with_its_reason(
     assert msgs[2].status == "error"
     assert out["answer_source"] == "tool_error" and model.prompts == []
     assert "Not enough GOOG data between 2020-01-01 and 2020-12-31" in msgs[-1].content
+
+
+def test_an_answer_that_speaks_of_the_tool_is_replaced_by_the_results_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reply = 'The tool call "market_data" returned the GOOG data, 2148 bars.'  # grounded
+    out, model = run_graph(monkeypatch, [call("market_data", symbol="GOOG"), reply])
+    assert out["answer_source"] == "tool_result_summary" and len(model.prompts) == 2
+    assert out["messages"][-1].content.startswith("GOOG data runs from 2004-08-19")
+    assert "market_data" not in out["messages"][-1].content
