@@ -39,6 +39,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from agents.llm.catalog import ModelConfig
 from agents.usage.alerts import Alerter, get_alerter
 from agents.usage.budgets import Budget
+from agents.usage.deferral import DeferredStarts
 from agents.usage.ledger import Ledger, LedgerRow
 from agents.usage.limits import completion_tokens, prompt_tokens, worst_case_tokens
 from agents.usage.pricing import TokenUsage, UnpricedModelError, cost_nanousd, cost_parts_nanousd
@@ -89,8 +90,7 @@ class CostCallbackHandler(BaseCallbackHandler):
         self._prompts: dict[UUID, tuple[list[BaseMessage], Any]] = {}
         # runs the model found in the response cache before they started (`expecting_hit`),
         # their prompt and invocation params while unreserved, and late refusals
-        self._expected_hits: set[UUID] = set()
-        self._deferred: dict[UUID, tuple[list[BaseMessage], Any]] = {}
+        self._hits: DeferredStarts[tuple[list[BaseMessage], Any]] = DeferredStarts()
         self._refused: set[UUID] = set()
         self._lock = threading.Lock()
 
@@ -104,10 +104,8 @@ class CostCallbackHandler(BaseCallbackHandler):
     ) -> None:
         prompt = messages[0] if messages else []
         invocation = kwargs.get("invocation_params")
-        with self._lock:
-            hit = run_id in self._expected_hits
-            if hit:  # the model found it in the cache: reserve only if it is sent after all
-                self._deferred[run_id] = (prompt, invocation)
+        # the model found it in the cache: reserve only if it is sent after all
+        hit = self._hits.keep_if_expected(run_id, (prompt, invocation))
         applying = [] if hit else self._reserve(run_id, prompt, invocation)
         params = invocation or {}
         with self._lock:
@@ -163,21 +161,17 @@ class CostCallbackHandler(BaseCallbackHandler):
         """Within: the run `run_id` is answered from the response cache, so its start reserves
         nothing; if it is sent after all (the entry expired meanwhile), the model calls
         `reserve_deferred` first."""
-        with self._lock:
-            self._expected_hits.add(run_id)
         try:
-            yield
+            with self._hits.expecting(run_id):
+                yield
         finally:
             with self._lock:
-                self._expected_hits.discard(run_id)
-                self._deferred.pop(run_id, None)
                 self._refused.discard(run_id)
 
     def reserve_deferred(self, run_id: UUID) -> None:
         """Reserve now for an expected hit that is being sent to the model (a no-op for any
         other run, and the second time); raises like a reservation at the start would."""
-        with self._lock:
-            pending = self._deferred.pop(run_id, None)
+        pending = self._hits.take(run_id)
         if pending is None:
             return
         try:
@@ -193,8 +187,8 @@ class CostCallbackHandler(BaseCallbackHandler):
     def refuse_deferred(self, run_id: UUID) -> None:
         """An earlier handler (the token rate limit) refused an expected hit before it was
         sent: reserve nothing and record no row, as when the limit refuses at the start."""
-        with self._lock:
-            if self._deferred.pop(run_id, None) is not None:
+        if self._hits.take(run_id) is not None:
+            with self._lock:
                 self._refused.add(run_id)
 
     def on_llm_start(
@@ -239,9 +233,9 @@ class CostCallbackHandler(BaseCallbackHandler):
                 usage = TokenUsage.from_usage_metadata(usage_md, check=False)
             else:
                 estimated = self._estimate(run_id, response)
+        unreserved = self._hits.take(run_id) is not None
         with self._lock:
             self._prompts.pop(run_id, None)
-            unreserved = self._deferred.pop(run_id, None) is not None
         if unreserved and not cache_hit:  # a path to the model that skipped `reserve_deferred`
             log.warning("call %s was expected to be a cache hit and was sent unreserved", run_id)
         cost: int | None

@@ -33,8 +33,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -52,6 +52,7 @@ from prometheus_client import Counter, Gauge
 from agents.llm.catalog import SERVICES, get_model_config
 from agents.registry import ProcessCache
 from agents.settings import Settings, get_settings
+from agents.usage.deferral import DeferredStarts
 from agents.usage.ledger import get_ledger
 from agents.usage.limits import worst_case_tokens
 from agents.usage.rate_config import (
@@ -345,6 +346,11 @@ class RateLimits:
         """A call's worst-case tokens; `RateLimitExceededError` when over a limit."""
         self._hit("tokens", service, model_id, user_id, max(1, tokens))
 
+    def limits_tokens(self, service: str, model_id: str, user_id: str | None) -> bool:
+        """Whether a call of `model_id` for `user_id` on `service` counts against a token
+        window now (False when rate limits are off)."""
+        return self.enabled and bool(self._windows("tokens", service, model_id, user_id))
+
     def _windows(
         self, kind: Kind, service: str, model_id: str, user_id: str | None
     ) -> list[tuple[Scope, str, Window]]:
@@ -448,9 +454,7 @@ class RateLimitCallbackHandler(BaseCallbackHandler):
         self.settings = settings
         # runs the model found in its response cache before they started (`expecting_hit`),
         # and the tokens each would count if it is sent after all
-        self._expected_hits: set[UUID] = set()
-        self._deferred: dict[UUID, int] = {}
-        self._lock = threading.Lock()
+        self._hits: DeferredStarts[int] = DeferredStarts()
 
     def on_chat_model_start(
         self,
@@ -463,10 +467,8 @@ class RateLimitCallbackHandler(BaseCallbackHandler):
         prompt, output = worst_case_tokens(
             self.model, messages[0] if messages else [], kwargs.get("invocation_params")
         )
-        with self._lock:
-            if run_id in self._expected_hits:  # a cache hit buys no tokens: count only if sent
-                self._deferred[run_id] = prompt + output
-                return
+        if self._hits.keep_if_expected(run_id, prompt + output):
+            return  # a cache hit buys no tokens: counted only if it is sent after all
         limits = rate_limits(self.settings)
         limits.hit_tokens(self.service, self.model.id, self.user_id, prompt + output)
 
@@ -474,37 +476,24 @@ class RateLimitCallbackHandler(BaseCallbackHandler):
 
     def reserves(self) -> bool:
         """Whether a call would count against a token window now."""
-        limits = rate_limits(self.settings)
-        return limits.enabled and bool(
-            limits._windows("tokens", self.service, self.model.id, self.user_id)
-        )
+        return rate_limits(self.settings).limits_tokens(self.service, self.model.id, self.user_id)
 
-    @contextmanager
-    def expecting_hit(self, run_id: UUID) -> Iterator[None]:
+    def expecting_hit(self, run_id: UUID) -> AbstractContextManager[None]:
         """Within: the run `run_id` is answered from the response cache, so its start counts
         nothing; if it is sent after all, the model calls `reserve_deferred` first."""
-        with self._lock:
-            self._expected_hits.add(run_id)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._expected_hits.discard(run_id)
-                self._deferred.pop(run_id, None)
+        return self._hits.expecting(run_id)
 
     def reserve_deferred(self, run_id: UUID) -> None:
         """Count an expected hit that is being sent to the model now (a no-op for any other
         run, and the second time); raises `RateLimitExceededError` like the start would."""
-        with self._lock:
-            tokens = self._deferred.pop(run_id, None)
+        tokens = self._hits.take(run_id)
         if tokens is not None:
             limits = rate_limits(self.settings)
             limits.hit_tokens(self.service, self.model.id, self.user_id, tokens)
 
     def refuse_deferred(self, run_id: UUID) -> None:
         """An earlier handler refused the run before it was sent: nothing to count."""
-        with self._lock:
-            self._deferred.pop(run_id, None)
+        self._hits.take(run_id)
 
 
 def rate_limit_handler(
