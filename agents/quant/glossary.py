@@ -344,15 +344,20 @@ def _variants(subject: str) -> list[str]:
     return found
 
 
+def _term_question(text: str) -> str:
+    """The cleaned body of a short question with no data in it (a number or date, a backtest
+    id, "my"), or "" for anything else."""
+    if len(text) > 4 * _MAX_CHARS:  # before any regex: long input is never a term question
+        return ""
+    body = _clean(text)
+    return "" if len(body) > _MAX_CHARS or _DATA.search(body) else body
+
+
 def definition_question(text: str) -> Term | None:
     """The term a message only asks the meaning of ("What is a stop-loss order?", "MDD란?",
     "슬리피지 설명해줘"), or None for anything else, e.g. a question about the user's data."""
-    if len(text) > 4 * _MAX_CHARS:  # before any regex: long input is never a definition question
-        return None
-    body = _clean(text)
-    if not body or len(body) > _MAX_CHARS or _DATA.search(body):
-        return None
-    for frame in _FRAMES:
+    body = _term_question(text)
+    for frame in _FRAMES if body else ():
         match = frame.fullmatch(body)
         if match is None or len(match["x"]) > 60:
             continue
@@ -385,12 +390,8 @@ difference?", "difference between a stop-loss and a trailing stop", "샤프와 �
 def compared_terms(text: str) -> tuple[Term, Term] | None:
     """The two terms a message only asks the difference of, or None (a question about the
     user's data, one term, terms the glossary does not know, or the same term twice)."""
-    if len(text) > 4 * _MAX_CHARS:
-        return None
-    body = _clean(text)
-    if not body or len(body) > _MAX_CHARS or _DATA.search(body):
-        return None
-    for frame in _COMPARED:
+    body = _term_question(text)
+    for frame in _COMPARED if body else ():
         match = frame.fullmatch(body)
         if match is None or max(len(match["a"]), len(match["b"])) > 60:
             continue
