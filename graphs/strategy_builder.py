@@ -389,7 +389,8 @@ def spec_answer(state: State, ctx: Context) -> str:
         parts.append("Assumed (not in the request): " + "; ".join(state.assumptions) + ".")
     if state.related:
         cites = ", ".join(
-            f"{r['backtest_id']} ({r['summary'][:80]})" for r in state.related[: ctx.rag_k]
+            f"{r['backtest_id']} ({r.get('cite') or textwrap.shorten(r['summary'], 100)})"
+            for r in state.related[: ctx.rag_k]
         )
         parts.append("Your similar past backtests: " + cites + ".")
     return " ".join(parts)
@@ -422,6 +423,20 @@ def route_after_governance(state: State) -> Literal["retrieve", "finish"]:
     return "finish" if state.blocked else "retrieve"
 
 
+def _how_it_did(found: RetrievedContext) -> str:
+    """A similar backtest as the answer cites it: strategy, symbol, period and how it did (the
+    stored result's own facts); the start of its stored text if the result cannot be read."""
+    try:
+        r = BacktestResult.model_validate_json(str(found.metadata["result_json"]))
+    except (KeyError, ValidationError):
+        return textwrap.shorten(found.content, 100, placeholder=" …")
+    f = backtest_facts(r)
+    return (
+        f"{r.strategy_name} on {r.symbol}, {f['period']}: total return {f['total return']}, "
+        f"Sharpe ratio {f['Sharpe ratio']}, max drawdown {f['max drawdown']}, {f['trades']} trades"
+    )
+
+
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The user's similar backtests (cited by id); in code mode also their strategies."""
     ctx = runtime.context
@@ -441,7 +456,13 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         log.warning("strategy_builder: retrieval unavailable: %s", exc)
         return {"notes": [f"answered without RAG: {exc}"]}
     related = [
-        {"backtest_id": c.id, "summary": c.content, "score": round(c.score, 3)} for c in backtests
+        {
+            "backtest_id": c.id,
+            "summary": c.content,
+            "cite": _how_it_did(c),
+            "score": round(c.score, 3),
+        }
+        for c in backtests
     ]
     context = format_context(backtests, strategies, ctx.rag_max_tokens)
     return {"rag_context": context, "related": related, "rag_used": bool(related)}
