@@ -31,12 +31,12 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import LLMResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.uuid import uuid7
 from langchain_openai import ChatOpenAI
 
 from agents.usage.cache import chunk_of, generation_of, prompt_key
-from agents.usage.callback import CostCallbackHandler
+from agents.usage.callback import CostCallbackHandler, stamping_first
 from agents.usage.rates import RateLimitCallbackHandler
 
 _NOT_IN_KEY = ("ls_structured_output_format", "structured_output_format")
@@ -57,6 +57,16 @@ _unreserved: ContextVar[tuple[tuple[_Deferring, ...], uuid.UUID] | None] = Conte
     "quant_genai_unreserved_hit", default=None
 )
 """The run of this context that started unreserved as a cache hit (set around `generate`)."""
+
+
+def _stamping(config: RunnableConfig | None, own: Any) -> RunnableConfig:
+    """The run's config with our cost stamp ahead of the handlers it inherits
+    (`agents.usage.callback.stamping_first`): a streamed reply's cost reaches LangSmith through
+    a traced parent's tracer."""
+    config = ensure_config(config)
+    callbacks = config.get("callbacks")
+    first = stamping_first(callbacks, own)
+    return config if first is callbacks else {**config, "callbacks": first}
 
 
 class CachedChatOpenAI(ChatOpenAI):
@@ -87,6 +97,7 @@ class CachedChatOpenAI(ChatOpenAI):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
+        config = _stamping(config, self.callbacks)
         keyed = self._stream_cache(input, stop, kwargs, aio=False)
         if keyed is not None and keyed[0].lookup(keyed[1], keyed[2]) is not None:
             yield chunk_of(self.invoke(input, config, stop=stop, **kwargs))
@@ -106,6 +117,7 @@ class CachedChatOpenAI(ChatOpenAI):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
+        config = _stamping(config, self.callbacks)
         keyed = self._stream_cache(input, stop, kwargs, aio=True)
         if keyed is not None and await keyed[0].alookup(keyed[1], keyed[2]) is not None:
             yield chunk_of(await self.ainvoke(input, config, stop=stop, **kwargs))
@@ -150,6 +162,7 @@ class CachedChatOpenAI(ChatOpenAI):
             if self.cache.lookup(*self._cache_key(messages[0], stop, kwargs)) is None:
                 handlers = ()  # a miss: reserved at the start, as always
         run_id = run_id or (uuid7() if handlers else None)
+        callbacks = stamping_first(callbacks, self.callbacks)  # a reply streamed under invoke
         with _expecting_hit(handlers, run_id):
             return super().generate(
                 messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name,
@@ -174,6 +187,7 @@ class CachedChatOpenAI(ChatOpenAI):
             if await self.cache.alookup(*self._cache_key(messages[0], stop, kwargs)) is None:
                 handlers = ()
         run_id = run_id or (uuid7() if handlers else None)
+        callbacks = stamping_first(callbacks, self.callbacks)
         with _expecting_hit(handlers, run_id):
             return await super().agenerate(
                 messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name,

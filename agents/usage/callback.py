@@ -16,10 +16,13 @@ tool-call arguments at `on_llm_end`), priced from the catalog, the row marked `e
 
 When the call is priced, its cost in USD is written into the reply's `usage_metadata`
 (`input_cost`, `output_cost`, `total_cost`, `input_cost_details.cache_read`) so LangSmith shows
-our exact cost instead of pricing the run from its own map. The tracer reads the message at
-its own `on_llm_end`, so this reaches LangSmith when this handler runs before the tracer: a model
-invoked at the top level (the tracer is appended after the model's own callbacks). Inside a
-traced parent run (a graph node) the tracer is inherited and runs first (docs/decisions.md).
+our exact cost instead of pricing the run from its own map. The tracer copies the message at
+its own `on_llm_end`, so the cost must be there before: at the top level the tracer is appended
+after the model's own callbacks; inside a traced parent (a graph node) it is inherited and runs
+first, so the factory stamps a built reply in `_create_chat_result` and puts `CostStamp` ahead
+of the inherited handlers for streamed replies (`stamping_first`). A reply whose tokens are
+counted locally (no usage from the endpoint) gets its cost at this handler's `on_llm_end`, which
+inside a traced parent is after the tracer: LangSmith prices those itself (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, Callbacks
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
@@ -91,6 +94,7 @@ class CostCallbackHandler(BaseCallbackHandler):
         # runs the model found in the response cache before they started (`expecting_hit`),
         # their prompt and invocation params while unreserved, and late refusals
         self._hits: DeferredStarts[tuple[list[BaseMessage], Any]] = DeferredStarts()
+        self.stamp = CostStamp(self)  # this handler's cost, ahead of an inherited tracer
         self._refused: set[UUID] = set()
         self._lock = threading.Lock()
 
@@ -261,9 +265,9 @@ class CostCallbackHandler(BaseCallbackHandler):
 
     def stamp_cost(self, generations: Sequence[ChatGeneration]) -> None:
         """Our cost in the reply's `usage_metadata` as soon as the reply exists (the factory
-        calls this from `QuantChatOpenAI._create_chat_result`): inside a traced graph the
-        inherited tracer reads the reply before this handler's `on_llm_end` runs, so that is too
-        late for LangSmith. Streamed replies inside a graph still go without it (docs)."""
+        calls this from `QuantChatOpenAI._create_chat_result`, and `CostStamp` at the end of a
+        streamed reply): inside a traced graph the inherited tracer reads the reply before this
+        handler's `on_llm_end` runs, so that is too late for LangSmith."""
         try:
             carrying = [u for g in generations if (u := getattr(g.message, "usage_metadata", None))]
             if len(carrying) != 1 or self.model.input is None:
@@ -325,6 +329,42 @@ class CostCallbackHandler(BaseCallbackHandler):
                 (self.alerter or get_alerter()).evaluate(self.ledger.engine, applying)
             except Exception:
                 log.exception("budget alerts could not be evaluated after call %s", run_id)
+
+
+class CostStamp(BaseCallbackHandler):
+    """Stamps a finished reply's cost, ahead of a traced parent's tracer (`stamping_first`):
+    for a streamed reply the model merges the chunks right before `on_llm_end`, with no hook of
+    the model's in between, and the inherited tracer copies the reply at its own `on_llm_end`,
+    which runs before the model's own callbacks. Writes no row (its cost handler does)."""
+
+    run_inline = True  # in order with the tracer, which is inline too
+    raise_error = False
+
+    def __init__(self, cost: CostCallbackHandler) -> None:
+        self.cost = cost
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        if _served_from_cache(response) or _core_cache_mark(_first_usage(response)):
+            return  # a hit is $0: the stored reply keeps its tokens, never a price
+        self.cost.stamp_cost(
+            [g for gens in response.generations for g in gens if isinstance(g, ChatGeneration)]
+        )
+
+
+def stamping_first(callbacks: Callbacks, own: Any) -> Callbacks:
+    """A run's inherited `callbacks` with the cost stamp of the model's own cost handler (among
+    `own`) first, so a traced parent's tracer sends LangSmith our exact cost for streamed
+    replies too; `callbacks` unchanged when the model has no cost handler or none is given (the
+    environment's tracer is then appended after the model's own callbacks)."""
+    handler = cost_handler(own)
+    if handler is None or callbacks is None:
+        return callbacks
+    stamp = handler.stamp
+    if isinstance(callbacks, BaseCallbackManager):
+        first = callbacks.copy()
+        first.handlers = [stamp, *(h for h in callbacks.handlers if h is not stamp)]
+        return first
+    return [stamp, *(h for h in callbacks if h is not stamp)]
 
 
 def cost_handler(callbacks: Any) -> CostCallbackHandler | None:
