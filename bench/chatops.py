@@ -1,12 +1,13 @@
 """Chat-ops benchmark: does the chat answer from the right tool, with the right fact, in prose?
 
-Run: `python -m bench.chatops [--set main|fresh|fresh2|fresh3] [--split tune|heldout|all]
+Run: `python -m bench.chatops [--set main|fresh|fresh2|fresh3|fresh4] [--split tune|heldout|all]
 [--model M] [--limit N]` (not in CI; ~10–60 s a question on the embedded models, 2 cores). `--set
 fresh` runs `bench/chat_cases_fresh.py` (written without reading the chat's prompts; its follow-ups
 send their earlier turns first on the same thread, only the last turn is judged) into
 `bench/results/chatops_fresh.json`; `--set fresh2` runs the second such set,
 `bench/chat_cases_fresh2.py`, into `bench/results/chatops_fresh2.json`; `--set fresh3` the third,
-`bench/chat_cases_fresh3.py`, into `bench/results/chatops_fresh3.json`. Each case of
+`bench/chat_cases_fresh3.py`, into `bench/results/chatops_fresh3.json`; `--set fresh4` the
+fourth, `bench/chat_cases_fresh4.py`, into `bench/results/chatops_fresh4.json`. Each case of
 `bench/chat_cases.py` is one turn of `graphs.chatops_advanced.chat_turn` on the configured backend,
 in a fresh data dir, as its own user whose store holds only the demo corpus (`generate_corpus` +
 `bulk_index`, never the benchmark's outputs) and whose ledger holds a few billed calls
@@ -62,6 +63,7 @@ from bench.chat_cases import (
 from bench.chat_cases_fresh import FRESH_CASES, FreshCase
 from bench.chat_cases_fresh2 import FRESH2_CASES
 from bench.chat_cases_fresh3 import FRESH3_CASES
+from bench.chat_cases_fresh4 import FRESH4_CASES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANGSMITH_TRACING", "false")
@@ -69,11 +71,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "chatops.json"
 RESULTS_FRESH = RESULTS.with_name("chatops_fresh.json")
 RESULTS_FRESH2 = RESULTS.with_name("chatops_fresh2.json")
 RESULTS_FRESH3 = RESULTS.with_name("chatops_fresh3.json")
+RESULTS_FRESH4 = RESULTS.with_name("chatops_fresh4.json")
 SETS: dict[str, tuple[ChatCase, ...]] = {
     "main": CASES,
     "fresh": FRESH_CASES,
     "fresh2": FRESH2_CASES,
     "fresh3": FRESH3_CASES,
+    "fresh4": FRESH4_CASES,
 }
 
 TOOL_NAMES: tuple[str, ...] = (
@@ -504,7 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         help="main: bench/chat_cases.py; fresh: bench/chat_cases_fresh.py, written without "
         "reading the chat's prompts (results in bench/results/chatops_fresh.json); fresh2: "
         "bench/chat_cases_fresh2.py, a second such set (bench/results/chatops_fresh2.json); "
-        "fresh3: bench/chat_cases_fresh3.py, a third (bench/results/chatops_fresh3.json)",
+        "fresh3: bench/chat_cases_fresh3.py, a third (bench/results/chatops_fresh3.json); fresh4: "
+        "bench/chat_cases_fresh4.py, a fourth (bench/results/chatops_fresh4.json)",
     )
     parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
     parser.add_argument("--model", default=None, help="chatops_advanced model (policy default)")
@@ -516,7 +521,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["QUANT_GENAI_DATA_DIR"] = str(
         args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-chatops-"))
     )
-    by_set = {"fresh": RESULTS_FRESH, "fresh2": RESULTS_FRESH2, "fresh3": RESULTS_FRESH3}
+    by_set = {
+        "fresh": RESULTS_FRESH,
+        "fresh2": RESULTS_FRESH2,
+        "fresh3": RESULTS_FRESH3,
+        "fresh4": RESULTS_FRESH4,
+    }
     out = args.out or by_set.get(args.set, RESULTS)
     cases = [c for c in SETS[args.set] if args.split in ("all", c.split)]
     if args.only:
