@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -83,7 +84,7 @@ from pydantic import Field, ValidationError
 from agents.context import Context as BaseContext
 from agents.governance.gate import blocked_reasons, gate
 from agents.governance.pii import mask_output
-from agents.llm.catalog import MODEL_CATALOG, validate_model
+from agents.llm.catalog import MODEL_CATALOG, SERVICES, validate_model
 from agents.llm.factory import context_window, create_chat_model_with_fallback, local_server
 from agents.llm.tool_calls import (
     argument_errors,
@@ -771,6 +772,13 @@ def echoes_question(text: str, question: str) -> bool:
     )
 
 
+def only_question_words(text: str, question: str, most: int = 4) -> bool:
+    """A short reply made only of the question's own words says nothing (measured on the
+    fourth fresh chat set's tune half: "what does exposure % mean?" answered "exposure")."""
+    words = _WORDS.findall(text.lower())
+    return 0 < len(words) <= most and set(words) <= set(_WORDS.findall(question.lower()))
+
+
 def echoes_prompt(text: str, *prompts: str) -> bool:
     """The reply is a piece of the instructions: all of it, or `ECHO_WORDS` words in a row."""
     words = _WORDS.findall(text.lower())
@@ -793,6 +801,8 @@ def answer_problem(text: str, state: State, system: str) -> tuple[str, str] | No
     users = [message_text(m.content) for m in state.messages if isinstance(m, HumanMessage)]
     if users and echoes_question(text, users[-1]):  # earlier ones may be quoted ("I asked …")
         return "format", "it repeats the user's question instead of answering it"
+    if users and only_question_words(text, users[-1]):
+        return "format", "it only repeats words of the question"
     results = [
         message_text(m.content)
         for m in state.messages
@@ -817,6 +827,12 @@ _ASKS_ID = re.compile(
     re.IGNORECASE,
 )
 _BACKTEST_ID = re.compile(r"bt-[0-9a-f]{8,}")
+_SERVICE_NAME = re.compile(
+    r"(?<![a-z])("
+    + "|".join(re.escape(s).replace("_", r"[\s_-]?") for s in sorted(SERVICES, key=len)[::-1])
+    + r")(?![a-z])",
+    re.IGNORECASE,
+)
 _MODEL_NAME = re.compile(
     r"(?<![\w.-])("
     + "|".join(sorted(map(re.escape, MODEL_CATALOG), key=len, reverse=True))
@@ -837,18 +853,62 @@ def leaves_out_asked(text: str, question: str, results: Sequence[ToolMessage]) -
         return None
     if _TOKENS.search(question) and _TOKENS.search(had) and not _TOKENS.search(text):
         return "it does not give the tokens the question asks for"
-    missing = [m for m in metrics_named(question) if m in metrics_named(had)]
-    missing = [m for m in missing if m not in metrics_named(text)]
+    asked = [m for m in metrics_named(question) if m in metrics_named(had)]
+    missing = [m for m in asked if m not in metrics_named(text)]
     if missing:
         return "it does not give the " + ", ".join(missing) + " the question asks for"
+    said = numbers_in(text)
+    for m in asked:  # named is not given: "Sortino ratio is the highest return for the top 3"
+        values = _metric_values([r for r in results if r.name not in _WORD_RESULTS], m)
+        if values and not any(_rounds_to(a, v) for a in said for v in values):
+            return f"it names the {m} but gives none of its values"
     ids = set(_BACKTEST_ID.findall(had))
     if _ASKS_ID.search(question) and ids and not ids & set(_BACKTEST_ID.findall(text)):
         return "it does not give the backtest id the question asks for"
-    models = {m.lower() for m in _MODEL_NAME.findall(question)}
-    models &= {m.lower() for m in _MODEL_NAME.findall(had)}
-    if models - {m.lower() for m in _MODEL_NAME.findall(text)}:
-        return "it does not give the figures of " + ", ".join(sorted(models)) + " it asks for"
+    for pattern in (_MODEL_NAME, _SERVICE_NAME):  # "what has gpt-4o cost me", "narrative 기능"
+        named = {_squashed(m) for m in pattern.findall(question)}
+        named &= {_squashed(m) for m in pattern.findall(had)}
+        if named - {_squashed(m) for m in pattern.findall(text)}:
+            return "it does not give the figures of " + ", ".join(sorted(named)) + " it asks for"
     return None
+
+
+def _squashed(name: str) -> str:
+    return re.sub(r"[\s_]+", "_", name.lower())
+
+
+def _metric_values(results: Sequence[ToolMessage], metric: str) -> set[Decimal]:
+    """The values this turn's results give `metric`, under any of its names as a key."""
+    found: set[Decimal] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, dict | list):
+                    walk(value)
+                elif metrics_named(str(key)) == [metric]:
+                    found.update(numbers_in(str(value)))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for m in results:
+        try:
+            walk(json.loads(message_text(m.content)))
+        except ValueError:
+            continue
+    return found
+
+
+def _rounds_to(written: Decimal, value: Decimal) -> bool:
+    """`written` is `value` as rounded in the text (signs aside: "a 17.5% drawdown"), and
+    within 5% of it (the "3" of "the top 3" is not a Sortino of 2.63)."""
+    exponent = written.as_tuple().exponent
+    if not isinstance(exponent, int):
+        return False
+    value, written = abs(value), abs(written)
+    close = abs(written - value) <= Decimal("0.05") * max(value, Decimal(1))
+    return close and value.quantize(Decimal(1).scaleb(exponent)) == written
 
 
 def retry_note(kind: str, problem: str, answering: bool) -> str:

@@ -135,7 +135,8 @@ _ABOUT_PAST = re.compile(
 )
 _STRATEGY_WORD = _words("strat(?:egy|egies|s)?", "전략")
 _LIST = _words(
-    r"(?:can|could|may) i (?:run|use|backtest|test|try)|available|runnable|do i have|"
+    r"(?:can|could|may) i (?:run|use|backtest|test|try)|i can (?:run|use|backtest|test|try)|"
+    r"available|runnable|do i have|"
     r"have i got|(?:i have|i've got) saved|saved|list|names?",
     r"목록|리스트|실행할\s*수|돌릴\s*수|쓸\s*수|가능한|저장된|있는\s*전략|뭐가\s*있|어떤\s*게\s*있"
     r"|뭐\s*있",
@@ -293,16 +294,48 @@ def _spend(text: str) -> Read | None:
     return Read("my_usage", {}, "usage and cost so far")
 
 
+_TRADES_ON = re.compile(r"(?<![a-z])trad(?:es|ing) (?:off|on|using|with|based on|around)(?![a-z])")
+""""trades" as a verb ("a strategy that trades off RSI"), not the metric."""
+
+
 def _list(text: str) -> Read | None:
     if not _STRATEGY_WORD.search(text) or not _LIST.search(text):
         return None
-    if metrics_named(text) or symbols_named(text):
+    if metrics_named(_TRADES_ON.sub(" ", text)) or symbols_named(text):
         return None
     return Read("list_my_strategies", {}, "the strategies the user has and can run")
 
 
+_PRICE_WORDS = r"close|closes|closing|price|prices|stock|shares|quote|chart|candles?|ohlc"
+_TICKER = re.compile(
+    rf"(?<![a-z0-9/$-])([a-z]{{2,5}})(?:'s)?\s+(?:{_PRICE_WORDS})(?![a-z])"
+    rf"|(?<![a-z])(?:{_PRICE_WORDS}) (?:of|for|on) ([a-z]{{2,5}})(?![a-z0-9/-])"
+)
+_NOT_TICKER_WORDS = (
+    "the its a an my our your their his her last first final daily same that this what which "
+    "high low open avg mean day days week month year prev next each any all and or to of for "
+    "on at in by is was did does do how why when then than bar bars max min sma ema rsi macd "
+    "atr bb obv roc vwap adx strat ok so now just only real show give get pull tell me it "
+    "share end start whole full entry exit stop"
+)
+_NOT_TICKERS = frozenset(_NOT_TICKER_WORDS.split())
+
+
+def unbundled_symbol(text: str) -> str | None:
+    """A ticker-like word the message prices that is not a bundled symbol ("msft close on
+    2010-06-30", "price of eth"), upper-cased; None when there is none, or a bundled one is
+    named. The answer is then market_data's own "not available" (measured on the fourth fresh
+    chat set's tune half: the 0.5B turned "msft close on 2010-06-30" into backtest ids)."""
+    if symbols_named(text):
+        return None
+    found = {a or b for a, b in _TICKER.findall(text)} - _NOT_TICKERS
+    return found.pop().upper() if len(found) == 1 else None
+
+
 def _market(text: str) -> Read | None:
     symbols = symbols_named(text)
+    if not symbols and not _BACKTESTS.search(text) and (foreign := unbundled_symbol(text)):
+        return Read("market_data", {"symbol": foreign, **period(text)}, "a symbol not bundled")
     if len(symbols) != 1 or not _MARKET.search(text) or _BACKTESTS.search(text):
         return None
     if _RUN.search(text) or named_strategy(text) or (_MINE.search(text) and _SEARCH.search(text)):
@@ -392,9 +425,10 @@ _ANOTHER = _words(
 
 
 def read_follow_up(turn: str, previous: tuple[str, dict[str, Any]] | None) -> Read | None:
-    """The previous turn's call again on another symbol or period, for a follow-up that only
-    names those ("now the same strategy on GOOG?", "그럼 BTCUSD는?", "그럼 11월 한 달만
-    보면?"): the call's other arguments stay, and a month without its year takes the previous
+    """The previous turn's call again on another symbol or period, or a named strategy's run
+    with other parameters, for a follow-up that only names those ("now the same strategy on
+    GOOG?", "그럼 BTCUSD는?", "그럼 11월 한 달만 보면?", "ok now fast 20 / slow 100, same
+    ticker"): the call's other arguments stay, and a month without its year takes the previous
     call's year (`window_in_year_of`). None when the message says anything more (a metric, a
     strategy, an id, a rule) or changes nothing. Measured on the fresh chat sets' tune halves:
     the 0.5B repeated such a call only sometimes, and wrote "2017-11-31" for November."""
@@ -418,6 +452,15 @@ def read_follow_up(turn: str, previous: tuple[str, dict[str, Any]] | None) -> Re
         if isinstance(new.get("spec"), dict) and "symbol" in new["spec"]:
             new["spec"] = {**new["spec"], "symbol": symbols[0]}
         what.append(f"on {symbols[0]}")
+    strategy = str(args.get("strategy_name") or "")
+    if name == "run_backtest" and strategy in STRATEGIES:
+        given = _parameters(strategy, turn)
+        if given is None:
+            return None  # a number that is not one of the strategy's parameters
+        old = dict(args.get("parameters") or {})
+        if given and {**old, **given} != old:  # "ok now fast 20 / slow 100, same ticker"
+            new["parameters"] = {**old, **given}
+            what.append("with " + ", ".join(f"{k}={v}" for k, v in given.items()))
     window = window_in_year_of(text, args) if name in PERIOD_TOOLS else {}
     if window and window != {k: str(args.get(k) or "")[:10] for k in ("start", "end")}:
         new.update(window)

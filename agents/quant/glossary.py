@@ -309,6 +309,12 @@ _FRAMES = tuple(
         r"부탁드려요|부탁드립니다|바랍니다)?",
         rf"(?P<x>.+?)\s*에\s*대해서?\s*(?:좀\s*)?(?:알려|가르쳐)\s*{_GIVE}",
         r"(?P<x>.+?(?:이)?란)",
+        # Korean: X는 뭘 뜻하는 거야, X가 무엇을 의미하나요
+        r"(?P<x>.+?)\s*(?:뭘|무엇을|뭐를|무얼)\s*(?:뜻|의미)(?:하는|해|해요|하나요|합니까|하지|하니)?"
+        r"(?:\s*(?:거야|건가요|거예요|거지|걸까|거니|건지|거에요))?",
+        # English: "X - what is it(, why …)?", "X: what's that?"
+        r"(?P<x>.+?)(?:\s+[-–]|\s*[:,?])\s*(?:what(?:'s|s| is) (?:it|that|this)|meaning)"
+        r"(?:\??[,;\s]+.{0,60})?",
     )
 )
 """What a definition question looks like around its subject `x` (matched whole)."""
@@ -325,6 +331,8 @@ _STRIPS = tuple(
         r"용어가|용어|개념은|개념이|개념)?|(?:이)?란|에\s*대해서?|에\s*대한|에\s*관해서?|"
         r"[은는이가을를의])$",
         r"\s*(?:전략|주문|지표|매매|기법|개념|용어|뜻|의미|정의|현상|신호)$",
+        r"^.{1,24}?(?:에\s*나오는|에서\s*나오는|에서\s*말하는|에\s*있는|에\s*뜨는|에서\s*보이는)\s+",
+        r"\s*%$",
     )
 )
 """What may be taken off a subject, one piece at a time: articles, plurals, particles and a

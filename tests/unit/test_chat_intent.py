@@ -306,3 +306,35 @@ def test_more_readings(question: str, name: str, args: dict[str, Any]) -> None:
 
 def test_a_price_question_is_not_the_users_bill() -> None:
     assert read_call("how much does gpt-4o cost per million tokens?") is None
+
+
+def test_a_priced_ticker_that_is_not_bundled_is_read_for_its_not_available_answer() -> None:
+    for question, symbol in [("msft close on 2010-06-30?", "MSFT"), ("price of eth in 2021", "ETH"),
+                             ("tsla stock 2019", "TSLA")]:  # fmt: skip
+        read = read_call(question)
+        assert read is not None and read.name == "market_data", question
+        assert read.args["symbol"] == symbol
+    for question in ("show me the close", "what is the sma return", "the close of my backtest",
+                     "GOOG's close and the daily close of it"):  # fmt: skip
+        read = read_call(question)
+        assert read is None or read.args.get("symbol") in (None, "GOOG"), question
+
+
+def test_a_list_question_may_say_i_can_run_and_trades_as_a_verb() -> None:
+    read = read_call("any named strat i can run that trades off RSI?")
+    assert read is not None and read.name == "list_my_strategies"
+    read = read_call("which strategies can I run with the most trades?")
+    assert read is not None and read.name == "top_backtests"  # "most trades": the metric
+
+
+def test_a_follow_up_with_only_parameters_reruns_the_named_strategy() -> None:
+    run = ("run_backtest", {"strategy_name": "SmaCross", "symbol": "GOOG"})
+    read = read_follow_up("ok now fast 20 / slow 100, same ticker", run)
+    assert read is not None
+    assert read.args == {"strategy_name": "SmaCross", "symbol": "GOOG",
+                         "parameters": {"fast": 20, "slow": 100}}  # fmt: skip
+    again = ("run_backtest", {**run[1], "parameters": {"fast": 20, "slow": 100}})
+    read = read_follow_up("and now slow=50 on EURUSD", again)
+    assert read is not None
+    assert read.args["parameters"] == {"fast": 20, "slow": 50} and read.args["symbol"] == "EURUSD"
+    assert read_follow_up("now with 3 more bars", run) is None  # a number that is no parameter

@@ -159,6 +159,11 @@ def test_definitions_say_what_the_concept_is() -> None:
 
 DEFINITION_QUESTIONS = [
     ("What is a stop-loss order?", "stop-loss"),
+    ("look-ahead bias: what's that, and how do I avoid it?", "look-ahead bias"),
+    ("slippage - what is it?", "slippage"),
+    ("리포트에 나오는 샤프 비율은 뭘 뜻하는 거야?", "Sharpe ratio"),
+    ("손절매가 무엇을 의미하나요?", "stop-loss"),
+    ("결과에 뜨는 노출도 %가 뭐야?", "exposure"),
     ("what's mean reversion", "mean reversion"),
     ("Define slippage.", "slippage"),
     ("Explain what leverage means", "leverage"),
@@ -215,6 +220,8 @@ def test_a_definition_question_finds_its_term(question: str, name: str) -> None:
 
 DATA_QUESTIONS = [
     "What is the Sharpe of my best backtest?",
+    "my backtest - what is it?",
+    "GOOG: what is it doing lately?",
     "What was the max drawdown of bt-1234abcd?",
     "Run an RSI strategy on GOOG",
     "what is my spend",

@@ -832,6 +832,41 @@ def test_an_answer_must_give_the_id_and_the_model_the_question_asks_for() -> Non
     assert "gpt-4o" in (chatops.leaves_out_asked(total, q, [usage]) or "")
     assert chatops.leaves_out_asked("gpt-4o cost you $0.047.", q, [usage]) is None
     assert chatops.leaves_out_asked(total, "what did o3 cost me?", [usage]) is None  # not had
+    service = ToolMessage(
+        '{"by_service_model": [{"service": "narrative_report", "cost_usd": "0.047000"}, '
+        '{"service": "strategy_builder", "cost_usd": "0.000735"}]}',
+        tool_call_id="c2",
+        name="my_usage",
+    )
+    q = "narrative report 기능 비용은 얼마 나왔어?"
+    assert "narrative" in (chatops.leaves_out_asked("총 $0.047735입니다.", q, [service]) or "")
+    assert chatops.leaves_out_asked("narrative_report: $0.047000입니다.", q, [service]) is None
+
+
+def test_an_answer_must_give_a_value_of_the_metric_it_names() -> None:
+    from graphs import chatops_advanced as chatops
+
+    ranked = ToolMessage(
+        '{"backtests": [{"backtest_id": "bt-0123456789abcdef0123", "Sortino ratio": "2.63", '
+        '"total return": "154.5%"}]}',
+        tool_call_id="c0",
+        name="top_backtests",
+    )
+    q = "btc 쪽 백테스트 중에 sortino 젤 높은 거 뭐야? 수치도 같이"
+    named = "Sortino ratio is the highest return for the top 3 backtests."
+    assert "gives none of its values" in (chatops.leaves_out_asked(named, q, [ranked]) or "")
+    for reply in ("Its Sortino ratio is 2.63.", "Sortino ratio 2.6 (bt-0123456789abcdef0123)"):
+        assert chatops.leaves_out_asked(reply, q, [ranked]) is None, reply
+
+
+def test_a_reply_of_the_questions_own_words_is_not_an_answer() -> None:
+    from graphs import chatops_advanced as chatops
+
+    q = "백테스트 결과에 나오는 exposure %는 뭘 뜻하는 거야?"
+    assert chatops.only_question_words("exposure", q)
+    assert chatops.only_question_words('"Exposure %"', q)
+    assert not chatops.only_question_words("exposure is the share of bars in a position", q)
+    assert not chatops.only_question_words("", q)
 
 
 def test_a_call_read_from_the_message_that_fails_is_answered_with_its_reason(
