@@ -127,7 +127,7 @@ _SEARCH = _words(
 )
 _RUN = _words(
     r"run|rerun|re-run|backtest|back-test|bt(?!-)|test|try|simulate|kick(?:ing)? off|fire off|"
-    r"launch",
+    r"launch|throw|chuck|apply",
     "돌려|돌리|실행|테스트|백테스트",
 )
 _ABOUT_PAST = re.compile(

@@ -327,6 +327,12 @@ def test_a_list_question_may_say_i_can_run_and_trades_as_a_verb() -> None:
     assert read is not None and read.name == "top_backtests"  # "most trades": the metric
 
 
+def test_throw_and_apply_run_a_named_strategy() -> None:
+    for question in ("chuck DonchianBreakout at BTCUSD", "apply MacdCross to EURUSD pls"):
+        read = read_call(question)
+        assert read is not None and read.name == "run_backtest", question
+
+
 def test_a_follow_up_with_only_parameters_reruns_the_named_strategy() -> None:
     run = ("run_backtest", {"strategy_name": "SmaCross", "symbol": "GOOG"})
     read = read_follow_up("ok now fast 20 / slow 100, same ticker", run)
