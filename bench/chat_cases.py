@@ -431,6 +431,24 @@ USAGE_HISTORY: tuple[tuple[int, str, str, int, int, int], ...] = (
     (3, "narrative_report", "gpt-4o", 4000, 2500, 35_000_000),
 )
 
+
+def seeded_ledger_rows() -> tuple[dict[str, Any], ...]:
+    """The ledger rows the runner seeds (USAGE_HISTORY), as raw rows dated from now: what the
+    case sets' own tests compute usage facts from."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return tuple(
+        {
+            "ts": now - timedelta(days=d),
+            "service": s,
+            "model": m,
+            "input_tokens": tin,
+            "output_tokens": tout,
+            "cost_nanousd": cost,
+        }
+        for d, s, m, tin, tout, cost in USAGE_HISTORY
+    )
+
+
 CASES: tuple[ChatCase, ...] = (
     # ---- tune ------------------------------------------------------------------------------
     ChatCase(

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agents.quant.backtests import BacktestResult, engine_stats
-from bench.chat_cases import CASES, SPEC_COMMISSION, USAGE_HISTORY, Fact, Num, World
+from bench.chat_cases import (
+    CASES,
+    SPEC_COMMISSION,
+    USAGE_HISTORY,
+    Fact,
+    Num,
+    World,
+    seeded_ledger_rows,
+)
 from bench.chat_cases_fresh import (
     FRESH_CASES,
     FreshCase,
@@ -33,15 +40,6 @@ def records() -> tuple[BacktestResult, ...]:
     from agents.quant.corpus import generate_corpus
 
     return tuple(generate_corpus(1, per_user=15))
-
-
-def _ledger() -> tuple[dict[str, Any], ...]:
-    """The ledger rows the bench seeds (USAGE_HISTORY), as raw rows."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return tuple(
-        {"ts": now - timedelta(days=d), "service": s, "model": m, "cost_nanousd": cost}
-        for d, s, m, _in, _out, cost in USAGE_HISTORY
-    )
 
 
 # ---- shape ---------------------------------------------------------------------------------
@@ -97,7 +95,7 @@ def test_templates_resolve_and_facts_compute(
     for text in (case.text(records), *case.prior(records)):
         assert "{" not in text and "}" not in text, text
     assert case.checks(records) is not None
-    facts = case.fact(World("u", records, _ledger(), case.budget_usd))
+    facts = case.fact(World("u", records, seeded_ledger_rows(), case.budget_usd))
     assert facts and all(isinstance(f, Fact) and f.groups for f in facts)
     for fact in facts:
         for group in fact.groups:
@@ -114,7 +112,7 @@ def test_spend_facts_come_from_the_ledger(records: tuple[BacktestResult, ...]) -
 
     def value(cid: str) -> float:
         c = by_id[cid]
-        (fact,) = c.fact(World("u", records, _ledger(), c.budget_usd))
+        (fact,) = c.fact(World("u", records, seeded_ledger_rows(), c.budget_usd))
         num = next(t for g in fact.groups for t in g if isinstance(t, Num))
         return num.value
 

@@ -8,14 +8,22 @@ import difflib
 import math
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agents.quant.backtests import BacktestResult, engine_stats, load_ohlcv
-from bench.chat_cases import CASES, SPEC_COMMISSION, USAGE_HISTORY, Fact, Num, World, pick
+from bench.chat_cases import (
+    CASES,
+    SPEC_COMMISSION,
+    USAGE_HISTORY,
+    Fact,
+    Num,
+    World,
+    pick,
+    seeded_ledger_rows,
+)
 from bench.chat_cases_fresh import FRESH_CASES
 from bench.chat_cases_fresh2 import (
     FRESH2_CASES,
@@ -51,24 +59,8 @@ def records() -> tuple[BacktestResult, ...]:
     return tuple(generate_corpus(1, per_user=15))
 
 
-def _ledger() -> tuple[dict[str, Any], ...]:
-    """The ledger rows the bench seeds (USAGE_HISTORY), as raw rows with their token counts."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return tuple(
-        {
-            "ts": now - timedelta(days=d),
-            "service": s,
-            "model": m,
-            "input_tokens": tin,
-            "output_tokens": tout,
-            "cost_nanousd": cost,
-        }
-        for d, s, m, tin, tout, cost in USAGE_HISTORY
-    )
-
-
 def _world(records: tuple[BacktestResult, ...], cid: str) -> World:
-    return World("u", records, _ledger(), BY_ID[cid].budget_usd)
+    return World("u", records, seeded_ledger_rows(), BY_ID[cid].budget_usd)
 
 
 def _nums(cid: str, records: tuple[BacktestResult, ...]) -> list[list[float]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from bench.chat_cases import (
     World,
     named_run_return,
     reference_return,
+    seeded_ledger_rows,
 )
 from bench.chat_cases_fresh import FRESH_CASES, window
 from bench.chat_cases_fresh2 import FRESH2_CASES
@@ -64,24 +64,8 @@ def records() -> tuple[BacktestResult, ...]:
     return tuple(generate_corpus(1, per_user=15))
 
 
-def _ledger() -> tuple[dict[str, Any], ...]:
-    """The ledger rows the runner seeds (USAGE_HISTORY), as raw rows."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return tuple(
-        {
-            "ts": now - timedelta(days=d),
-            "service": s,
-            "model": m,
-            "input_tokens": tin,
-            "output_tokens": tout,
-            "cost_nanousd": cost,
-        }
-        for d, s, m, tin, tout, cost in USAGE_HISTORY
-    )
-
-
 def _world(records: tuple[BacktestResult, ...], cid: str) -> World:
-    return World("u", records, _ledger(), BY_ID[cid].budget_usd)
+    return World("u", records, seeded_ledger_rows(), BY_ID[cid].budget_usd)
 
 
 def _nums(cid: str, records: tuple[BacktestResult, ...]) -> list[list[float]]:
