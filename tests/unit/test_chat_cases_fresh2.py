@@ -4,8 +4,6 @@ world without a model — and the runner's `--set fresh2` selection."""
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections import Counter
 from typing import Any
@@ -18,7 +16,6 @@ from bench.chat_cases import (
     CASES,
     SPEC_COMMISSION,
     USAGE_HISTORY,
-    Fact,
     Num,
     World,
     pick,
@@ -46,6 +43,7 @@ from bench.chatops import (
     judge,
     turn_of,
 )
+from tests.unit.chat_sets import assert_case_well_formed, assert_new_against
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 EARLIER = (*CASES, *FRESH_CASES)
@@ -123,16 +121,7 @@ def test_the_halves_are_alike_in_mix() -> None:
 
 
 def test_questions_are_new_against_the_earlier_sets() -> None:
-    def squash(s: str) -> str:
-        return re.sub(r"\W+", " ", re.sub(r"\{\w+\}", "", s.lower())).strip()
-
-    earlier = [squash(t) for c in EARLIER for t in (c.question, *getattr(c, "before", ()))]
-    mine = [squash(t) for c in FRESH2_CASES for t in (c.question, *c.before)]
-    assert not set(earlier) & set(mine)
-    assert len(set(mine)) == len(mine)
-    for text in mine:  # no copy with a word or two swapped
-        closest = max(difflib.SequenceMatcher(None, text, e).ratio() for e in earlier)
-        assert closest < 0.7, text
+    assert_new_against(EARLIER, FRESH2_CASES, most_alike=0.7)
 
 
 # ---- templates and facts -------------------------------------------------------------------
@@ -142,19 +131,7 @@ def test_questions_are_new_against_the_earlier_sets() -> None:
 def test_templates_resolve_and_facts_compute(
     case: Any, records: tuple[BacktestResult, ...]
 ) -> None:
-    for text in (case.text(records), *case.prior(records)):
-        assert "{" not in text and "}" not in text, text
-    assert case.checks(records) is not None
-    facts = case.fact(_world(records, case.id))
-    assert facts and all(isinstance(f, Fact) and f.groups for f in facts)
-    for fact in facts:
-        for group in fact.groups:
-            assert group
-            for term in group:
-                if isinstance(term, Num):
-                    assert math.isfinite(term.value), (case.id, fact.label)
-                else:
-                    assert term.strip(), (case.id, fact.label)
+    assert_case_well_formed(case, records, _world(records, case.id))
 
 
 def test_ledger_facts_come_from_the_ledger_rows(records: tuple[BacktestResult, ...]) -> None:

@@ -4,8 +4,6 @@ seeded world without a model — and the runner's `--set fresh3` selection."""
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from typing import Any
 
@@ -16,7 +14,6 @@ from bench.chat_cases import (
     CASES,
     SPEC_COMMISSION,
     USAGE_HISTORY,
-    Fact,
     Num,
     RefCloseCrossSma,
     World,
@@ -45,6 +42,7 @@ from bench.chatops import (
     args_match,
     fact_in_answer,
 )
+from tests.unit.chat_sets import assert_case_well_formed, assert_new_against
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 EARLIER = (*CASES, *FRESH_CASES, *FRESH2_CASES)
@@ -111,17 +109,7 @@ def test_every_expected_tool_exists() -> None:
 
 
 def test_questions_are_new_against_the_earlier_sets() -> None:
-    def squash(s: str) -> str:
-        return re.sub(r"\W+", " ", re.sub(r"\{\w+\}", "", s.lower())).strip()
-
-    earlier = [squash(t) for c in EARLIER for t in (c.question, *getattr(c, "before", ()))]
-    mine = [squash(t) for c in FRESH3_CASES for t in (c.question, *c.before)]
-    assert not set(earlier) & set(mine)
-    assert len(set(mine)) == len(mine)
-    for text in mine:  # no copy with a word or two swapped (q07, an EMA-cross spec on GOOG from
-        # 2006 with other lengths and end, is the closest: 0.72 to the first fresh set's n07)
-        closest = max(difflib.SequenceMatcher(None, text, e).ratio() for e in earlier)
-        assert closest < 0.75, text
+    assert_new_against(EARLIER, FRESH3_CASES, most_alike=0.75)
 
 
 # ---- templates and facts -------------------------------------------------------------------
@@ -131,19 +119,7 @@ def test_questions_are_new_against_the_earlier_sets() -> None:
 def test_templates_resolve_and_facts_compute(
     case: Any, records: tuple[BacktestResult, ...]
 ) -> None:
-    for text in (case.text(records), *case.prior(records)):
-        assert "{" not in text and "}" not in text, text
-    assert case.checks(records) is not None
-    facts = case.fact(_world(records, case.id))
-    assert facts and all(isinstance(f, Fact) and f.groups for f in facts)
-    for fact in facts:
-        for group in fact.groups:
-            assert group
-            for term in group:
-                if isinstance(term, Num):
-                    assert math.isfinite(term.value), (case.id, fact.label)
-                else:
-                    assert term.strip(), (case.id, fact.label)
+    assert_case_well_formed(case, records, _world(records, case.id))
 
 
 def test_made_up_ids_are_not_seeded(records: tuple[BacktestResult, ...]) -> None:
