@@ -3,7 +3,6 @@ facts, computed here without a model — and the runner's `--set fresh` selectio
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -15,7 +14,6 @@ from bench.chat_cases import (
     CASES,
     SPEC_COMMISSION,
     USAGE_HISTORY,
-    Fact,
     Num,
     World,
     seeded_ledger_rows,
@@ -31,6 +29,7 @@ from bench.chat_cases_fresh import (
     window,
 )
 from bench.chatops import RESULTS, RESULTS_FRESH, SETS, args_match, judge, turn_of
+from tests.unit.chat_sets import assert_case_well_formed
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -92,19 +91,8 @@ def test_questions_are_new() -> None:
 def test_templates_resolve_and_facts_compute(
     case: FreshCase, records: tuple[BacktestResult, ...]
 ) -> None:
-    for text in (case.text(records), *case.prior(records)):
-        assert "{" not in text and "}" not in text, text
-    assert case.checks(records) is not None
-    facts = case.fact(World("u", records, seeded_ledger_rows(), case.budget_usd))
-    assert facts and all(isinstance(f, Fact) and f.groups for f in facts)
-    for fact in facts:
-        for group in fact.groups:
-            assert group
-            for term in group:
-                if isinstance(term, Num):
-                    assert math.isfinite(term.value), (case.id, fact.label)
-                else:
-                    assert term.strip(), (case.id, fact.label)
+    world = World("u", records, seeded_ledger_rows(), case.budget_usd)
+    assert_case_well_formed(case, records, world)
 
 
 def test_spend_facts_come_from_the_ledger(records: tuple[BacktestResult, ...]) -> None:
