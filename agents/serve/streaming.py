@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 """Seconds without an event after which a `: keep-alive` comment is sent (idle proxies)."""
-DISCONNECT_POLL_S = 0.25
-"""How often the wait for the first event checks whether the client is still there."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 Event = tuple[str, Any]
@@ -102,6 +100,7 @@ def sse(event: str, data: Any) -> str:
 
 _END = object()
 _IDLE = object()
+_GONE = object()
 
 
 @dataclass
@@ -146,18 +145,34 @@ class _Run:
         except TimeoutError:
             return _IDLE
 
-    async def first(self, request: Request) -> Any:
-        """The first event, end or error; None if the client left while waiting."""
-        while True:
-            item = await self.get(DISCONNECT_POLL_S)
-            if item is not _IDLE:
-                return item
-            if await request.is_disconnected():
-                return None
+    async def watch(self, request: Request) -> None:
+        """Waits on the request's `receive` until the client leaves, then closes the run.
 
-    async def body(self, item: Any, to_error: ToError) -> AsyncIterator[str]:
+        A real wait, not `Request.is_disconnected()`: that polls `receive` inside an already
+        cancelled scope, and behind a `BaseHTTPMiddleware` (langgraph dev's private-network
+        middleware) it never saw the client leave, so a run went on to its next model call
+        whenever it reached it before the first event's write failed."""
         try:
-            while item is not _END:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+        except Exception as exc:  # a middleware's receive refused: the writes will tell
+            log.warning("cannot watch the stream's client: %s", exc)
+            return
+        self.closed.set()
+        self.queue.put_nowait(_GONE)
+
+    async def first(self) -> Any:
+        """The first event, end or error; `_GONE` if the client left while waiting."""
+        item = await self.queue.get()
+        while item is _IDLE:
+            item = await self.queue.get()
+        return item
+
+    async def body(
+        self, item: Any, to_error: ToError, watcher: asyncio.Task[None]
+    ) -> AsyncIterator[str]:
+        try:
+            while item is not _END and item is not _GONE:
                 if isinstance(item, BaseException):
                     yield sse("error", to_error(item).body())
                     return
@@ -165,27 +180,30 @@ class _Run:
                 item = await self.get(KEEPALIVE_S)
         finally:  # the end, an error, or the client left (this generator was cancelled)
             self.closed.set()
+            watcher.cancel()
 
 
 async def event_stream(request: Request, produce: Produce, to_error: ToError) -> Response:
     """`text/event-stream` of a graph run, started at its first event; an error before that is
     the API's JSON error response (`to_error(exc).response()`)."""
     run = _Run(asyncio.get_running_loop())
+    watcher = asyncio.create_task(run.watch(request))
     run.start(produce, name=f"sse {request.url.path}")
     try:
-        first = await run.first(request)
+        first = await run.first()
     except BaseException:
         run.closed.set()
+        watcher.cancel()
         raise
-    if first is None:  # the client left before anything was sent
-        run.closed.set()
+    if first is _GONE:  # the client left before anything was sent
         return Response(status_code=499)
     if isinstance(first, BaseException):
         run.closed.set()
+        watcher.cancel()
         response: JSONResponse = to_error(first).response()
         return response
     return StreamingResponse(
-        run.body(first, to_error), media_type="text/event-stream", headers=SSE_HEADERS
+        run.body(first, to_error, watcher), media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
