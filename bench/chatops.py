@@ -369,7 +369,8 @@ class _Notes(logging.Handler):
         self.lines.append(record.getMessage()[:400])
 
 
-def run_case(case: ChatCase, *, model: str | None) -> dict[str, Any]:
+def run_case(case: ChatCase, *, model: str | None, **knobs: Any) -> dict[str, Any]:
+    """One case on a fresh thread; `knobs` are `chat_turn`'s (read_calls, constrained_calls)."""
     from agents.usage.ledger import get_ledger
     from graphs.chatops_advanced import chat_turn, graph_with_memory, thread_config
 
@@ -388,9 +389,9 @@ def run_case(case: ChatCase, *, model: str | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         for earlier in before:  # a follow-up's earlier turns, same thread, not judged
-            chat_turn(earlier, user_id=user, thread_id=case.id, model=model)
+            chat_turn(earlier, user_id=user, thread_id=case.id, model=model, **knobs)
         t0 = time.perf_counter()
-        reply = chat_turn(question, user_id=user, thread_id=case.id, model=model)
+        reply = chat_turn(question, user_id=user, thread_id=case.id, model=model, **knobs)
         latency = time.perf_counter() - t0
         state = graph_with_memory().get_state(thread_config(user, case.id)).values
         turn = turn_of(state["messages"])
@@ -517,7 +518,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="comma-separated case ids")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
     parser.add_argument("--out", type=Path, default=None, help="default: by --set")
+    parser.add_argument(
+        "--no-reader",
+        action="store_true",
+        help="the model chooses every call (no call read from the message in code): its own "
+        "tool choice, measured",
+    )
+    parser.add_argument(
+        "--free-calls",
+        action="store_true",
+        help="the embedded model's calls in free text (no grammar-constrained call or answer)",
+    )
     args = parser.parse_args(argv)
+    knobs: dict[str, Any] = {}
+    if args.no_reader:
+        knobs["read_calls"] = False
+    if args.free_calls:
+        knobs["constrained_calls"] = False
     os.environ["QUANT_GENAI_DATA_DIR"] = str(
         args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-chatops-"))
     )
@@ -540,7 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     runs = []
     for i, case in enumerate(cases, 1):
-        run = run_case(case, model=args.model)
+        run = run_case(case, model=args.model, **knobs)
         runs.append(run)
         verdict = "success" if run["success"] else "FAIL"
         flags = "".join(
@@ -558,6 +575,7 @@ def main(argv: list[str] | None = None) -> None:
         "backend": get_settings().backend,
         "model": args.model,
         "set": args.set,
+        "knobs": knobs,
         "cases": [r["id"] for r in runs],
     }
     report = merged_report(out, args.split, this, runs, SETS[args.set])
