@@ -370,7 +370,7 @@ class _Notes(logging.Handler):
 
 
 def run_case(case: ChatCase, *, model: str | None, **knobs: Any) -> dict[str, Any]:
-    """One case on a fresh thread; `knobs` are `chat_turn`'s (read_calls, constrained_calls)."""
+    """One case on a fresh thread; `knobs` are `chat_turn`'s (read_calls)."""
     from agents.usage.ledger import get_ledger
     from graphs.chatops_advanced import chat_turn, graph_with_memory, thread_config
 
@@ -524,17 +524,10 @@ def main(argv: list[str] | None = None) -> None:
         help="the model chooses every call (no call read from the message in code): its own "
         "tool choice, measured",
     )
-    parser.add_argument(
-        "--free-calls",
-        action="store_true",
-        help="the embedded model's calls in free text (no grammar-constrained call or answer)",
-    )
     args = parser.parse_args(argv)
     knobs: dict[str, Any] = {}
     if args.no_reader:
         knobs["read_calls"] = False
-    if args.free_calls:
-        knobs["constrained_calls"] = False
     os.environ["QUANT_GENAI_DATA_DIR"] = str(
         args.data_dir or Path(tempfile.mkdtemp(prefix="qg-bench-chatops-"))
     )

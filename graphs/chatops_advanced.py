@@ -88,7 +88,6 @@ from agents.llm.catalog import MODEL_CATALOG, SERVICES, validate_model
 from agents.llm.factory import context_window, create_chat_model_with_fallback, local_server
 from agents.llm.tool_calls import (
     argument_errors,
-    call_or_answer_format,
     invalid_call_message,
     message_text,
     numbers_in,
@@ -144,7 +143,6 @@ JSON_TOOLS_PROMPT = (
     '"what is diversification?" or "분산 투자가 뭐야?" -> no tool: answer in plain sentences.\n'
     "If no tool is needed, or you already have the tool result, answer in plain text."
 )
-CONSTRAINED_ANSWER = '\nAn answer in plain text is written as {"answer": "<your sentences>"}.'
 TOOL_RESULT_NOTE = (
     "Result of {name}:\n{result}\n\nAnswer my question with this result, in plain sentences "
     "that quote the numbers answering it."
@@ -225,14 +223,6 @@ class Context(BaseContext):
             "description": "For models that write calls as text: a call code reads for certain "
             "from the message (a ranking, ids, a period, spend) is made without the model. Off: "
             "the model chooses every call (the chat benchmark's --no-reader)."
-        },
-    )
-    constrained_calls: bool = field(
-        default=True,
-        metadata={
-            "description": "For models that write calls as text (the embedded ones): their "
-            "reply is grammar-constrained to one call of a listed tool with its arguments, or "
-            "an answer (`response_format` json_schema)."
         },
     )
     system_prompt: str = field(
@@ -322,13 +312,11 @@ def describe_tools(tools: Sequence[BaseTool]) -> str:
 
 PROMPT_OVERHEAD_TOKENS = (
     count_tokens(CHATOPS_SYSTEM)
-    + count_tokens(JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS)) + CONSTRAINED_ANSWER)
+    + count_tokens(JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS)))
     + 16  # message framing
 )
 """Tokens of the fixed prompt around the conversation (REST checks the context window).
 Computed from the tool descriptions, so it grows with them."""
-CALL_OR_ANSWER = call_or_answer_format(TOOLS)
-"""The grammar of a text-calling model's step that may call a tool (`Context.constrained_calls`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1102,10 +1090,8 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # model otherwise echoes the result back as another call and never answers.
     answering = mode == "json_text" and isinstance(last, ToolMessage) and not _is_error(last)
     system = base_system
-    constrained = mode == "json_text" and not answering and ctx.constrained_calls
     if mode == "json_text" and not answering:
         system += JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
-        system += CONSTRAINED_ANSWER if constrained else ""
     budget = history_budget(ctx, system, state.messages)
     if state.retry_note and mode != "native":
         # A retry of a text-mode model sees only the current turn: in one long thread the 0.5B
@@ -1118,15 +1104,8 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.retry_note:
         history.append(HumanMessage(state.retry_note))
     prompt = [SystemMessage(system), *history]
-    if mode == "native":
-        reply = chat.bind_tools(TOOLS).invoke(prompt)
-    elif constrained:
-        reply = chat.invoke(prompt, response_format=CALL_OR_ANSWER)
-    else:
-        reply = chat.invoke(prompt)
+    reply = chat.bind_tools(TOOLS).invoke(prompt) if mode == "native" else chat.invoke(prompt)
     assert isinstance(reply, AIMessage)
-    if constrained:  # {"answer": ...} is the text
-        reply = unwrap_json_answer(reply)
     if mode == "json_text" and not answering:
         text = message_text(reply.content)
         reply = repair_text_calls(with_text_tool_calls(reply, list(_TOOLS_BY_NAME)), text)
@@ -1326,7 +1305,6 @@ def chat_turn(
     max_tokens: int | None = None,
     history_tokens: int | None = None,
     read_calls: bool | None = None,
-    constrained_calls: bool | None = None,
 ) -> ChatReply:
     """One turn of a conversation that remembers earlier turns of the same thread; a knob left
     None keeps its `Context` default."""
@@ -1335,7 +1313,6 @@ def chat_turn(
         "max_tokens": max_tokens,
         "history_tokens": history_tokens,
         "read_calls": read_calls,
-        "constrained_calls": constrained_calls,
     }
     ctx = Context(user_id=user_id, model=model, **{k: v for k, v in knobs.items() if v is not None})
     out = graph_with_memory(checkpointer).invoke(

@@ -34,7 +34,6 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolCall
 from langchain_core.messages.tool import tool_call
-from langchain_core.utils.function_calling import convert_to_openai_tool
 
 MAX_TEXT_CHARS = 50_000
 """Longer replies are not scanned past this (a tool call comes first, not after an essay)."""
@@ -207,37 +206,6 @@ def with_text_tool_calls(message: AIMessage, tool_names: Collection[str]) -> AIM
             "invalid_tool_calls": [],
         }
     )
-
-
-def call_or_answer_format(tools: Sequence[Any]) -> dict[str, Any]:
-    """The `response_format` (json_schema) of a json_text model's step when it may call a tool:
-    exactly one of `{"name": <a listed tool>, "arguments": <that tool's arguments>}` or
-    `{"answer": "<sentences>"}`. llama.cpp turns it into a grammar, so the embedded model can
-    neither invent a tool name nor an argument a tool does not take (measured on the chat sets'
-    tune halves: "survivorship bias" and "rank_my_backtests" written as tool names)."""
-    branches: list[dict[str, Any]] = []
-    for t in tools:
-        params = dict(convert_to_openai_tool(t)["function"]["parameters"])
-        params["additionalProperties"] = False
-        branches.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": t.name}, "arguments": params},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    answer = {"type": "string", "minLength": 1}
-    branches.append(
-        {
-            "type": "object",
-            "properties": {"answer": answer},
-            "required": ["answer"],
-            "additionalProperties": False,
-        }
-    )
-    schema = {"anyOf": branches}
-    return {"type": "json_schema", "json_schema": {"name": "call_or_answer", "schema": schema}}
 
 
 _ANSWER_KEYS = ("answer", "result", "response", "content", "message", "text", "output", "reply")

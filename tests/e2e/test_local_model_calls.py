@@ -163,22 +163,3 @@ def test_structured_output_from_each_embedded_model(
     (row,) = get_ledger(tiered_settings).rows()
     assert (row["model"], row["served_model"], row["route"]) == (model, served, "local")
     assert row["cost_nanousd"] == 0 and 0 < row["output_tokens"] <= 300
-
-
-def test_the_embedded_model_calls_tools_under_the_chat_grammar(local_settings: Settings) -> None:
-    """llama.cpp takes the chat graph's call-or-answer schema as a grammar: a concept question
-    the 0.5B answers in free prose comes back as `{"answer": ...}`, a data question as a call
-    of a listed tool whose arguments validate."""
-    from graphs.chatops_advanced import CALL_OR_ANSWER, JSON_TOOLS_PROMPT, describe_tools
-    from tools import TOOLS
-
-    chat = create_chat_model(
-        "chatops_advanced", None, user_id="e2e", settings=local_settings, max_tokens=120
-    )
-    system = "You help a quant." + JSON_TOOLS_PROMPT.format(tools=describe_tools(TOOLS))
-    schema = CALL_OR_ANSWER["json_schema"]["schema"]
-    for question in ("What is diversification?", "Show my three best backtests by Sharpe."):
-        reply = chat.invoke(
-            [("system", system), ("user", question)], response_format=CALL_OR_ANSWER, temperature=0
-        )
-        jsonschema.validate(json.loads(str(reply.content)), schema)

@@ -321,11 +321,9 @@ def run_graph(
     model = Scripted(script=list(script))
     monkeypatch.setattr(chatops, "create_chat_model_with_fallback", lambda *a, **k: model)
     monkeypatch.setattr(chatops, "tool_calling_mode", lambda *a: mode)
-    if not read_calls:
-        monkeypatch.setattr(chatops, "read_call", lambda *a: None)
     out = chatops.graph.invoke(
         chatops.InputState(messages=[HumanMessage(question)]),
-        context=chatops.Context(user_id="alice", **ctx),
+        context=chatops.Context(user_id="alice", read_calls=read_calls, **ctx),
     )
     assert model.script == [], "every scripted reply was used"
     return out, model
