@@ -78,11 +78,15 @@ LABELS: tuple[tuple[str, str], ...] = tuple(
 )
 DIRECTION_BEAT = (
     r"beat(?:s|ing)?|outperform(?:ed|s|ing)?|exceed(?:ed|s|ing)?|surpass(?:ed|es|ing)?|topped|"
-    r"outpac(?:ed|es|ing)|ahead\s+of|(?:better|higher|greater|more)\s+than|did\s+better|above"
+    r"outpac(?:ed|es|ing)|ahead\s+of|(?:better|higher|greater|more)\s+than|did\s+better|above|"
+    r"(?:was|were|is)\s+(?:\w+ly\s+|much\s+|far\s+)?(?:higher|better|greater|stronger)"
+    r"(?![^.;]*\bthan\b)"
 )
 DIRECTION_LAG = (
     r"lag(?:ged|s|ging)?|trail(?:ed|s|ing)?|underperform(?:ed|s|ing)?|behind|short\s+of|"
-    r"fell\s+short|(?:worse|lower|less|smaller)\s+than|did\s+worse|below"
+    r"fell\s+short|(?:worse|lower|less|smaller)\s+than|did\s+worse|below|"
+    r"(?:was|were|is)\s+(?:\w+ly\s+|much\s+|far\s+)?(?:lower|worse|weaker|smaller)"
+    r"(?![^.;]*\bthan\b)"
 )
 CAVEAT = (
     r"past\s+(?:performance|results)|(?:no|not\s+a?)\s*guarantee|future\s+(?:results|returns|"
@@ -361,6 +365,8 @@ def direction(sentence: str) -> bool | None:
             claim = not claim  # buy-and-hold is the subject
         if re.match(rf"\s+by\s+(?:the\s+|a\s+)?(?:{_BH}|benchmark)", sentence[v.end() :], re.I):
             claim = not claim  # "outperformed by buy-and-hold"
+        if re.match(rf"\s+of\s+(?:the\s+)?(?:{_BH}|benchmark)", sentence[v.end() :], re.I):
+            claim = not claim  # "a lag of buy-and-hold": buy-and-hold is the one lagging
         said.add(claim)
     return said.pop() if len(said) == 1 else None
 

@@ -28,7 +28,8 @@ A rounding is within half a unit of the last digit written and `MAX_RELATIVE_ERR
 (405% for 404.99, 0.8 for 0.76 pass, 1 for 0.76 fails; unlabelled `UNLABELLED_RELATIVE_ERROR`: no
 bare "3" for a Sortino of 2.63); an explicit sign must agree (+30.5% is no drawdown of -30.5%).
 A sentence naming buy-and-hold must not claim the wrong direction (a negation, buy-and-hold as
-subject or "outperformed by" flip the verb). Word numbers are not checked. `covers` names the
+subject, "outperformed by" or "a lag of buy-and-hold" flip the verb; a bare comparative is read
+too: "buy-and-hold was lower" says the strategy beat it). Word numbers are not checked. `covers` names the
 `SECTIONS` a report leaves out.
 """
 
@@ -60,10 +61,12 @@ bh | - | - | buy[- ]?(?:and|&|n)[- ]?hold(?:ing)?(?:'s)?
 beat | - | - | beat(?:s|ing|en)?; outperform(?:ed|s|ing)?; ahead of; exceed(?:ed|s|ing)?; topped;
     surpass(?:ed|es|ing)?; outpac(?:ed|es|ing)?; better than; more effective; superior to;
     (?:higher|greater|bigger|larger) than; (?:did|do|does|perform(?:s|ed)?) better; above;
-    앞섰; 앞서; 상회; 보다 높
+    앞섰; 앞서; 상회; 보다 높;
+    (?:was|is|were) (?:\w+ly |much |far )?(?:higher|better|greater|stronger)(?= *[,.:!?)\x3b]| *$)
 lag | - | - | lag(?:ged|s|ging)?; trail(?:ed|s|ing)?; underperform(?:ed|s|ing)?; behind; short of;
     fell short; shortfall; worse than; less effective; inferior to; (?:lower|smaller) than;
-    (?:did|do|does|perform(?:s|ed)?) worse; below; 뒤처; 하회; 못 미; 보다 낮
+    (?:did|do|does|perform(?:s|ed)?) worse; below; 뒤처; 하회; 못 미; 보다 낮;
+    (?:was|is|were) (?:\w+ly |much |far )?(?:lower|worse|weaker|smaller)(?= *[,.:!?)\x3b]| *$)
 total return | benchmark | % | (?:total |net |overall )?returns?; returned; returning; strategy's;
     gain(?:ed|s)?; profit; earned; lost; loss; 총 ?수익률; 수익률; 수익
 buy-and-hold return | benchmark | % | returns? (?:of|from) (?:a |the |simply |just )?{bh};
@@ -437,11 +440,12 @@ class FactSheet:
             before, after = sentence[: m.start()], sentence[m.end() :]
             subject = re.search(
                 rf"(?:^|[,;:])\W*(?:so |and )?(?:the )?"
-                rf"(?:{_BH}|benchmark|(?:simply |just )?holding)(?:\W+\w+){{0,3}}\W*$",
+                rf"(?:{_BH}|benchmark|(?:simply |just )?holding)(?:[^\w,;:]+[\w.%]+){{0,3}}\W*$",
                 before,
                 re.I,
             )
             passive = re.match(r"\s+by\s+(?:a\s+|the\s+)?(?:buy|benchmark)", after, re.I)
+            passive = passive or re.match(rf"\s+of\s+(?:the\s+)?(?:{_BH}|benchmark)", after, re.I)
             negated = _NEGATION.search(before)
             said.add((m["b"] is not None) ^ bool(negated) ^ bool(subject) ^ bool(passive))
         return said

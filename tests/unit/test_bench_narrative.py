@@ -118,6 +118,8 @@ def test_a_negative_return_must_read_as_a_loss() -> None:
         "It outperformed the buy-and-hold return of 688.0%.",
         "Buy-and-hold lagged the strategy.",
         "The strategy did better than simply holding.",
+        "While the overall return is 52.5%, the buy-and-hold performance was slightly lower.",
+        "The total return is 52.5%, indicating a lag of buy-and-hold by 635.5 percentage points.",
     ],
 )
 def test_a_wrong_beat_or_lagged_claim_fails(sentence: str) -> None:
@@ -131,6 +133,8 @@ def test_direction_reads_negations_subjects_and_the_passive() -> None:
     assert direction("Buy-and-hold outperformed it.") is False
     assert direction("Compared with buy-and-hold, the strategy lagged.") is False
     assert direction("The Sharpe ratio was 0.76.") is None
+    assert direction("Buy-and-hold's return was much higher, so the strategy lagged it.") is False
+    assert direction("Against buy-and-hold's 688.0%, its return was lower.") is False
 
 
 FULL = (
