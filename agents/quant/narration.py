@@ -29,8 +29,9 @@ A rounding is within half a unit of the last digit written and `MAX_RELATIVE_ERR
 bare "3" for a Sortino of 2.63); an explicit sign must agree (+30.5% is no drawdown of -30.5%).
 A sentence naming buy-and-hold must not claim the wrong direction (a negation, buy-and-hold as
 subject, "outperformed by" or "a lag of buy-and-hold" flip the verb; a bare comparative is read
-too: "buy-and-hold was lower" says the strategy beat it). Word numbers are not checked. `covers` names the
-`SECTIONS` a report leaves out.
+too: "buy-and-hold was lower" says the strategy beat it); nor a loss the facts lack ("resulted in
+a loss" for a positive return, or of trades when every trade won). Word numbers are not
+checked. `covers` names the `SECTIONS` a report leaves out.
 """
 
 from __future__ import annotations
@@ -143,12 +144,20 @@ _CLAIMS = _words(
     r"best|impressive|excellent|exceptional|outstanding|remarkabl[ey]|superb|stellar|spectacular|"
     r"competitors?|competition|peers|industry|exponential(?:ly)?|(?<!not )(?<!no )"
     r"guarantee[sd]?|always|proven|reliabl[ey]|consistent(?:ly)?|safe|success(?:ful(?:ly)?)?|"
-    r"advanced|sophisticated|valuable|most (?:profitable|successful|effective|valuable)"
+    r"advanced|sophisticated|valuable|most (?:profitable|successful|effective|valuable)|"
+    r"(?:highly|very|extremely|hugely) (?:profitable|lucrative)"
 )
 """Claims no fact supports (praise, guarantees, rivals): a sentence making one is rejected."""
 _DIRECTION = _words(f"(?P<b>{_VOCAB['beat'][2]['']})|{_VOCAB['lag'][2]['']}")
 _BREAKS = re.compile(rf"[,;)]|\s[-–—]\s|[—–]|\b(?:{_VOCAB['breaks'][2]['']})\b", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n't|never|failed to|unable to|못|않)\W*(?:\w+\W+){0,2}$", re.I)
+_LOSS_CLAIM = re.compile(
+    r"\b(?:resulted in|ended (?:in|with)|made|produced|posted|was|had) (?:a |an )?"
+    r"(?:overall |net )?loss(?:es)?\b|\blost (?:money|\w+ (?:money|capital))|"
+    r"손실(?:을|로|이었|이 났)",
+    re.I,
+)
+"""A sentence saying the strategy as a whole lost money (not a drawdown's "peak-to-trough loss")."""
 _DIFFERENCE = re.compile(r"\s*(?:more|less|higher|lower|greater|smaller|better|worse)\s+than", re.I)
 _CONNECTOR = re.compile(r"\s*(?:,|/|&|and|or|및|과|와)?\s*(?:which|that)?\s*", re.I)
 _WORD = re.compile(r"[A-Za-z가-힣0-9]+")
@@ -464,11 +473,28 @@ class FactSheet:
             problems.append(f"it says the strategy {'beat' if said else 'lagged'} buy-and-hold")
         elif len(self.directions(sentence)) > 1:
             problems.append("it says both that the strategy beat and that it lagged buy-and-hold")
+        if (loss := self._wrong_loss(sentence)) is not None:
+            problems.append(loss)
         if (claim := _CLAIMS.search(sentence)) and not re.search(
             r"\b(?:not|un)\W*$", sentence[: claim.start()]
         ):
             problems.append(f"{claim.group()!r}: a claim no fact supports")
         return checks, problems
+
+    def _wrong_loss(self, sentence: str) -> str | None:
+        """Why a sentence's loss is not the facts' ("resulted in a loss" for a +618.9% return,
+        or for a single trade that won), or None. Losing trades are no loss of the strategy:
+        a loss said of trades is wrong only when every trade won."""
+        loss = _LOSS_CLAIM.search(sentence)
+        if loss is None or _NEGATION.search(sentence[: loss.start()]):
+            return None
+        if re.search(r"\btrades?\b|\bof them\b|거래", sentence[: loss.start()][-60:], re.I):
+            won = self.values["win rate"].value
+            return f"{loss.group()!r}: every trade won" if won == 100 else None
+        gained = self.values["total return"].value
+        if gained is not None and gained > 0:
+            return f"{loss.group()!r}: the total return is +{gained}%, not a loss"
+        return None
 
     def is_caveat(self, sentence: str) -> bool:
         """Does the sentence state a caveat (past performance, costs, few trades, one symbol)?"""

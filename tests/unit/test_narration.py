@@ -179,6 +179,40 @@ def test_a_wrong_beat_or_lagged_claim_fails_without_any_wrong_number(sentence: s
     assert problems(sentence) == ["it says the strategy beat buy-and-hold"]
 
 
+@pytest.mark.parametrize(
+    ("sentence", "problem"),
+    [
+        ("The backtest only resulted in a loss.", "not a loss"),
+        ("Overall the strategy lost money.", "not a loss"),
+        ("The trading strategy is highly profitable with 33 trades.", "a claim no fact supports"),
+    ],
+)
+def test_a_loss_the_facts_do_not_have_and_an_unsupported_claim_fail(
+    sentence: str, problem: str
+) -> None:
+    assert any(problem in p for p in problems(sentence)), problems(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The max drawdown was -34.0%, a substantial peak-to-trough loss.",
+        "It did not end in a loss.",
+        "Half of its 33 trades were losses.",
+    ],
+)
+def test_a_drawdown_loss_or_losing_trades_are_no_loss_claim(sentence: str) -> None:
+    assert not [p for p in problems(sentence) if "not a loss" in p]
+
+
+def test_a_losing_trade_is_wrong_only_when_every_trade_won() -> None:
+    """Read in the narrative bench's tune reports (BuyAndHold on GOOG: one trade, it won)."""
+    said = "The backtest shows a single trade (GOOG) only resulted in a loss."
+    won = FactSheet({**FACTS, "win rate": "100.0%", "trades": "1"})
+    assert any("every trade won" in p for p in won.sentence_problems(said)[1])
+    assert not [p for p in SHEET.sentence_problems(said)[1] if "won" in p or "loss" in p]
+
+
 def test_every_number_of_the_reviews_examples_is_somewhere_in_the_facts() -> None:
     """What the old check asked, and so passed: only the labels tell these sentences apart."""
     anywhere = {Decimal(n) for v in FACTS.values() for n in re.findall(r"\d+(?:\.\d+)?", v)}
